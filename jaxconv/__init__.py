@@ -1,0 +1,74 @@
+"""jaxconv: convolution, activations and pooling as pure JAX functions.
+
+Images are **NHWC** ``(N, H, W, C)`` (or unbatched ``(H, W, C)``, returned with the same rank);
+kernels are **HWIO** ``(kh, kw, C // groups, O)``. ``data_format="NCHW"`` switches the image
+layout only. Every op validates its arguments before tracing and is jit-, vmap- and
+grad-compatible.
+"""
+
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
+from .activations import (
+    activation,
+    elu,
+    gelu,
+    hard_sigmoid,
+    hard_tanh,
+    leaky_relu,
+    lecun_tanh,
+    log_softmax,
+    relu,
+    relu6,
+    selu,
+    sigmoid,
+    silu,
+    softmax,
+    softplus,
+    tanh,
+)
+from .conv import algorithms, conv2d
+from .pooling import (  # noqa: I001
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    avg_pool2d,
+    global_avg_pool2d,
+    global_max_pool2d,
+    lp_pool2d,
+    max_pool2d,
+    min_pool2d,
+)
+
+try:
+    __version__ = _version("jaxconv")
+except _PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "activation",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "algorithms",
+    "avg_pool2d",
+    "conv2d",
+    "elu",
+    "gelu",
+    "global_avg_pool2d",
+    "global_max_pool2d",
+    "hard_sigmoid",
+    "hard_tanh",
+    "leaky_relu",
+    "lecun_tanh",
+    "log_softmax",
+    "lp_pool2d",
+    "max_pool2d",
+    "min_pool2d",
+    "relu",
+    "relu6",
+    "selu",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "softplus",
+    "tanh",
+]

@@ -1,0 +1,174 @@
+"""Activation functions: pure, elementwise (except softmax), dtype-preserving.
+
+Every function takes a floating array of any shape and returns the same shape and dtype. Integer
+and bool inputs raise ``TypeError`` (silently promoting them would change the dtype).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from . import _args
+
+
+def _float_only(fn: Callable) -> Callable:
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(x, *args, **kwargs):
+        x = _args.as_array(name, "x", x)
+        _args.check_float(name, "x", x)
+        return fn(jnp.asarray(x), *args, **kwargs)
+
+    return wrapper
+
+
+def _scalar(fn: str, name: str, value, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{fn}: {name} must be a Python number, got {value!r}")
+    if positive and not value > 0:
+        raise ValueError(f"{fn}: {name} must be > 0, got {value!r}")
+    return float(value)
+
+
+@_float_only
+def relu(x):
+    """``max(x, 0)``; the gradient at exactly 0 is 0 (as PyTorch and ``jax.nn.relu``)."""
+    return jax.nn.relu(x)
+
+
+@_float_only
+def relu6(x):
+    """``min(max(x, 0), 6)``."""
+    return jnp.clip(x, 0, 6).astype(x.dtype)
+
+
+@_float_only
+def leaky_relu(x, negative_slope: float = 0.01):
+    """``x`` for ``x >= 0``, ``negative_slope * x`` otherwise."""
+    negative_slope = _scalar("leaky_relu", "negative_slope", negative_slope)
+    return jnp.where(x >= 0, x, negative_slope * x).astype(x.dtype)
+
+
+@_float_only
+def elu(x, alpha: float = 1.0):
+    """``x`` for ``x > 0``, ``alpha * (exp(x) - 1)`` otherwise."""
+    alpha = _scalar("elu", "alpha", alpha)
+    return jax.nn.elu(x, alpha).astype(x.dtype)
+
+
+@_float_only
+def selu(x):
+    """Scaled ELU (Klambauer et al. 2017): ``1.0507 * elu(x, 1.67326)``."""
+    return jax.nn.selu(x)
+
+
+@_float_only
+def gelu(x, approximate: bool = False):
+    """Gaussian error linear unit ``x * Phi(x)``; exact (erf) by default, as PyTorch."""
+    if not isinstance(approximate, bool):
+        raise TypeError(f"gelu: approximate must be a bool, got {approximate!r}")
+    return jax.nn.gelu(x, approximate=approximate)
+
+
+@_float_only
+def sigmoid(x):
+    """``1 / (1 + exp(-x))``."""
+    return jax.nn.sigmoid(x)
+
+
+@_float_only
+def tanh(x):
+    """Hyperbolic tangent."""
+    return jnp.tanh(x)
+
+
+@_float_only
+def softplus(x, beta: float = 1.0, threshold: float = 20.0):
+    """``log(1 + exp(beta * x)) / beta``, linear where ``beta * x > threshold`` (as PyTorch)."""
+    beta = _scalar("softplus", "beta", beta, positive=True)
+    threshold = _scalar("softplus", "threshold", threshold)
+    bx = beta * x
+    # jnp.logaddexp(bx, 0) is the overflow-safe log(1 + exp(bx)).
+    soft = jnp.logaddexp(bx, jnp.zeros_like(bx)) / beta
+    return jnp.where(bx > threshold, x, soft).astype(x.dtype)
+
+
+@_float_only
+def silu(x):
+    """``x * sigmoid(x)`` (a.k.a. swish)."""
+    return jax.nn.silu(x)
+
+
+@_float_only
+def hard_tanh(x, min_val: float = -1.0, max_val: float = 1.0):
+    """``clip(x, min_val, max_val)``."""
+    lo = _scalar("hard_tanh", "min_val", min_val)
+    hi = _scalar("hard_tanh", "max_val", max_val)
+    if lo > hi:
+        raise ValueError(f"hard_tanh: min_val must be <= max_val, got {min_val!r} > {max_val!r}")
+    return jnp.clip(x, lo, hi).astype(x.dtype)
+
+
+@_float_only
+def hard_sigmoid(x):
+    """``relu6(x + 3) / 6`` (PyTorch's ``hardsigmoid``)."""
+    return (jnp.clip(x + 3, 0, 6) / 6).astype(x.dtype)
+
+
+@_float_only
+def lecun_tanh(x):
+    """LeNet-5's squashing function ``1.7159 * tanh(2x / 3)`` (LeCun et al. 1998, appendix A).
+
+    The constants make ``f(1) = 1`` and ``f(-1) = -1`` with maximal second derivative at ±1.
+    """
+    return (1.7159 * jnp.tanh(x * (2.0 / 3.0))).astype(x.dtype)
+
+
+def _check_axis(fn: str, x, axis) -> int:
+    if not _args.is_int(axis):
+        raise TypeError(f"{fn}: axis must be an int, got {axis!r}")
+    if not -x.ndim <= axis < max(x.ndim, 1):
+        raise ValueError(f"{fn}: axis {axis} is out of range for an array of rank {x.ndim}")
+    return int(axis)
+
+
+@_float_only
+def softmax(x, axis: int = -1):
+    """``exp(x) / sum(exp(x))`` along ``axis`` (max-subtracted for stability)."""
+    return jax.nn.softmax(x, axis=_check_axis("softmax", x, axis))
+
+
+@_float_only
+def log_softmax(x, axis: int = -1):
+    """``x - logsumexp(x)`` along ``axis``."""
+    return jax.nn.log_softmax(x, axis=_check_axis("log_softmax", x, axis))
+
+
+ACTIVATIONS: dict[str, Callable] = {
+    f.__name__: f
+    for f in (
+        relu, relu6, leaky_relu, elu, selu, gelu, sigmoid, tanh, softplus, silu,
+        hard_tanh, hard_sigmoid, lecun_tanh, softmax, log_softmax,
+    )
+}
+
+
+def activation(name: str) -> Callable:
+    """Look an activation up by name, e.g. ``activation("relu")``.
+
+    Names are those of the functions in this module; ``-`` and case are ignored
+    (``"Leaky-ReLU"`` works).
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"activation: name must be a string, got {name!r}")
+    key = name.strip().lower().replace("-", "_")
+    if key not in ACTIVATIONS:
+        raise ValueError(
+            f"activation: unknown name {name!r}; expected one of {', '.join(sorted(ACTIVATIONS))}"
+        )
+    return ACTIVATIONS[key]
