@@ -27,7 +27,7 @@ from .activations import (
     softplus,
     tanh,
 )
-from .conv import algorithms, conv2d
+from .conv import Selection, algorithms, autotune, conv2d, select_algorithm
 from .pooling import (  # noqa: I001
     adaptive_avg_pool2d,
     adaptive_max_pool2d,
@@ -45,10 +45,12 @@ except _PackageNotFoundError:  # running from a source tree that was never insta
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "Selection",
     "activation",
     "adaptive_avg_pool2d",
     "adaptive_max_pool2d",
     "algorithms",
+    "autotune",
     "avg_pool2d",
     "conv2d",
     "elu",
@@ -65,6 +67,7 @@ __all__ = [
     "min_pool2d",
     "relu",
     "relu6",
+    "select_algorithm",
     "selu",
     "sigmoid",
     "silu",

@@ -1,7 +1,21 @@
 """Convolution: ``conv2d`` and the algorithm registry it dispatches through."""
 
 from . import direct as _direct  # noqa: F401  (registers "direct")
+from . import fft as _fft  # noqa: F401  (registers "fft")
 from ._conv2d import conv2d
 from ._registry import Algorithm, ConvConfig, algorithms, applicable, register
+from .autotune import AutotuneResult, autotune
+from .select import Selection, select_algorithm
 
-__all__ = ["Algorithm", "ConvConfig", "algorithms", "applicable", "conv2d", "register"]
+__all__ = [
+    "Algorithm",
+    "AutotuneResult",
+    "ConvConfig",
+    "Selection",
+    "algorithms",
+    "applicable",
+    "autotune",
+    "conv2d",
+    "register",
+    "select_algorithm",
+]

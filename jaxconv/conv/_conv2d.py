@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -90,6 +90,38 @@ def conv2d(
       Array([[10., 18.],
              [42., 50.]], dtype=float32)
     """
+    x, kernel, bias, canon = _canonicalize(
+        x, kernel, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
+        padding_mode=padding_mode, data_format=data_format, precision=precision,
+    )
+    x_nhwc, dtype, config = canon.x_nhwc, canon.dtype, canon.config
+    mode_pads, unbatched, data_format = canon.mode_pads, canon.unbatched, canon.data_format
+    name = resolve_algorithm(algorithm, x_nhwc, tuple(kernel.shape), dtype, config)
+    return _conv2d_core(
+        x, kernel, bias,
+        config=config, mode_pads=mode_pads, padding_mode=padding_mode,
+        data_format=data_format, unbatched=unbatched, algorithm=name, dtype=jnp.dtype(dtype),
+    )
+
+
+class Canonical(NamedTuple):
+    """What ``conv2d`` hands to the selector and the jitted core, after validation."""
+
+    x_nhwc: tuple[int, int, int, int]  # batched NHWC shape the algorithm sees (after mode padding)
+    dtype: Any
+    config: ConvConfig
+    mode_pads: Any  # non-zero padding applied by ``jnp.pad`` before dispatch, or None
+    unbatched: bool
+    data_format: str
+
+
+def _canonicalize(x, kernel, bias, *, stride, padding, dilation, groups, padding_mode,
+                  data_format, precision):
+    """Validate conv2d's arguments; return ``(x, kernel, bias, Canonical)``.
+
+    ``x``, ``kernel`` and ``bias`` only need ``shape``/``ndim``/``dtype`` (e.g.
+    ``jax.ShapeDtypeStruct``), so ``select_algorithm`` validates shapes exactly like ``conv2d``.
+    """
     data_format = _args.check_data_format(FN, data_format)
     x = _args.as_array(FN, "x", x)
     kernel = _args.as_array(FN, "kernel", kernel)
@@ -175,12 +207,7 @@ def conv2d(
     )
     mode_pads = None if padding_mode == "zeros" else pads
     x_nhwc = (n, h + sum(mode_pads[0]) if mode_pads else h, w + sum(mode_pads[1]) if mode_pads else w, c)
-    name = resolve_algorithm(algorithm, x_nhwc, tuple(kernel.shape), dtype, config)
-    return _conv2d_core(
-        x, kernel, bias,
-        config=config, mode_pads=mode_pads, padding_mode=padding_mode,
-        data_format=data_format, unbatched=unbatched, algorithm=name, dtype=jnp.dtype(dtype),
-    )
+    return x, kernel, bias, Canonical(x_nhwc, dtype, config, mode_pads, unbatched, data_format)
 
 
 def resolve_algorithm(algorithm: Any, x_shape, kernel_shape, dtype, config: ConvConfig) -> str:
@@ -217,5 +244,6 @@ def _conv2d_core(x, kernel, bias, *, config, mode_pads, padding_mode, data_forma
         x = jnp.pad(x, ((0, 0), *mode_pads, (0, 0)), mode=_NP_PAD_MODE[padding_mode])
     y = _registry.get(algorithm).fn(x, kernel, config)
     if bias is not None:
-        y = y + bias.astype(y.dtype)
+        # explicit (1, 1, 1, O): callers may run with jax_numpy_rank_promotion='raise'
+        y = y + bias.astype(y.dtype).reshape(1, 1, 1, -1)
     return _args.from_nhwc(y, data_format, unbatched)

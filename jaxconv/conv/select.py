@@ -1,15 +1,369 @@
-"""How ``algorithm="auto"`` picks an algorithm.
+"""How ``algorithm="auto"`` picks an algorithm: an autotune measurement, else a cost model.
 
-The choice is made in Python, at trace time, from static shapes, dtype, config and the default
-backend. Until the cost model lands, every call resolves to ``"direct"``.
+The choice is made in Python, at trace time, from static shapes, dtype, config and backend:
+
+1. If :func:`jaxconv.autotune` has measured this exact problem (backend, device kind, jax
+   version, NHWC shape, HWIO shape, dtype, config) its winner is used.
+2. Otherwise, on GPU and TPU, ``"direct"``: XLA lowers it to cuDNN / the MXU, which the
+   algorithms here do not beat without a measurement saying so.
+3. Otherwise (CPU) each applicable algorithm's time is estimated as a linear model in a few
+   static *cost terms* (a fixed per-call cost, flops of each stage, bytes moved; see
+   :func:`cost_terms`) with per-backend constants fitted by ``benchmarks/fit_cost_model.py``
+   (table :data:`COST_CONSTANTS`). The cheapest wins, but the model is conservative: another
+   algorithm displaces ``"direct"`` only when its estimate is below ``MARGIN`` times direct's,
+   never for problems direct finishes in under ``MIN_DIRECT_SECONDS``, and never for dtypes or
+   configurations the constants were not fitted on (then it says so in ``Selection.reason``).
+
+:func:`select_algorithm` returns the whole picture as a :class:`Selection`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from . import _registry
 from ._registry import ConvConfig
 
+# --------------------------------------------------------------------------- model constants
+#
+# Seconds per unit of each cost term (see ``cost_terms``), per backend and algorithm.
+# Fitted by ``python benchmarks/fit_cost_model.py`` (non-negative least squares on relative
+# error, i.e. each measurement weighted by 1 / its time, over a grid of ~40 float32 problems
+# that includes DESIGN.md's article, layer and lenet cases). Measured on the project's 2-core
+# x86-64 CPU machine (shared, so noisy), jax 0.10.2, 2026-11-28. Re-run the script and paste its
+# table here when the algorithms or the machine change. Algorithms without constants for a
+# backend are never picked by the model there (``jaxconv.autotune`` can still measure them).
+COST_CONSTANTS: dict[str, dict[str, dict[str, float]]] = {
+    "cpu": {
+        "direct": {"call": 0.000282, "flop": 6.01e-11, "patch": 1.29e-09, "byte": 0.0},
+        "fft": {"call": 0.000322, "fft_flop": 6.49e-12, "gemm_flop": 1.67e-10, "gemm_weight": 3.5e-09,
+                "ew_flop": 9.11e-10, "kernel_flop": 4.3e-12, "byte": 0.0},
+    },
+}
 
-def choose_algorithm(x_shape, kernel_shape, dtype, config: ConvConfig) -> str:
+# Another algorithm must be estimated at most this fraction of direct's time to displace it.
+MARGIN = 0.7
+# Odd configurations (groups > 1, stride > 1, dilation > 1, not float32) need a wider margin:
+# the grid the constants were fitted on is mostly dense, stride-1, float32.
+ODD_MARGIN = 0.4
+# Problems direct finishes faster than this stay direct (overheads dominate, nothing to win).
+MIN_DIRECT_SECONDS = 2e-4
+# dtypes the model is trusted for (float64 scales flops by 2, bytes by itemsize).
+MODEL_DTYPES = ("float32", "float64")
+# Backends where only a measurement (autotune) may displace XLA's convolution.
+ACCELERATOR_BACKENDS = ("gpu", "cuda", "rocm", "tpu", "metal")
+
+
+# --------------------------------------------------------------------------- cost terms
+
+
+def _geometry(x_shape, kernel_shape, config: ConvConfig):
+    n, h, w, c = (int(d) for d in x_shape)
+    kh, kw, cg, o = (int(d) for d in kernel_shape)
+    ho, wo = config.output_hw((h, w), (kh, kw))
+    return n, h, w, c, kh, kw, cg, o, ho, wo
+
+
+def _direct_terms(x_shape, kernel_shape, dtype, config):
+    n, h, w, c, kh, kw, cg, o, ho, wo = _geometry(x_shape, kernel_shape, config)
+    (pt, pb), (pl, pr) = config.padding
+    taps = n * ho * wo * kh * kw
+    return {
+        "call": 1.0,
+        "flop": 2.0 * taps * cg * o,
+        # elements of the (virtual) patch matrix XLA:CPU packs: dominant when O is small
+        "patch": float(taps * c),
+        "byte": float(n * (h + pt + pb) * (w + pl + pr) * c + n * ho * wo * o),
+    }
+
+
+def _fft_terms(x_shape, kernel_shape, dtype, config):
+    from .fft import fft_cost_terms
+
+    t = fft_cost_terms(x_shape, kernel_shape, config)
+    gemm = t["path"] == "gemm"
+    return {
+        "call": 1.0,
+        "fft_flop": float(t["fft_flops"]),
+        "gemm_flop": float(t["contraction_flops"]) if gemm else 0.0,
+        # the batched per-frequency GEMMs have only N rows: for small N they are bound by
+        # streaming the (F, 2C, 2O) kernel spectra, i.e. by flops / N
+        "gemm_weight": float(t["contraction_flops"]) / int(x_shape[0]) if gemm else 0.0,
+        "ew_flop": 0.0 if gemm else float(t["contraction_flops"]),
+        "kernel_flop": float(t["kernel_flops"]),
+        "byte": float(t["bytes"]) / 2,  # complex64 bytes -> float32 elements x 4
+    }
+
+
+def _im2col_terms(x_shape, kernel_shape, dtype, config):
+    n, _, _, c, kh, kw, cg, o, ho, wo = _geometry(x_shape, kernel_shape, config)
+    rows = n * ho * wo
+    return {
+        "call": 1.0,
+        "flop": 2.0 * rows * kh * kw * cg * o,
+        "patch_byte": 4.0 * rows * kh * kw * c,
+    }
+
+
+# name -> fn(x_shape, kernel_shape, dtype, config) -> {term: amount}; amounts are float32 units.
+TERMS = {
+    "direct": _direct_terms,
+    "fft": _fft_terms,
+    "im2col": _im2col_terms,
+}
+
+
+def cost_terms(name: str, x_shape, kernel_shape, dtype, config: ConvConfig) -> dict[str, float]:
+    """The cost terms of algorithm ``name`` for NHWC ``x_shape`` / HWIO ``kernel_shape``.
+
+    Terms are counted as for float32 (``flop``-like terms in floating-point operations,
+    ``byte``-like terms in bytes of float32 data); :func:`estimate_seconds` scales them for
+    other dtypes. Raises ``KeyError`` for an algorithm the model does not know.
+    """
+    return TERMS[name](tuple(x_shape), tuple(kernel_shape), dtype, config)
+
+
+def _dtype_scale(term: str, dtype) -> float:
+    size = jnp.dtype(dtype).itemsize
+    return size / 4.0 if ("flop" in term or "byte" in term) else 1.0
+
+
+def estimate_seconds(name: str, x_shape, kernel_shape, dtype, config: ConvConfig,
+                     backend: str = "cpu") -> float | None:
+    """Estimated run time of ``name`` in seconds, or ``None`` when the model has no constants."""
+    consts = COST_CONSTANTS.get(_canonical_backend(backend), {}).get(name)
+    if consts is None or name not in TERMS:
+        return None
+    terms = cost_terms(name, x_shape, kernel_shape, dtype, config)
+    return sum(consts.get(t, 0.0) * v * _dtype_scale(t, dtype) for t, v in terms.items())
+
+
+# --------------------------------------------------------------------------- selection
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """Which algorithm ``conv2d(..., algorithm="auto")`` uses for a problem, and why.
+
+    Attributes:
+      algorithm: the chosen algorithm's name.
+      source: ``"autotune"`` (a cached measurement on this device) or ``"cost-model"``.
+      costs: estimated seconds of each applicable algorithm the model has constants for
+        (empty on backends without constants).
+      unsupported: algorithm -> why it cannot serve (or why the model cannot estimate it).
+      measured_ms: with ``source == "autotune"``, the cached median milliseconds per algorithm.
+      reason: one line saying why ``algorithm`` was chosen.
+      backend: the backend the choice is for.
+      x_shape: the batched NHWC shape the algorithm sees (after non-zero padding modes).
+      kernel_shape: HWIO kernel shape.
+      dtype: the computation dtype's name.
+      config: the canonical :class:`ConvConfig` (zero padding, stride, dilation, groups).
+    """
+
+    algorithm: str
+    source: str
+    costs: dict[str, float]
+    unsupported: dict[str, str]
+    measured_ms: dict[str, float] | None
+    reason: str
+    backend: str
+    x_shape: tuple[int, ...]
+    kernel_shape: tuple[int, ...]
+    dtype: str
+    config: ConvConfig
+
+    def __str__(self) -> str:
+        c = self.config
+        head = (
+            f"x {'x'.join(map(str, self.x_shape))} (NHWC), kernel "
+            f"{'x'.join(map(str, self.kernel_shape))} (HWIO), {self.dtype}, stride {c.stride}, "
+            f"padding {c.padding}, dilation {c.dilation}, groups {c.groups}, backend "
+            f"{self.backend}"
+        )
+        lines = [head, f"  {'algorithm':<12} {'estimate ms':>12} {'measured ms':>12}"]
+        names = list(dict.fromkeys([*self.costs, *(self.measured_ms or {})]))
+        names.sort(key=lambda a: (self.measured_ms or {}).get(a, self.costs.get(a, math.inf)))
+        for a in names:
+            est = self.costs.get(a)
+            meas = (self.measured_ms or {}).get(a)
+            est_s = f"{est * 1e3:12.3f}" if est is not None else f"{'-':>12}"
+            meas_s = f"{meas:12.3f}" if meas is not None else f"{'-':>12}"
+            mark = "  <- chosen" if a == self.algorithm else ""
+            lines.append(f"  {a:<12} {est_s} {meas_s}{mark}")
+        if self.algorithm not in names:
+            lines.append(f"  {self.algorithm:<12} {'-':>12} {'-':>12}  <- chosen")
+        for a, why in self.unsupported.items():
+            lines.append(f"  {a:<12} n/a: {why}")
+        lines.append(f"chosen: {self.algorithm} ({self.source}): {self.reason}")
+        return "\n".join(lines)
+
+
+def _canonical_backend(backend: str) -> str:
+    return "gpu" if backend in ("cuda", "rocm") else backend
+
+
+def _odd(dtype, config: ConvConfig) -> bool:
+    return (
+        config.groups != 1
+        or config.stride != (1, 1)
+        or config.dilation != (1, 1)
+        or jnp.dtype(dtype).name != "float32"
+    )
+
+
+def _cached_choice(x_shape, kernel_shape, dtype, config, backend):
+    """``(winner, measured_ms)`` from the autotune cache when it applies here, else ``None``."""
+    from .autotune import lookup
+
+    try:
+        entry = lookup(x_shape, kernel_shape, dtype, config, backend)
+    except Exception:  # a cache problem must never break a convolution
+        return None
+    if entry is None:
+        return None
+    winner = entry.get("winner")
+    if winner not in _registry.names():  # tuned with an algorithm this build does not have
+        return None
+    if _registry.get(winner).unsupported_reason(x_shape, kernel_shape, dtype, config) is not None:
+        return None
+    ms = entry.get("timings_ms")
+    ms = {str(k): float(v) for k, v in ms.items()} if isinstance(ms, dict) else None
+    return winner, ms
+
+
+@functools.lru_cache(maxsize=1024)
+def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered):
+    """The cost model's (algorithm, costs, unsupported, reason); pure in its (hashable) inputs.
+
+    ``registered`` (the registry's names) is part of the key so a late registration counts.
+    """
+    dtype = jnp.dtype(dtype_name)
+    unsupported, applicable = {}, []
+    for alg in _registry.algorithms():
+        why = alg.unsupported_reason(x_shape, kernel_shape, dtype, config)
+        if why is None:
+            applicable.append(alg.name)
+        else:
+            unsupported[alg.name] = why
+    costs = {}
+    for name in applicable:
+        est = estimate_seconds(name, x_shape, kernel_shape, dtype, config, backend)
+        if est is not None:
+            costs[name] = est
+        elif _canonical_backend(backend) in COST_CONSTANTS:
+            unsupported[name] = f"no cost-model constants on {backend} (measure it with jaxconv.autotune)"
+
+    if _canonical_backend(backend) in ACCELERATOR_BACKENDS:
+        return "direct", costs, unsupported, (
+            f"on {backend} XLA's convolution (cuDNN / MXU) is kept unless jaxconv.autotune "
+            "measured another algorithm faster for this problem"
+        )
+    if "direct" not in costs:
+        return "direct", costs, unsupported, f"no cost model for backend {backend!r}"
+    if dtype.name not in MODEL_DTYPES:
+        return "direct", costs, unsupported, (
+            f"the cost model is not fitted for {dtype.name}; direct unless autotuned"
+        )
+    best = min(costs, key=costs.get)
+    direct = costs["direct"]
+    if best == "direct":
+        return "direct", costs, unsupported, "direct has the lowest estimate"
+    if direct < MIN_DIRECT_SECONDS:
+        return "direct", costs, unsupported, (
+            f"small problem (direct estimated {direct * 1e3:.3f} ms < "
+            f"{MIN_DIRECT_SECONDS * 1e3:.1f} ms): not worth leaving direct"
+        )
+    margin = ODD_MARGIN if _odd(dtype, config) else MARGIN
+    if costs[best] >= margin * direct:
+        return "direct", costs, unsupported, (
+            f"{best} is estimated {direct / costs[best]:.2f}x faster, below the "
+            f"{1 / margin:.2f}x the model needs to leave direct"
+        )
+    return best, costs, unsupported, (
+        f"lowest estimate, {direct / costs[best]:.2f}x below direct's (needs {1 / margin:.2f}x)"
+    )
+
+
+def select(x_shape, kernel_shape, dtype, config: ConvConfig, backend: str | None = None,
+           *, use_cache: bool = True) -> Selection:
+    """The :class:`Selection` for canonical NHWC ``x_shape``, HWIO ``kernel_shape``, ``config``."""
+    backend = jax.default_backend() if backend is None else backend
+    x_shape = tuple(int(d) for d in x_shape)
+    kernel_shape = tuple(int(d) for d in kernel_shape)
+    dtype_name = jnp.dtype(dtype).name
+    name, costs, unsupported, reason = _model_choice(x_shape, kernel_shape, dtype_name, config,
+                                                     backend, _registry.names())
+    costs, unsupported = dict(costs), dict(unsupported)
+    cached = _cached_choice(x_shape, kernel_shape, dtype, config, backend) if use_cache else None
+    if cached is not None:
+        winner, ms = cached
+        return Selection(winner, "autotune", costs, unsupported, ms,
+                         "measured fastest by jaxconv.autotune on this device", backend, x_shape,
+                         kernel_shape, dtype_name, config)
+    return Selection(name, "cost-model", costs, unsupported, None, reason, backend, x_shape,
+                     kernel_shape, dtype_name, config)
+
+
+def choose_algorithm(x_shape, kernel_shape, dtype, config: ConvConfig,
+                     backend: str | None = None) -> str:
     """Name of the algorithm ``auto`` uses for NHWC ``x_shape`` and HWIO ``kernel_shape``."""
-    del x_shape, kernel_shape, dtype, config
-    return "direct"
+    return select(x_shape, kernel_shape, dtype, config, backend).algorithm
+
+
+def select_algorithm(
+    x_shape,
+    kernel_shape,
+    *,
+    dtype="float32",
+    stride=1,
+    padding="VALID",
+    dilation=1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    data_format: str = "NHWC",
+    backend: str | None = None,
+    precision: Any = None,
+) -> Selection:
+    """Which algorithm ``conv2d(..., algorithm="auto")`` would use, with every estimate.
+
+    Arguments are validated exactly as :func:`jaxconv.conv2d` validates them.
+
+    Args:
+      x_shape: image shape ``(N, H, W, C)`` (``(N, C, H, W)`` with ``data_format="NCHW"``,
+        or unbatched ``(H, W, C)``).
+      kernel_shape: **HWIO** ``(kh, kw, C // groups, O)``.
+      dtype: the floating dtype of the computation.
+      stride, padding, dilation, groups, padding_mode, data_format, precision: as for
+        :func:`jaxconv.conv2d`.
+      backend: ``"cpu"``, ``"gpu"``, ``"tpu"``, ...; default ``jax.default_backend()``.
+
+    Returns:
+      A :class:`Selection`: ``.algorithm``, ``.source`` (``"autotune"`` or ``"cost-model"``),
+      ``.costs`` (estimated seconds per applicable algorithm), ``.unsupported`` (reasons) and
+      ``.reason``; ``print()`` it for a table.
+
+    Examples:
+      >>> import jaxconv
+      >>> sel = jaxconv.select_algorithm((8, 64, 64, 32), (3, 3, 32, 32), backend="gpu")
+      >>> sel.algorithm, sel.source
+      ('direct', 'cost-model')
+    """
+    from ._conv2d import _canonicalize
+    from .autotune import _rename_errors, _specs
+
+    fn = "select_algorithm"
+    if backend is not None and (not isinstance(backend, str) or not backend):
+        raise TypeError(f"{fn}: backend must be None or a backend name such as 'cpu', got {backend!r}")
+    x_spec, k_spec = _specs(fn, x_shape, kernel_shape, dtype)
+    _, _, _, canon = _rename_errors(fn, _canonicalize, x_spec, k_spec, None, stride=stride,
+                                    padding=padding, dilation=dilation, groups=groups,
+                                    padding_mode=padding_mode, data_format=data_format,
+                                    precision=precision)
+    return select(canon.x_nhwc, k_spec.shape, canon.dtype, canon.config,
+                  None if backend is None else backend.lower())

@@ -1,0 +1,174 @@
+"""conv2d across kernel sizes: jaxconv's algorithms and auto against XLA, torch and SciPy.
+
+One benchmark group per case x kernel size x pass. Every point is compiled (first call, timed
+into ``extra_info["compile_s"]``) and its result checked against XLA's
+``lax.conv_general_dilated`` before the timed rounds; each timed call blocks until the result
+is ready. Shapes are NHWC images and HWIO kernels, VALID, stride 1, float32.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+import jax
+import numpy as np
+import pytest
+from jax import lax
+
+import jaxconv
+from jaxconv import bench
+
+# Error allowed against XLA, relative to max|XLA result| (FFT error scales with the largest
+# output, not per element). GPUs and TPUs run XLA's float32 conv in TF32 / bf16 passes.
+RTOL = {"cpu": 2e-3, "gpu": 2e-2, "tpu": 2e-2}
+DN = ("NHWC", "HWIO", "NHWC")
+
+
+@functools.cache
+def _inputs(row: bench.Row):
+    """Seeded float32 NumPy inputs: x ~ N(0, 1), kernel ~ N(0, 1 / fan_in)."""
+    rng = np.random.default_rng(abs(hash((row.x_shape, row.kernel_shape))) % 2**32)
+    x = rng.standard_normal(row.x_shape, dtype=np.float32)
+    fan_in = row.kernel_shape[0] * row.kernel_shape[1] * row.kernel_shape[2]
+    k = rng.standard_normal(row.kernel_shape, dtype=np.float32) / np.float32(np.sqrt(fan_in))
+    return x, k
+
+
+def _jax_conv(impl):
+    if impl == bench.BASELINE:
+        return lambda x, k: lax.conv_general_dilated(x, k, (1, 1), "VALID", dimension_numbers=DN)
+    return lambda x, k: jaxconv.conv2d(x, k, algorithm=impl)
+
+
+def _sum_grad(conv):
+    return jax.grad(lambda x, k: conv(x, k).sum(), argnums=(0, 1))
+
+
+def _jax_call(point: bench.Point):
+    conv = _jax_conv(point.impl)
+    f = jax.jit(conv if point.mode == "fwd" else _sum_grad(conv))
+    x, k = (jax.device_put(a) for a in _inputs(point.row))
+    return lambda: jax.block_until_ready(f(x, k))
+
+
+def _torch_call(point: bench.Point):
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    x, k = _inputs(point.row)
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))  # NCHW
+    wt = torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1)))  # OIHW
+
+    if point.mode == "fwd":
+        def call():
+            with torch.no_grad():
+                return F.conv2d(xt, wt)
+    else:
+        xt.requires_grad_(True)
+        wt.requires_grad_(True)
+
+        def call():
+            return torch.autograd.grad(F.conv2d(xt, wt).sum(), (xt, wt))
+
+    return call
+
+
+def _torch_to_nhwc(out, mode):
+    if mode == "fwd":
+        return out.detach().numpy().transpose(0, 2, 3, 1)
+    gx, gw = out
+    return gx.numpy().transpose(0, 2, 3, 1), gw.numpy().transpose(2, 3, 1, 0)
+
+
+def _scipy_call(point: bench.Point):
+    from scipy import signal
+
+    x, k = _inputs(point.row)
+    n, c, o = x.shape[0], x.shape[3], k.shape[3]
+    planes = [[np.ascontiguousarray(x[b, :, :, i]) for i in range(c)] for b in range(n)]
+    taps = [[np.ascontiguousarray(k[:, :, i, j]) for i in range(c)] for j in range(o)]
+
+    def call():
+        # One 2-D correlation per (input, output) channel pair, summed over input channels.
+        return np.stack([
+            np.stack([
+                sum(signal.correlate(p, t, mode="valid", method="auto")
+                    for p, t in zip(planes[b], taps[j], strict=True))
+                for j in range(o)
+            ], axis=-1)
+            for b in range(n)
+        ])
+
+    return call
+
+
+def _as_numpy(point, out):
+    if point.impl == "torch":
+        out = _torch_to_nhwc(out, point.mode)
+    leaves = out if isinstance(out, tuple | list) else (out,)
+    return [np.asarray(a) for a in leaves]
+
+
+# XLA's result per (row, pass): the baseline point stores its own output here; a run that
+# deselected it (-k) computes it on first use.
+_REFERENCE: dict[tuple[bench.Row, str], list[np.ndarray]] = {}
+
+
+def _reference(row: bench.Row, mode: str) -> list[np.ndarray]:
+    if (row, mode) not in _REFERENCE:
+        point = bench.Point(row, mode, bench.BASELINE)
+        _REFERENCE[row, mode] = _as_numpy(point, _jax_call(point)())
+    return _REFERENCE[row, mode]
+
+
+def _check(point, got):
+    if point.impl == bench.BASELINE:
+        _REFERENCE[point.row, point.mode] = got
+        return
+    want = _reference(point.row, point.mode)
+    rtol = RTOL.get(jax.default_backend(), RTOL["gpu"])
+    names = ("y",) if point.mode == "fwd" else ("dL/dx", "dL/dkernel")
+    for name, a, b in zip(names, got, want, strict=True):
+        if a.shape != b.shape:
+            pytest.fail(f"{point.id}: {name} has shape {a.shape}, XLA gives {b.shape}")
+        scale = float(np.max(np.abs(b))) or 1.0
+        err = float(np.max(np.abs(a.astype(np.float64) - b)))
+        if not err <= rtol * scale:  # also catches NaN
+            pytest.fail(f"{point.id}: {name} differs from XLA by {err:.3g} "
+                        f"> {rtol:g} x max|XLA| = {rtol * scale:.3g}")
+
+
+def test_conv(benchmark, point: bench.Point, size: str):
+    make = {"torch": _torch_call, "scipy": _scipy_call}.get(point.impl, _jax_call)
+    call = make(point)
+    start = time.perf_counter()
+    out = call()  # trace + compile + one run (oneDNN primitive creation for torch)
+    compile_s = time.perf_counter() - start
+    _check(point, _as_numpy(point, out))
+    start = time.perf_counter()
+    call()
+    estimate = time.perf_counter() - start
+
+    row = point.row
+    benchmark.group = point.group
+    choice, costs = bench.auto_choice(row) if point.impl == "auto" else (None, None)
+    benchmark.extra_info.update({
+        "kind": "conv",
+        "case": row.case,
+        "row": row.label,
+        "row_title": bench.row_title(row),
+        "order": bench.cases(size)[row.case].rows.index(row),
+        "shape": f"x {'x'.join(map(str, row.x_shape))}, kernel {'x'.join(map(str, row.kernel_shape))}",
+        "x": row.xvalue,
+        "shapes": bench.case_shapes(bench.cases(size)[row.case]),
+        "mode": point.mode,
+        "impl": point.impl,
+        "flops": point.flops,
+        "compile_s": compile_s,
+        **({"auto_choice": choice} if choice else {}),
+        **({"auto_costs": costs} if costs else {}),
+    })
+    benchmark.pedantic(call, rounds=bench.rounds_for(estimate, size), iterations=1)

@@ -1,0 +1,405 @@
+"""Train LeNet-5 with optax, data-parallel over devices with JAX's SPMD partitioner.
+
+``train(...)`` is the function other code calls; ``main(argv)`` is ``jaxconv train``.
+
+Data parallelism: the devices form a 1-D :class:`jax.sharding.Mesh` with axis ``"data"``; every
+batch is a global array sharded along its first axis (``NamedSharding(mesh, P("data"))``) and
+the parameters and optimizer state are replicated (``P()``). The jitted step is written for one
+global batch; XLA's SPMD partitioner splits it and inserts the gradient all-reduce, so 1 and N
+devices compute the same update up to float32 summation order.
+
+Multi-host: call ``jax.distributed.initialize()`` (``jaxconv train --distributed``) on every
+host before anything else; the mesh then spans all hosts' devices. Every host runs the same
+program with the same seed, so each builds the same global batch order, and
+``jax.make_array_from_callback`` copies only the rows its own devices hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax import lax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .lenet import VARIANTS, LeNet5
+
+__all__ = ["DEFAULTS", "confusion_matrix", "main", "train"]
+
+# Per-variant defaults, measured on the 2-core CPU box with the digits data (docs/lenet.md).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "modern": {"epochs": 30, "learning_rate": 3e-3},
+    "classic": {"epochs": 30, "learning_rate": 3e-3},
+}
+MAX_SHIFT = 2  # random translation of up to 2 pixels (half a pixel of the 8x8 digits)
+CHECKPOINT = "checkpoint.msgpack"
+METRICS = "metrics.json"
+EVAL_BATCH = 1024
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """``(num_classes, num_classes)`` counts, rows = true class, columns = predicted class."""
+    y_true = np.asarray(y_true, np.int64)
+    y_pred = np.asarray(y_pred, np.int64)
+    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(
+        num_classes, num_classes
+    )
+
+
+def _load_data(data, mnist_dir):
+    if isinstance(data, str):
+        from jaxconv.data import digits as digits_module
+
+        if data == "digits":
+            return digits_module.digits()
+        if data == "mnist":
+            return digits_module.mnist(mnist_dir)
+        raise ValueError(f"train: data must be 'digits', 'mnist' or arrays, got {data!r}")
+    try:
+        x_train, y_train, x_test, y_test = data
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            "train: data must be 'digits', 'mnist' or a tuple (x_train, y_train, x_test, y_test)"
+        ) from e
+    return (np.asarray(x_train, np.float32), np.asarray(y_train, np.int32),
+            np.asarray(x_test, np.float32), np.asarray(y_test, np.int32))
+
+
+def _devices(devices) -> list:
+    available = jax.devices()
+    if devices is None:
+        return available
+    if isinstance(devices, bool) or not isinstance(devices, int | np.integer):
+        raise TypeError(f"train: devices must be None or an int, got {devices!r}")
+    if not 1 <= devices <= len(available):
+        raise ValueError(
+            f"train: devices must be between 1 and the {len(available)} available "
+            f"{jax.default_backend()} device(s), got {devices}; on CPU, "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count=N makes N host devices"
+        )
+    return available[:devices]
+
+
+def _augment(x, key):
+    """Shift each image by up to ``MAX_SHIFT`` pixels (edge padding), NHWC ``(B, H, W, C)``."""
+    b, h, w, c = x.shape
+    m = MAX_SHIFT
+    offsets = jax.random.randint(key, (b, 2), 0, 2 * m + 1)
+    padded = jnp.pad(x, ((0, 0), (m, m), (m, m), (0, 0)), mode="edge")
+    return jax.vmap(lambda img, o: lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, c)))(padded, offsets)
+
+
+def _make_steps(graphdef, tx, repl, augment: bool):
+    def loss_fn(params, x, y):
+        logits = nnx.merge(graphdef, params)(x)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        return loss, logits
+
+    @functools.partial(jax.jit, out_shardings=repl)
+    def train_step(params, opt_state, x, y, key):
+        if augment:
+            x = _augment(x, key)
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        acc = jnp.mean((jnp.argmax(logits, -1) == y).astype(jnp.float32))
+        return params, opt_state, loss, acc
+
+    @functools.partial(jax.jit, out_shardings=repl)
+    def eval_step(params, x, y):
+        logits = nnx.merge(graphdef, params)(x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y), jnp.argmax(logits, -1)
+
+    return train_step, eval_step
+
+
+def _global(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """A global array from host data every process holds; each device gets only its rows."""
+    return jax.make_array_from_callback(array.shape, sharding, lambda idx: array[idx])
+
+
+def _evaluate(eval_step, params, x, y, batch_sh, n_dev) -> tuple[float, np.ndarray]:
+    losses, preds = [], []
+    for start in range(0, len(x), EVAL_BATCH):
+        xb, yb = x[start:start + EVAL_BATCH], y[start:start + EVAL_BATCH]
+        pad = -len(xb) % n_dev  # the sharded axis must divide evenly; padded rows are dropped
+        if pad:
+            xb = np.concatenate([xb, np.repeat(xb[-1:], pad, 0)])
+            yb = np.concatenate([yb, np.repeat(yb[-1:], pad, 0)])
+        loss, pred = eval_step(params, _global(xb, batch_sh), _global(yb, batch_sh))
+        keep = len(xb) - pad
+        losses.append(np.asarray(loss)[:keep])
+        preds.append(np.asarray(pred)[:keep])
+    return float(np.concatenate(losses).mean()), np.concatenate(preds)
+
+
+def train(
+    *,
+    data: Any = "digits",
+    variant: str = "modern",
+    epochs: int | None = None,
+    batch_size: int = 128,
+    seed: int = 0,
+    devices: int | None = None,
+    algorithm: str = "auto",
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    learning_rate: float | None = None,
+    augment: bool = True,
+    mnist_dir: str | os.PathLike | None = None,
+) -> tuple[LeNet5, dict]:
+    """Train a :class:`LeNet5` with Adam and a warmup + cosine learning-rate schedule.
+
+    Args:
+      data: ``"digits"`` (scikit-learn's, offline), ``"mnist"`` (see ``mnist_dir``) or a tuple
+        ``(x_train, y_train, x_test, y_test)`` of NHWC ``(N, 32, 32, 1)`` images and int labels.
+      variant: ``"modern"`` or ``"classic"``.
+      epochs: passes over the training set; default per variant (:data:`DEFAULTS`).
+      batch_size: the global batch, split evenly over the devices (must divide by their number).
+        The last incomplete batch of each epoch is dropped (a fresh shuffle every epoch).
+      seed: initial weights, shuffling and augmentation; the same seed gives the same run on
+        any number of devices (up to float32 summation order).
+      devices: use the first ``devices`` devices (default all, over every host).
+      algorithm: ``jaxconv.conv2d`` algorithm for every convolution.
+      out: folder for ``checkpoint.msgpack`` (after every epoch), ``metrics.json`` and the PNG
+        plots ``training_curves.png`` and ``confusion_matrix.png``; ``None`` writes nothing.
+      resume: continue from ``out/checkpoint.msgpack`` when it exists (same variant required).
+      progress: show a tqdm progress bar with loss and accuracy.
+      learning_rate: peak learning rate; default per variant.
+      augment: random shifts of up to 2 pixels on the training batches.
+      mnist_dir: a folder with the MNIST IDX files; ``None`` downloads them into the cache.
+
+    Returns:
+      ``(model, metrics)``: the trained model (parameters on the host) and the metrics dict
+      also written to ``metrics.json``: ``test_accuracy``, ``test_size``, ``train_seconds``,
+      ``devices``, ``variant``, ``epochs``, ``history`` (one dict per epoch),
+      ``confusion_matrix`` and the configuration.
+
+    Raises:
+      ValueError: bad arguments; :class:`~jaxconv.models.CheckpointError` for a checkpoint of
+        another variant when resuming.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"train: variant must be one of {VARIANTS}, got {variant!r}")
+    epochs = DEFAULTS[variant]["epochs"] if epochs is None else epochs
+    learning_rate = DEFAULTS[variant]["learning_rate"] if learning_rate is None else learning_rate
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"train: {name} must be a positive int, got {value!r}")
+    if not learning_rate > 0:
+        raise ValueError(f"train: learning_rate must be > 0, got {learning_rate!r}")
+    if resume and out is None:
+        raise ValueError("train: resume=True needs out=DIR, the folder holding the checkpoint")
+
+    devs = _devices(devices)
+    n_dev = len(devs)
+    if batch_size % n_dev:
+        raise ValueError(
+            f"train: batch_size {batch_size} must be divisible by the number of devices {n_dev}"
+        )
+    x_train, y_train, x_test, y_test = _load_data(data, mnist_dir)
+    num_classes = int(max(y_train.max(), y_test.max())) + 1 if len(y_train) else 10
+    num_classes = max(num_classes, 10)
+    if len(x_train) < batch_size:
+        raise ValueError(
+            f"train: batch_size {batch_size} is larger than the {len(x_train)} training images"
+        )
+    steps_per_epoch = len(x_train) // batch_size
+    total_steps = epochs * steps_per_epoch
+
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=learning_rate / 10, peak_value=learning_rate,
+        warmup_steps=min(steps_per_epoch, max(total_steps // 10, 1)),
+        decay_steps=total_steps, end_value=learning_rate / 100,
+    )
+    tx = optax.adam(schedule)
+
+    out_dir = Path(out) if out is not None else None
+    ckpt = out_dir / CHECKPOINT if out_dir is not None else None
+    model = LeNet5(num_classes, variant=variant, algorithm=algorithm, rngs=nnx.Rngs(seed))
+    graphdef, params = nnx.split(model)
+    opt_state = tx.init(params)
+    start_epoch, history, prior_seconds = 0, [], 0.0
+    main_process = jax.process_index() == 0
+    if resume and ckpt is not None and ckpt.is_file():
+        restored, info = load_checkpoint(ckpt, variant=variant, algorithm=algorithm,
+                                         opt_state=opt_state)
+        graphdef, params = nnx.split(restored)
+        if info["opt_state"] is not None:
+            opt_state = info["opt_state"]
+        start_epoch = int(info["extra"].get("epoch", 0))
+        history = list(info["extra"].get("history", []))
+        prior_seconds = float(info["extra"].get("train_seconds", 0.0))
+    elif resume and main_process:
+        print(f"jaxconv train: no checkpoint at {ckpt}; starting from scratch", file=sys.stderr)
+
+    mesh = Mesh(np.array(devs), ("data",))
+    batch_sh, repl = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+    params = jax.device_put(params, repl)
+    opt_state = jax.device_put(opt_state, repl)
+    train_step, eval_step = _make_steps(graphdef, tx, repl, augment)
+    base_key = jax.random.key(seed)
+
+    config = {
+        "data": data if isinstance(data, str) else "arrays", "variant": variant, "epochs": epochs,
+        "batch_size": batch_size, "seed": seed, "learning_rate": learning_rate,
+        "algorithm": algorithm, "augment": augment,
+    }
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, unit="step",
+               disable=not (progress and main_process), dynamic_ncols=True, leave=True)
+    t0 = time.perf_counter()
+    for epoch in range(start_epoch, epochs):
+        bar.set_description(f"{variant} epoch {epoch + 1}/{epochs}")
+        # Every host derives the same order from (seed, epoch): resuming replays it exactly.
+        order = np.random.default_rng((seed, epoch)).permutation(len(x_train))
+        sum_loss = sum_acc = 0.0
+        for i in range(steps_per_epoch):
+            idx = np.sort(order[i * batch_size:(i + 1) * batch_size])
+            step = epoch * steps_per_epoch + i
+            params, opt_state, loss, acc = train_step(
+                params, opt_state, _global(x_train[idx], batch_sh), _global(y_train[idx], batch_sh),
+                jax.random.fold_in(base_key, step),
+            )
+            sum_loss += float(loss)
+            sum_acc += float(acc)
+            bar.update()
+            bar.set_postfix(loss=f"{sum_loss / (i + 1):.4f}", acc=f"{sum_acc / (i + 1):.4f}")
+        test_loss, pred = _evaluate(eval_step, params, x_test, y_test, batch_sh, n_dev)
+        test_acc = float(np.mean(pred == y_test))
+        history.append({
+            "epoch": epoch + 1,
+            "train_loss": sum_loss / steps_per_epoch,
+            "train_accuracy": sum_acc / steps_per_epoch,
+            "test_loss": test_loss,
+            "test_accuracy": test_acc,
+            "learning_rate": float(schedule((epoch + 1) * steps_per_epoch - 1)),
+            "seconds": prior_seconds + time.perf_counter() - t0,
+        })
+        bar.set_postfix(loss=f"{sum_loss / steps_per_epoch:.4f}",
+                        acc=f"{sum_acc / steps_per_epoch:.4f}", test_acc=f"{test_acc:.4f}")
+        if ckpt is not None and main_process:
+            save_checkpoint(ckpt, nnx.merge(graphdef, params), opt_state=opt_state, extra={
+                "epoch": epoch + 1, "history": history, "config": config,
+                "train_seconds": prior_seconds + time.perf_counter() - t0,
+            })
+    bar.close()
+    train_seconds = prior_seconds + time.perf_counter() - t0
+
+    params = jax.device_get(params)
+    model = nnx.merge(graphdef, params)
+    test_loss, pred = _evaluate(eval_step, jax.device_put(params, repl), x_test, y_test,
+                                batch_sh, n_dev)
+    cm = confusion_matrix(y_test, pred, num_classes)
+    metrics = {
+        "test_accuracy": float(np.mean(pred == y_test)),
+        "test_loss": test_loss,
+        "test_size": len(y_test),
+        "train_size": len(y_train),
+        "train_seconds": train_seconds,
+        "devices": n_dev,
+        "device_kind": devs[0].device_kind,
+        "backend": devs[0].platform,
+        "processes": jax.process_count(),
+        "variant": variant,
+        "epochs": epochs,
+        "steps": total_steps,
+        "parameters": sum(model.param_counts().values()),
+        "history": history,
+        "confusion_matrix": cm.tolist(),
+        "config": config,
+    }
+    if out_dir is not None and main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        metrics["plots"] = _plots(out_dir, history, cm, variant)
+        (out_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+    return model, metrics
+
+
+def _plots(out_dir: Path, history: list[dict], cm: np.ndarray, variant: str) -> list[str]:
+    try:
+        from jaxconv.viz.training import plot_confusion_matrix, plot_training_curves
+    except ImportError as e:  # matplotlib is optional; the run itself still counts
+        print(f"jaxconv train: skipping plots ({e}); pip install 'jaxconv[models]'", file=sys.stderr)
+        return []
+    written = []
+    fig = plot_training_curves(history, title=f"LeNet-5 ({variant})")
+    fig.savefig(out_dir / "training_curves.png", dpi=120)
+    written.append("training_curves.png")
+    fig = plot_confusion_matrix(cm, title=f"LeNet-5 ({variant}): test confusion matrix")
+    fig.savefig(out_dir / "confusion_matrix.png", dpi=120)
+    written.append("confusion_matrix.png")
+    return written
+
+
+def build_parser(prog: str = "jaxconv train") -> argparse.ArgumentParser:
+    """The ``jaxconv train`` command line (shared with ``examples/train_lenet.py``)."""
+    p = argparse.ArgumentParser(prog=prog, description="Train LeNet-5 on digits or MNIST.")
+    p.add_argument("--data", choices=("digits", "mnist"), default="digits",
+                   help="scikit-learn's 8x8 digits upsampled to 32x32 (offline) or MNIST")
+    p.add_argument("--variant", choices=VARIANTS, default="modern",
+                   help="modern (ReLU, max-pool) or classic (LeCun et al. 1998)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="default: " + ", ".join(f"{k} {v['epochs']}" for k, v in DEFAULTS.items()))
+    p.add_argument("--batch-size", type=int, default=128, help="global batch (default 128)")
+    p.add_argument("--lr", type=float, default=None, dest="learning_rate",
+                   help="peak learning rate (default per variant)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--devices", type=int, default=None, metavar="N",
+                   help="data-parallel over the first N devices (default all)")
+    p.add_argument("--algorithm", default="auto", help="jaxconv.conv2d algorithm (default auto)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write checkpoint.msgpack, metrics.json and PNG plots here")
+    p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.msgpack")
+    p.add_argument("--mnist-dir", default=None, metavar="DIR",
+                   help="folder with the MNIST IDX files (default: download into the cache)")
+    p.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="train without random 2-pixel shifts")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar")
+    p.add_argument("--distributed", action="store_true",
+                   help="call jax.distributed.initialize() first (multi-host; see docs/lenet.md)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "jaxconv train") -> int:
+    """``jaxconv train``: train, print the test accuracy, write DIR's files when ``--out``."""
+    args = build_parser(prog).parse_args(argv)
+    if args.distributed:
+        jax.distributed.initialize()
+    _, m = train(
+        data=args.data, variant=args.variant, epochs=args.epochs, batch_size=args.batch_size,
+        seed=args.seed, devices=args.devices, algorithm=args.algorithm, out=args.out,
+        resume=args.resume, progress=args.progress, learning_rate=args.learning_rate,
+        augment=args.augment, mnist_dir=args.mnist_dir,
+    )
+    if jax.process_index() == 0:
+        right = round(m["test_accuracy"] * m["test_size"])
+        print(
+            f"LeNet-5 ({m['variant']}) on {args.data}: test accuracy "
+            f"{100 * m['test_accuracy']:.2f}% ({right}/{m['test_size']}) after {m['epochs']} "
+            f"epochs in {m['train_seconds']:.1f} s on {m['devices']} {m['backend']} device(s)"
+            + (f"; wrote {args.out}" if args.out else "")
+        )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Benchmark plots: convolution time against kernel size, one line per implementation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from matplotlib.figure import Figure
+
+
+def plot_conv_vs_kernel(
+    results: Mapping[str, Mapping[str, Mapping[Any, float]]],
+    *,
+    ax=None,
+    fig: Figure | None = None,
+    baseline: str | None = None,
+    ncols: int = 3,
+    ylabel: str = "median time (ms)",
+) -> Figure:
+    """Plot time against kernel size: one panel per case, one line per implementation.
+
+    Args:
+      results: ``{panel title: {implementation: {x: milliseconds}}}``, where ``x`` is a kernel
+        size (numeric axis) or a label such as ``"C1"`` (categorical axis, in first-seen order);
+        ``jaxconv.bench.plot_data(json)`` builds it from the suite's pytest-benchmark JSON.
+      ax: an Axes, or a sequence of Axes with one per panel, to draw into.
+      fig: a Figure to lay the panels out in (ignored when ``ax`` is given); by default a new one.
+      baseline: the implementation drawn thick and black (e.g. ``"XLA lax.conv"``).
+      ncols: panels per row when this function lays them out.
+      ylabel: the y axis label; the y axis is logarithmic.
+
+    Returns:
+      The figure drawn into. Each panel has one ``Line2D`` per implementation, in ``results``
+      order, labelled with its name; nothing is shown or saved.
+
+    Examples:
+      >>> fig = plot_conv_vs_kernel({"article": {"XLA": {1: 0.15, 3: 4.3}, "fft": {1: 8.9, 3: 7.1}}})
+      >>> [len(a.get_lines()) for a in fig.axes]
+      [2]
+    """
+    titles = list(results)
+    if not titles:
+        raise ValueError("plot_conv_vs_kernel: results is empty; expected at least one panel")
+    if ax is not None:
+        axes = list(ax) if isinstance(ax, Sequence) else [ax]
+        if len(axes) < len(titles):
+            raise ValueError(
+                f"plot_conv_vs_kernel: got {len(axes)} Axes for {len(titles)} panels ({titles})"
+            )
+        fig = axes[0].figure
+    else:
+        ncols = max(1, min(ncols, len(titles)))
+        nrows = math.ceil(len(titles) / ncols)
+        if fig is None:
+            # a bare Figure, not pyplot: no GUI backend, no global state to leak
+            fig = Figure(figsize=(4.6 * ncols, 3.6 * nrows), layout="constrained")
+        axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(len(titles))]
+
+    for a, title in zip(axes, titles, strict=False):
+        series = results[title]
+        xs = [x for s in series.values() for x in s]
+        numeric = all(isinstance(x, int | float) for x in xs)
+        ticks = sorted(set(xs)) if numeric else list(dict.fromkeys(xs))
+        pos = {x: (x if numeric else i) for i, x in enumerate(ticks)}
+        for name, points in series.items():
+            keys = sorted(points) if numeric else [x for x in ticks if x in points]
+            style = {"color": "black", "linewidth": 2.5, "zorder": 3} if name == baseline else {}
+            a.plot([pos[x] for x in keys], [points[x] for x in keys], marker="o",
+                   markersize=3.5, label=name, **style)
+        a.set_yscale("log")
+        a.set_xticks([pos[x] for x in ticks], [str(x) for x in ticks])
+        a.set_xlabel("kernel size k (k x k)" if numeric else "layer")
+        a.set_ylabel(ylabel)
+        a.set_title(title)
+        a.grid(True, which="both", alpha=0.3)
+        a.legend(fontsize="x-small")
+    return fig

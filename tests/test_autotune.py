@@ -1,0 +1,201 @@
+"""``jaxconv.autotune``, its JSON cache, ``auto``'s use of it, and ``jaxconv autotune``.
+
+Every test gets its own cache directory (``JAXCONV_CACHE_DIR`` -> ``tmp_path``); nothing asserts
+on timings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+
+import numpy as np
+import pytest
+
+import jaxconv
+from jaxconv.conv import _registry
+
+# ``jaxconv.conv.autotune`` is the function; the module is reached through importlib.
+at = importlib.import_module("jaxconv.conv.autotune")
+
+X, K = (1, 8, 8, 2), (3, 3, 2, 2)
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("JAXCONV_CACHE_DIR", str(d))
+    at.clear_memory_cache()
+    yield d
+    at.clear_memory_cache()
+
+
+def _other(winner: str) -> str:
+    """An applicable algorithm other than ``winner`` (to force through the cache)."""
+    ok = _registry.applicable(X, K, np.float32, _registry.ConvConfig())
+    others = [a for a in ok if a != winner]
+    if not others:
+        pytest.skip("only one algorithm serves the tiny problem")
+    return others[0]
+
+
+def test_autotune_writes_the_cache(cache_dir):
+    r = jaxconv.autotune(X, K, repeats=1)
+    assert isinstance(r, jaxconv.conv.AutotuneResult)
+    assert r.winner in r.timings_ms
+    assert r.winner == min(r.timings_ms, key=r.timings_ms.get)
+    assert set(r.timings_ms) == set(r.compile_ms)
+    assert set(r.timings_ms) | set(r.failed) == set(
+        _registry.applicable(X, K, np.float32, _registry.ConvConfig())
+    )
+    assert r.path == cache_dir / "autotune.json"
+    # atomic write: the file and nothing else (no temporary files left behind)
+    assert sorted(p.name for p in cache_dir.iterdir()) == ["autotune.json"]
+    data = json.loads(r.path.read_text())
+    assert data["schema"] == at.SCHEMA and data["version"] == at.VERSION
+    (entry,) = data["entries"].values()
+    assert entry["winner"] == r.winner
+    assert entry["key"] == r.key
+    for field in ("backend", "device_kind", "jax", "x_shape", "kernel_shape", "dtype", "stride",
+                  "padding", "dilation", "groups"):
+        assert field in r.key
+    assert "winner" in str(r) or r.winner in str(r)
+
+
+def test_auto_uses_the_cached_winner(cache_dir):
+    r = jaxconv.autotune(X, K, repeats=1)
+    sel = jaxconv.select_algorithm(X, K)
+    assert sel.source == "autotune"
+    assert sel.algorithm == r.winner
+    assert sel.measured_ms == pytest.approx(r.timings_ms)
+    # a different config is a different key
+    assert jaxconv.select_algorithm(X, K, padding="SAME").source == "cost-model"
+    assert jaxconv.select_algorithm(X, K, dtype="float64").source == "cost-model"
+
+
+def test_forced_winner_is_what_conv2d_runs(cache_dir, monkeypatch):
+    r = jaxconv.autotune(X, K, repeats=1)
+    forced = _other(r.winner)
+    data = json.loads(r.path.read_text())
+    for entry in data["entries"].values():
+        entry["winner"] = forced
+    r.path.write_text(json.dumps(data))
+
+    sel = jaxconv.select_algorithm(X, K)
+    assert (sel.algorithm, sel.source) == (forced, "autotune")
+    assert forced in str(sel)
+
+    calls = []
+    alg = _registry.get(forced)
+
+    def spy(a, b, config):
+        calls.append(a.shape)
+        return alg.fn(a, b, config)
+
+    monkeypatch.setitem(_registry._REGISTRY, forced, dataclasses.replace(alg, fn=spy))
+    x = np.random.default_rng(0).standard_normal(X).astype(np.float32)
+    k = np.random.default_rng(1).standard_normal(K).astype(np.float32)
+    # unbatched NCHW input canonicalizes to the same NHWC key
+    y = jaxconv.conv2d(np.transpose(x[0], (2, 0, 1)), k, data_format="NCHW")
+    assert calls == [X]
+    ref = jaxconv.conv2d(x, k, algorithm="direct", precision="highest")
+    np.testing.assert_allclose(np.transpose(y, (1, 2, 0)), ref[0], rtol=1e-4, atol=1e-4)
+
+
+def test_cached_winner_that_no_longer_exists_is_ignored(cache_dir):
+    r = jaxconv.autotune(X, K, repeats=1)
+    data = json.loads(r.path.read_text())
+    for entry in data["entries"].values():
+        entry["winner"] = "removed_algorithm"
+    r.path.write_text(json.dumps(data))
+    assert jaxconv.select_algorithm(X, K).source == "cost-model"
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", "[1, 2, 3]", json.dumps({"schema": "someone-else", "version": 1, "entries": {}}),
+     json.dumps({"schema": at.SCHEMA, "version": 999, "entries": {}}),
+     json.dumps({"schema": at.SCHEMA, "version": at.VERSION, "entries": []})],
+    ids=["bad-json", "not-an-object", "foreign-schema", "future-version", "bad-entries"],
+)
+def test_corrupt_or_foreign_cache_warns_and_is_ignored(cache_dir, content):
+    cache_dir.mkdir()
+    path = cache_dir / "autotune.json"
+    path.write_text(content)
+    with pytest.warns(at.AutotuneCacheWarning, match="autotune.json"):
+        sel = jaxconv.select_algorithm(X, K)
+    assert sel.source == "cost-model"
+    # parsed once: a second lookup of the unchanged file does not warn again
+    jaxconv.select_algorithm(X, K)
+    # conv2d(auto) keeps working
+    x = np.ones(X, np.float32)
+    assert jaxconv.conv2d(x, np.ones(K, np.float32)).shape == (1, 6, 6, 2)
+    # the next autotune replaces the file with a valid one
+    r = jaxconv.autotune(X, K, repeats=1)
+    assert json.loads(path.read_text())["schema"] == at.SCHEMA
+    assert jaxconv.select_algorithm(X, K).algorithm == r.winner
+
+
+def test_entries_merge_and_survive_reload(cache_dir):
+    a = jaxconv.autotune(X, K, repeats=1)
+    b = jaxconv.autotune(X, K, repeats=1, stride=2)
+    data = json.loads(a.path.read_text())
+    assert len(data["entries"]) == 2
+    at.clear_memory_cache()  # as a new process would
+    assert jaxconv.select_algorithm(X, K).algorithm == a.winner
+    assert jaxconv.select_algorithm(X, K, stride=2).algorithm == b.winner
+
+
+def test_no_cache_and_restricted_algorithms(cache_dir):
+    r = jaxconv.autotune(X, K, repeats=1, cache=False, algorithms=["direct"])
+    assert r.winner == "direct" and set(r.timings_ms) == {"direct"}
+    assert r.path is None
+    assert not cache_dir.exists()
+
+
+def test_cache_dir_resolution(monkeypatch, tmp_path):
+    monkeypatch.delenv("JAXCONV_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert at.cache_path() == tmp_path / "xdg" / "jaxconv" / "autotune.json"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(repeats=0), ValueError, r"^autotune: repeats must be an int >= 1"),
+        (dict(groups=3), ValueError, r"^autotune: groups=3 must divide the input channels"),
+        (dict(algorithms=["nope"]), ValueError, r"^autotune: unknown algorithms"),
+        (dict(dtype="int8"), TypeError, r"^autotune: x must have a floating dtype"),
+    ],
+)
+def test_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        jaxconv.autotune(X, K, **kwargs)
+
+
+def test_cli(cache_dir, capsys):
+    assert at.main(["1x8x8x2", "3x3x2x2", "--repeats", "1", "--padding", "SAME"]) == 0
+    out = capsys.readouterr().out
+    assert "winner: " in out and "median ms" in out and "autotune.json" in out
+    assert (cache_dir / "autotune.json").exists()
+    assert jaxconv.select_algorithm(X, K, padding="SAME").source == "autotune"
+
+
+def test_cli_through_the_jaxconv_command(cache_dir, capsys):
+    from jaxconv import cli
+
+    assert cli.main(["autotune", "1x8x8x2", "3x3x2x2", "--repeats", "1", "--stride", "2,1",
+                     "--no-cache"]) == 0
+    assert "winner: " in capsys.readouterr().out
+    assert not cache_dir.exists()
+
+
+def test_cli_errors(capsys):
+    with pytest.raises(SystemExit) as e:
+        at.main(["1x8x8", "--repeats", "1"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        at.main(["8by8", "3x3x2x2"])
+    assert at.main(["1x8x8x2", "3x3x3x2", "--repeats", "1"]) == 2
+    assert "kernel expects 2 input channels" in capsys.readouterr().err

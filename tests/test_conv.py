@@ -1,0 +1,444 @@
+"""conv2d against an independent float64 NumPy reference, for every registered algorithm.
+
+Every test that takes ``algorithm`` runs for ``"auto"`` and for each name in
+``jaxconv.conv.algorithms()`` at collection time, so an algorithm registered later is tested on
+the same products. Combinations an algorithm reports it cannot serve (its
+``Algorithm.unsupported_reason``, surfaced by conv2d as a ``ValueError``) are skipped with the
+reason.
+"""
+
+from __future__ import annotations
+
+import random
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+from ref_conv import as_pair, conv2d_ref, is_valid
+from scipy import signal
+from tolerances import assert_close
+
+import jaxconv
+from jaxconv.conv import algorithms
+from jaxconv.conv._conv2d import _conv2d_core
+
+ALGORITHMS = ("auto", *(a.name for a in algorithms()))
+
+
+def run(x, kernel, bias=None, *, algorithm, **kwargs):
+    """conv2d, turning "this algorithm cannot serve these arguments" into a skip."""
+    try:
+        return jaxconv.conv2d(x, kernel, bias, algorithm=algorithm, **kwargs)
+    except ValueError as e:
+        if "cannot serve" in str(e):
+            pytest.skip(f"algorithm={algorithm!r} does not serve this case: {e}")
+        raise
+
+
+# --------------------------------------------------------------------------------------------
+# The product: a pairwise covering of the factors below (every pair of levels of every two
+# factors appears in at least one case), built greedily and deterministically, then filtered to
+# valid combinations. A full cartesian product would be ~40k compiles.
+
+FACTORS: dict[str, list] = {
+    # (N, H, W, kh, kw)
+    "shape": [(2, 7, 9, 3, 3), (1, 6, 6, 1, 1), (2, 8, 5, 2, 4), (3, 10, 11, 5, 2), (1, 5, 7, 4, 4)],
+    # groups -> (C, O): plain, two groups, depthwise with channel multiplier 2
+    "groups": [1, 2, "depthwise"],
+    "stride": [1, 2, (2, 1), (1, 3)],
+    "padding": ["VALID", "SAME", "FULL", 1, (2, 0), ((1, 1), (2, 2)), ((0, 2), (3, 1))],
+    "padding_mode": ["zeros", "reflect", "replicate", "circular"],
+    "dilation": [1, 2, (1, 2)],
+    "bias": [False, True],
+    "data_format": ["NHWC", "NCHW"],
+    "unbatched": [False, True],
+}
+CHANNELS = {1: (3, 5), 2: (4, 6), "depthwise": (3, 6)}
+
+
+def _case(levels: dict[str, int]) -> dict:
+    c = {name: FACTORS[name][i] for name, i in levels.items()}
+    n, h, w, kh, kw = c.pop("shape")
+    cin, o = CHANNELS[c["groups"]]
+    groups = cin if c["groups"] == "depthwise" else c["groups"]
+    return dict(c, n=n, h=h, w=w, kh=kh, kw=kw, c=cin, o=o, groups=groups)
+
+
+def _valid(case: dict) -> bool:
+    return is_valid(
+        case["h"], case["w"], case["kh"], case["kw"], stride=case["stride"],
+        padding=case["padding"], dilation=case["dilation"], padding_mode=case["padding_mode"],
+    )
+
+
+def _pairs(levels: dict[str, int]) -> set:
+    names = list(levels)
+    return {
+        ((a, levels[a]), (b, levels[b])) for i, a in enumerate(names) for b in names[i + 1:]
+    }
+
+
+def pairwise_cases(seed: int = 0, tries: int = 200) -> tuple[list[dict], set]:
+    """Greedy all-pairs covering (AETG-style); returns the cases and the infeasible pairs."""
+    rnd = random.Random(seed)
+    names = list(FACTORS)
+    uncovered = {
+        ((a, i), (b, j))
+        for ai, a in enumerate(names)
+        for b in names[ai + 1:]
+        for i in range(len(FACTORS[a]))
+        for j in range(len(FACTORS[b]))
+    }
+    cases, infeasible = [], set()
+    while uncovered:
+        target = min(uncovered)
+        best, gain = None, 0
+        for _ in range(tries):
+            levels = {n: rnd.randrange(len(FACTORS[n])) for n in names}
+            levels.update(dict(target))
+            if not _valid(_case(levels)):
+                continue
+            g = len(_pairs(levels) & uncovered)
+            if g > gain:
+                best, gain = levels, g
+        if best is None:
+            infeasible.add(target)
+            uncovered.discard(target)
+            continue
+        cases.append(_case(best))
+        uncovered -= _pairs(best)
+    return cases, infeasible
+
+
+PAIRWISE, INFEASIBLE = pairwise_cases()
+
+# Hand-picked edges the pairwise product does not force.
+EDGES = [
+    # kernel exactly the input size: a 1x1 output
+    dict(n=1, h=4, w=5, kh=4, kw=5, c=2, o=3, groups=1, stride=1, padding="VALID",
+         padding_mode="zeros", dilation=1, bias=True, data_format="NHWC", unbatched=False),
+    # stride larger than the kernel (pixels skipped)
+    dict(n=2, h=9, w=8, kh=1, kw=2, c=2, o=2, groups=1, stride=(3, 4), padding="VALID",
+         padding_mode="zeros", dilation=1, bias=False, data_format="NHWC", unbatched=False),
+    # circular padding equal to the size, reflect padding one less than the size
+    dict(n=1, h=3, w=4, kh=3, kw=3, c=1, o=2, groups=1, stride=1, padding=((3, 2), (4, 0)),
+         padding_mode="circular", dilation=1, bias=False, data_format="NHWC", unbatched=False),
+    dict(n=1, h=3, w=4, kh=2, kw=3, c=2, o=1, groups=1, stride=1, padding=((2, 1), (3, 3)),
+         padding_mode="reflect", dilation=1, bias=True, data_format="NCHW", unbatched=False),
+    # depthwise with multiplier 1 (groups == C == O), SAME with stride 2 and an even kernel
+    dict(n=2, h=8, w=7, kh=2, kw=4, c=5, o=5, groups=5, stride=2, padding="SAME",
+         padding_mode="zeros", dilation=1, bias=True, data_format="NHWC", unbatched=False),
+    # a 1x1 input made usable by FULL padding; dilated kernel spanning more than the input
+    dict(n=1, h=1, w=1, kh=2, kw=2, c=1, o=1, groups=1, stride=1, padding="FULL",
+         padding_mode="zeros", dilation=1, bias=False, data_format="NHWC", unbatched=True),
+    dict(n=1, h=4, w=4, kh=3, kw=3, c=2, o=4, groups=2, stride=1, padding=2,
+         padding_mode="replicate", dilation=3, bias=False, data_format="NCHW", unbatched=True),
+    # lowercase padding string, SAME + reflect with dilation and stride
+    dict(n=1, h=9, w=10, kh=3, kw=3, c=2, o=2, groups=1, stride=(2, 3), padding="same",
+         padding_mode="reflect", dilation=(2, 1), bias=False, data_format="NHWC", unbatched=False),
+]
+CASES = PAIRWISE + EDGES
+
+
+def case_id(c: dict) -> str:
+    pad = c["padding"] if isinstance(c["padding"], str) else str(c["padding"]).replace(" ", "")
+    return (
+        f"{c['n']}x{c['h']}x{c['w']}x{c['c']}-k{c['kh']}x{c['kw']}x{c['o']}-g{c['groups']}"
+        f"-s{as_pair(c['stride'])[0]}{as_pair(c['stride'])[1]}"
+        f"-d{as_pair(c['dilation'])[0]}{as_pair(c['dilation'])[1]}-p{pad}-{c['padding_mode']}"
+        f"{'-bias' if c['bias'] else ''}-{c['data_format']}{'-unbatched' if c['unbatched'] else ''}"
+    )
+
+
+def make_inputs(c: dict, rng, dtype=np.float64):
+    shape = (c["n"], c["h"], c["w"], c["c"])
+    if c["data_format"] == "NCHW":
+        shape = (shape[0], shape[3], shape[1], shape[2])
+    if c["unbatched"]:
+        shape = shape[1:]
+    x = rng.uniform(-1, 1, shape)
+    k = rng.uniform(-1, 1, (c["kh"], c["kw"], c["c"] // c["groups"], c["o"]))
+    b = rng.uniform(-1, 1, (c["o"],)) if c["bias"] else None
+    cast = lambda a: None if a is None else jnp.asarray(a, dtype)  # noqa: E731
+    return cast(x), cast(k), cast(b)
+
+
+def conv_kwargs(c: dict) -> dict:
+    return {
+        k: c[k] for k in ("stride", "padding", "dilation", "groups", "padding_mode", "data_format")
+    }
+
+
+def reference(c: dict, x, k, b):
+    f64 = lambda a: None if a is None else np.asarray(jnp.asarray(a, jnp.float64))  # noqa: E731
+    return conv2d_ref(f64(x), f64(k), f64(b), **conv_kwargs(c))
+
+
+def test_the_product_covers_every_pair():
+    assert not INFEASIBLE, f"pairs no valid case can hold: {sorted(INFEASIBLE)}"
+    assert 30 <= len(PAIRWISE) <= 60, len(PAIRWISE)
+    assert all(_valid(c) for c in CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_matches_reference(algorithm, case, rng):
+    x, k, b = make_inputs(case, rng)
+    y = run(x, k, b, algorithm=algorithm, **conv_kwargs(case))
+    assert y.dtype == jnp.float64
+    assert_close(y, reference(case, x, k, b), algorithm=algorithm, err_msg=case_id(case))
+
+
+# --------------------------------------------------------------------------------------------
+# SciPy cross-checks: correlate2d is the single-channel cross-correlation.
+
+
+@pytest.mark.parametrize(
+    ("mode", "boundary", "padding", "padding_mode", "ksize"),
+    [
+        ("valid", "fill", "VALID", "zeros", (3, 4)),
+        ("full", "fill", "FULL", "zeros", (2, 3)),
+        ("same", "fill", "SAME", "zeros", (3, 5)),
+        ("same", "wrap", 1, "circular", (3, 3)),
+        ("same", "wrap", (2, 1), "circular", (5, 3)),
+        # 'symm' mirrors *with* the edge; for a 1-pixel pad that is exactly replicate
+        ("same", "symm", 1, "replicate", (3, 3)),
+    ],
+)
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_matches_scipy_correlate2d(algorithm, mode, boundary, padding, padding_mode, ksize, rng):
+    x = rng.normal(size=(2, 7, 8, 3))
+    k = rng.normal(size=(*ksize, 3, 2))
+    y = run(x, k, algorithm=algorithm, padding=padding, padding_mode=padding_mode)
+    for n in range(2):
+        for o in range(2):
+            expected = sum(
+                signal.correlate2d(x[n, :, :, c], k[:, :, c, o], mode=mode, boundary=boundary)
+                for c in range(3)
+            )
+            assert_close(y[n, :, :, o], expected, algorithm=algorithm)
+
+
+# --------------------------------------------------------------------------------------------
+# Known answers, worked out by hand (values and gradients of sum(y)).
+
+X16 = np.arange(16.0).reshape(1, 4, 4, 1)  # x[i, j] = 4i + j
+K4 = np.array([[0.0, 1.0], [2.0, 3.0]]).reshape(2, 2, 1, 1)
+X9 = np.arange(9.0).reshape(1, 3, 3, 1)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_known_answer_valid(algorithm):
+    y = run(X16, K4, algorithm=algorithm)
+    # y[i, j] = x[i, j+1] + 2 x[i+1, j] + 3 x[i+1, j+1] = 24 i + 6 j + 24
+    np.testing.assert_allclose(y[0, :, :, 0], [[24, 30, 36], [48, 54, 60], [72, 78, 84]])
+
+    def loss(x, k):
+        return run(x, k, algorithm=algorithm).sum()
+
+    dx, dk = jax.grad(loss, argnums=(0, 1))(jnp.asarray(X16), jnp.asarray(K4))
+    # d/dx: the sum of the kernel taps that touch each pixel
+    np.testing.assert_allclose(
+        dx[0, :, :, 0], [[0, 1, 1, 1], [2, 6, 6, 4], [2, 6, 6, 4], [2, 5, 5, 3]]
+    )
+    # d/dk[a, b]: the sum of x[a:a+3, b:b+3]
+    np.testing.assert_allclose(dk[:, :, 0, 0], [[45, 54], [81, 90]])
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_known_answer_stride_bias_unbatched_nchw(algorithm):
+    x = X16[0].transpose(2, 0, 1)  # (C, H, W) = (1, 4, 4)
+    y = run(x, np.ones((2, 2, 1, 2)), np.array([0.5, -1.0]), algorithm=algorithm, stride=2,
+            data_format="NCHW")
+    assert y.shape == (2, 2, 2)
+    np.testing.assert_allclose(y[0], [[10.5, 18.5], [42.5, 50.5]])
+    np.testing.assert_allclose(y[1], [[9, 17], [41, 49]])
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_known_answer_padding_modes(algorithm):
+    ones = np.ones((3, 3, 1, 1))
+    kw = dict(algorithm=algorithm, stride=2, padding=1)
+    # x = [[0,1,2],[3,4,5],[6,7,8]] reflect-padded by 1:
+    #   4 3 4 5 4 / 1 0 1 2 1 / 4 3 4 5 4 / 7 6 7 8 7 / 4 3 4 5 4
+    reflect = run(X9, ones, padding_mode="reflect", **kw)
+    np.testing.assert_allclose(reflect[0, :, :, 0], [[24, 30], [42, 48]])
+    # replicate: rows/cols index [0,0,1,2,2]; window sum = 9 * sum(rows) + 3 * sum(cols)
+    replicate = run(X9, ones, padding_mode="replicate", **kw)
+    np.testing.assert_allclose(replicate[0, :, :, 0], [[12, 24], [48, 60]])
+    # circular: rows/cols index [2,0,1,2,0]; each window holds a permutation of every row/col
+    circular = run(X9, ones, padding_mode="circular", **kw)
+    np.testing.assert_allclose(circular[0, :, :, 0], [[36, 36], [36, 36]])
+    zeros = run(X9, ones, padding_mode="zeros", **kw)
+    # zeros: each window sees a 2x2 corner block of x
+    np.testing.assert_allclose(zeros[0, :, :, 0], [[8, 12], [20, 24]])
+
+    # Reflected pixels send their gradient back to the pixel they copy: padded rows map to
+    # [1, 0, 1, 2, 1] and are covered [1, 1, 2, 1, 1] times -> per-row weight [1, 4, 1].
+    dx = jax.grad(lambda x: run(x, ones, padding_mode="reflect", **kw).sum())(jnp.asarray(X9))
+    np.testing.assert_allclose(dx[0, :, :, 0], [[1, 4, 1], [4, 16, 4], [1, 4, 1]])
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_known_answer_depthwise_dilated(algorithm):
+    # Two channels, groups=2: channel 1 is channel 0 + 16; kernel taps only the 4 corners of a
+    # 3x3 window via dilation 2 on a 2x2 kernel.
+    x = np.concatenate([X16, X16 + 16], axis=-1)
+    k = np.ones((2, 2, 1, 2))
+    k[..., 1] = -1.0
+    y = run(x, k, algorithm=algorithm, groups=2, dilation=2)
+    # corners of x[i:i+3, j:j+3]: 4 * (4i + j) + 2*4*2 + 2*2*... = 16 i + 4 j + 20
+    np.testing.assert_allclose(y[0, :, :, 0], [[20, 24], [36, 40]])
+    np.testing.assert_allclose(y[0, :, :, 1], -(np.array([[20, 24], [36, 40]]) + 64))
+
+
+# --------------------------------------------------------------------------------------------
+# Gradients: conv is bilinear in (x, kernel) and affine in bias, so central differences with
+# eps=1 are exact for first order and for forward-over-forward (jvp is jointly quadratic in
+# primals and tangents). Reverse-over-reverse as check_grads builds it, vjp(f)(p)(f(p)), is
+# *cubic* when x and kernel move together, so it is checked for (x, bias) and for kernel
+# separately: each is affine, and eps=1 is exact again. "auto" is left out: it resolves to one
+# of the registered algorithms, which are all checked.
+
+GRAD_CASES = [
+    dict(x=(1, 3, 4, 2), k=(2, 2, 2, 1), kw=dict(padding="FULL", padding_mode="replicate")),
+    dict(x=(2, 6, 5, 4), k=(3, 2, 2, 4),
+         kw=dict(stride=(2, 1), padding=((1, 0), (2, 1)), dilation=(1, 2), groups=2,
+                 padding_mode="circular")),
+    dict(x=(3, 5, 4), k=(2, 2, 1, 3),
+         kw=dict(padding="SAME", padding_mode="reflect", data_format="NCHW", groups=3)),
+]
+
+
+@pytest.mark.parametrize("case", GRAD_CASES, ids=lambda c: str(c["kw"]) or "plain")
+@pytest.mark.parametrize("algorithm", ALGORITHMS[1:])
+def test_check_grads(algorithm, case, rng):
+    x = rng.normal(size=case["x"])
+    k = rng.normal(size=case["k"])
+    b = rng.normal(size=case["k"][-1:])
+    run(x, k, b, algorithm=algorithm, **case["kw"])  # skip early if not served
+
+    @jax.jit
+    def f(x, k, b):
+        return jaxconv.conv2d(x, k, b, algorithm=algorithm, **case["kw"])
+
+    check_grads(f, (x, k, b), order=2, modes=("fwd",), eps=1.0)
+    check_grads(lambda x, b: f(x, k, b), (x, b), order=2, modes=("rev",), eps=1.0)
+    check_grads(lambda k: f(x, k, b), (k,), order=2, modes=("rev",), eps=1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Transformations: jit, vmap, outer jit + vmap, no retrace.
+
+TRANSFORM_KW = dict(stride=(2, 1), padding=((1, 2), (0, 1)), padding_mode="reflect", dilation=(1, 2))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_jit_equals_eager(algorithm, rng):
+    x, k, b = rng.normal(size=(2, 7, 6, 3)), rng.normal(size=(3, 2, 3, 4)), rng.normal(size=4)
+    eager = run(x, k, b, algorithm=algorithm, **TRANSFORM_KW)
+    jitted = jax.jit(lambda x, k, b: jaxconv.conv2d(x, k, b, algorithm=algorithm, **TRANSFORM_KW))
+    np.testing.assert_allclose(jitted(x, k, b), eager, rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_vmap_equals_loop(algorithm, rng):
+    x = rng.normal(size=(3, 2, 6, 5, 2))  # a batch of NHWC batches
+    ks = rng.normal(size=(3, 2, 2, 2, 3))  # a batch of kernels
+    k = ks[0]
+    run(x[0], k, algorithm=algorithm, **TRANSFORM_KW)
+
+    def f(x, k):
+        return jaxconv.conv2d(x, k, algorithm=algorithm, **TRANSFORM_KW)
+
+    loop_x = np.stack([f(xi, k) for xi in x])
+    np.testing.assert_allclose(jax.vmap(f, in_axes=(0, None))(x, k), loop_x, rtol=1e-13)
+    loop_k = np.stack([f(x[0], ki) for ki in ks])
+    np.testing.assert_allclose(jax.vmap(f, in_axes=(None, 0))(x[0], ks), loop_k, rtol=1e-13)
+    loop_xk = np.stack([f(xi, ki) for xi, ki in zip(x, ks, strict=True)])
+    np.testing.assert_allclose(jax.vmap(f)(x, ks), loop_xk, rtol=1e-13)
+    # vmap over single images of an unbatched call == one batched call
+    unbatched = jax.vmap(f, in_axes=(0, None))(x[0], k)
+    np.testing.assert_allclose(unbatched, f(x[0], k), rtol=1e-13)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_under_outer_jit_and_vmap_and_grad(algorithm, rng):
+    x, k = rng.normal(size=(4, 5, 6, 2)), rng.normal(size=(2, 3, 2, 3))
+    run(x, k, algorithm=algorithm, padding="SAME")
+
+    def loss(k, x):
+        return jnp.sum(jaxconv.conv2d(x, k, algorithm=algorithm, padding="SAME") ** 2)
+
+    per_example = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0)))(k, x[:, None])
+    loop = np.stack([jax.grad(loss)(k, x[i : i + 1]) for i in range(4)])
+    np.testing.assert_allclose(per_example, loop, rtol=1e-12)
+
+
+def test_no_retrace_on_repeated_calls(rng):
+    x = jnp.asarray(rng.normal(size=(1, 13, 11, 2)), jnp.float32)
+    k = jnp.asarray(rng.normal(size=(3, 3, 2, 1)), jnp.float32)
+    jaxconv.conv2d(x, k)
+    before = _conv2d_core._cache_size()
+    jaxconv.conv2d(x, k)
+    jaxconv.conv2d(x + 1, k * 2)
+    # Equivalent spellings canonicalize to the same static configuration
+    jaxconv.conv2d(x, k, stride=(1, 1), padding="valid", dilation=(1, 1), groups=1)
+    jaxconv.conv2d(x, k, padding=0, algorithm="auto")
+    jaxconv.conv2d(x, k, padding=((0, 0), (0, 0)), padding_mode="zeros", data_format="nhwc")
+    assert _conv2d_core._cache_size() == before
+    jaxconv.conv2d(x, k, stride=2)  # a new static config does compile once
+    assert _conv2d_core._cache_size() == before + 1
+
+
+# --------------------------------------------------------------------------------------------
+# Dtypes: preserved, and accurate per the tolerance table against the float64 reference of the
+# same rounded inputs.
+
+DTYPE_CASES = [CASES[0], CASES[5], EDGES[4]]
+
+
+@pytest.mark.parametrize("case", DTYPE_CASES, ids=case_id)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_low_precision_dtypes(algorithm, dtype, case, rng):
+    x, k, b = make_inputs(case, rng, dtype=jnp.dtype(dtype))
+    y = run(x, k, b, algorithm=algorithm, precision="highest", **conv_kwargs(case))
+    assert y.dtype == jnp.dtype(dtype)
+    assert_close(y, reference(case, x, k, b), algorithm=algorithm, err_msg=case_id(case))
+
+
+def test_dtype_promotion(rng):
+    x32 = jnp.asarray(rng.normal(size=(1, 4, 4, 1)), jnp.float32)
+    k64 = jnp.asarray(rng.normal(size=(2, 2, 1, 1)), jnp.float64)
+    assert jaxconv.conv2d(x32, k64).dtype == jnp.float64
+    assert jaxconv.conv2d(x32, k64.astype(jnp.float16)).dtype == jnp.float32
+    # bias follows the output dtype
+    assert jaxconv.conv2d(x32, x32[:2, :2, :, :1] * 0 + 1, jnp.ones(1, jnp.float64)).dtype == (
+        jnp.float32
+    )
+
+
+@pytest.mark.parametrize("precision", [None, "default", "highest", jax.lax.Precision.HIGH,
+                                       ("highest", "highest")])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_precision_is_accepted(algorithm, precision, rng):
+    x = jnp.asarray(rng.normal(size=(1, 6, 6, 2)), jnp.float32)
+    k = jnp.asarray(rng.normal(size=(3, 3, 2, 2)), jnp.float32)
+    y = run(x, k, algorithm=algorithm, precision=precision)
+    # Lower precisions (bf16 passes on GPU/TPU) are loose; this only checks it is honoured.
+    np.testing.assert_allclose(y, conv2d_ref(x, k), rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize(("precision", "expected"), [
+    ("highest", "HIGHEST"), ("HIGH", "HIGH"), (jax.lax.Precision.DEFAULT, "DEFAULT"),
+])
+def test_precision_reaches_lax(precision, expected):
+    x = jnp.ones((1, 4, 4, 1), jnp.float32)
+    k = jnp.ones((2, 2, 1, 1), jnp.float32)
+    jaxpr = str(jax.make_jaxpr(
+        lambda x, k: jaxconv.conv2d(x, k, algorithm="direct", precision=precision)
+    )(x, k))
+    assert f"Precision.{expected}" in jaxpr, jaxpr
