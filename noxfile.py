@@ -33,7 +33,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Time every conv algorithm against XLA, torch and SciPy; report in bench-results/."""
-    session.install("-e", ".[bench]", "scipy")
+    session.install("-e", ".[bench,viz]")  # bench: pytest-benchmark, scipy, tqdm, matplotlib
     if os.environ.get("JAXCONV_BENCH_TORCH", "1") == "1":
         session.install(TORCH)
     session.run("python", "-m", "jaxconv.bench", *session.posargs)

@@ -2,10 +2,13 @@
 
 Run it through ``python -m jaxconv.bench`` (or ``nox -s bench``), which adds the report and the
 plot; plain ``pytest benchmarks --benchmark-json=out.json`` works too. Options:
-``--jaxconv-size=full|quick|tiny`` and ``--jaxconv-cases=article,layer,lenet``.
+``--jaxconv-size=full|quick|tiny``, ``--jaxconv-cases=article,layer,lenet`` and
+``--jaxconv-budget=SECONDS`` (points that would start later are skipped and listed).
 """
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -18,17 +21,37 @@ def pytest_addoption(parser):
                     help="sweep size: full (DESIGN.md), quick (a subset), tiny (smoke test)")
     group.addoption("--jaxconv-cases", default=",".join(bench.cases()),
                     help="comma-separated cases to run (default: all)")
+    group.addoption("--jaxconv-budget", type=float, default=None, metavar="SECONDS",
+                    help="skip the points that would start after this many seconds of sweep "
+                    "(they are listed in the JSON and the report)")
 
 
 def _selected(config) -> list[str]:
     return [c.strip() for c in config.getoption("jaxconv_cases").split(",") if c.strip()]
 
 
+_FAILURES = pytest.StashKey[list]()
+_SKIPPED = pytest.StashKey[list]()
+_START = pytest.StashKey[float]()
+
+
 def pytest_configure(config):
     config.stash[_FAILURES] = []
+    config.stash[_SKIPPED] = []
+    config.stash[_START] = time.perf_counter()
 
 
-_FAILURES = pytest.StashKey[list]()
+def pytest_collection_modifyitems(config, items):
+    # The matmul peak first: every point is reported against it, so it must not be skipped.
+    items.sort(key=lambda item: item.originalname != "test_matmul_peak")
+
+
+def pytest_runtest_setup(item):
+    budget = item.config.getoption("jaxconv_budget")
+    elapsed = time.perf_counter() - item.config.stash[_START]
+    if budget is not None and elapsed > budget and "point" in getattr(item, "callspec", {}).params:
+        item.config.stash[_SKIPPED].append(item.callspec.id)
+        pytest.skip(f"the sweep's time budget ({budget:.0f} s) is spent")
 
 
 def pytest_generate_tests(metafunc):
@@ -69,5 +92,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "matmul_n": bench.MATMUL_N[size],
         "missing_peers": bench.missing_peers(_selected(config), size),
         "failures": config.stash[_FAILURES],
+        "budget_s": config.getoption("jaxconv_budget"),
+        "skipped": config.stash[_SKIPPED],
     }
     bench.annotate(output_json)

@@ -7,10 +7,12 @@ and bool inputs raise ``TypeError`` (silently promoting them would change the dt
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _args
 
@@ -27,9 +29,18 @@ def _float_only(fn: Callable) -> Callable:
     return wrapper
 
 
+def _clip(x, lo, hi):
+    """``clip(x, lo, hi)`` whose gradient is 1 strictly inside and 0 at and beyond the bounds.
+
+    ``jnp.clip`` gives 0.5 at a bound (``max``'s tie rule); PyTorch's ``hardtanh``/``relu6``/
+    ``hardsigmoid`` give 0, as ``relu`` does at 0. NaN passes through.
+    """
+    return jnp.where(x <= lo, lo, jnp.where(x >= hi, hi, x)).astype(x.dtype)
+
+
 def _scalar(fn: str, name: str, value, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{fn}: {name} must be a Python number, got {value!r}")
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{fn}: {name} must be a real number, got {value!r}")
     if positive and not value > 0:
         raise ValueError(f"{fn}: {name} must be > 0, got {value!r}")
     return float(value)
@@ -43,15 +54,16 @@ def relu(x):
 
 @_float_only
 def relu6(x):
-    """``min(max(x, 0), 6)``."""
-    return jnp.clip(x, 0, 6).astype(x.dtype)
+    """``min(max(x, 0), 6)``; the gradient is 0 at 0 and at 6 (as PyTorch)."""
+    return _clip(x, 0, 6)
 
 
 @_float_only
 def leaky_relu(x, negative_slope: float = 0.01):
-    """``x`` for ``x >= 0``, ``negative_slope * x`` otherwise."""
+    """``x`` for ``x > 0``, ``negative_slope * x`` otherwise (gradient ``negative_slope`` at 0,
+    as PyTorch)."""
     negative_slope = _scalar("leaky_relu", "negative_slope", negative_slope)
-    return jnp.where(x >= 0, x, negative_slope * x).astype(x.dtype)
+    return jnp.where(x > 0, x, negative_slope * x).astype(x.dtype)
 
 
 @_float_only
@@ -106,18 +118,18 @@ def silu(x):
 
 @_float_only
 def hard_tanh(x, min_val: float = -1.0, max_val: float = 1.0):
-    """``clip(x, min_val, max_val)``."""
+    """``clip(x, min_val, max_val)``; the gradient is 0 at the bounds (as PyTorch)."""
     lo = _scalar("hard_tanh", "min_val", min_val)
     hi = _scalar("hard_tanh", "max_val", max_val)
     if lo > hi:
         raise ValueError(f"hard_tanh: min_val must be <= max_val, got {min_val!r} > {max_val!r}")
-    return jnp.clip(x, lo, hi).astype(x.dtype)
+    return _clip(x, lo, hi)
 
 
 @_float_only
 def hard_sigmoid(x):
-    """``relu6(x + 3) / 6`` (PyTorch's ``hardsigmoid``)."""
-    return (jnp.clip(x + 3, 0, 6) / 6).astype(x.dtype)
+    """``relu6(x + 3) / 6`` (PyTorch's ``hardsigmoid``; gradient 0 at -3 and 3)."""
+    return (_clip(x + 3, 0, 6) / 6).astype(x.dtype)
 
 
 @_float_only
@@ -125,6 +137,11 @@ def lecun_tanh(x):
     """LeNet-5's squashing function ``1.7159 * tanh(2x / 3)`` (LeCun et al. 1998, appendix A).
 
     The constants make ``f(1) = 1`` and ``f(-1) = -1`` with maximal second derivative at ±1.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> round(float(lecun_tanh(jnp.float32(1.0))), 4)
+      1.0
     """
     return (1.7159 * jnp.tanh(x * (2.0 / 3.0))).astype(x.dtype)
 
@@ -163,6 +180,11 @@ def activation(name: str) -> Callable:
 
     Names are those of the functions in this module; ``-`` and case are ignored
     (``"Leaky-ReLU"`` works).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> activation("Leaky-ReLU")(jnp.array([-2.0, 3.0], jnp.float32))
+      Array([-0.02,  3.  ], dtype=float32)
     """
     if not isinstance(name, str):
         raise TypeError(f"activation: name must be a string, got {name!r}")

@@ -7,7 +7,8 @@ which runs the suite in-process with a progress bar and writes under ``--out``
 (default ``bench-results/``):
 
 - ``benchmark.json``: pytest-benchmark's JSON, plus a top-level ``"jaxconv"`` entry (missing
-  peers, failed points, the matmul peak) and GFLOP/s in every point's ``extra_info``;
+  peers, failed points, points skipped after the time budget, the matmul peak) and GFLOP/s in
+  every point's ``extra_info``;
 - ``report.md``: per case and pass, kernel size x implementation tables (median ms, speedup over
   XLA's ``lax.conv_general_dilated``, GFLOP/s and % of the matmul peak, compile time), the winner
   per row and the algorithm ``conv2d(..., algorithm="auto")`` chose; machine information;
@@ -39,11 +40,21 @@ MODE_TITLES = {"fwd": "forward", "fwd+bwd": "forward + backward (grad w.r.t. x a
 SIZES = ("full", "quick", "tiny")
 # Per-point timing budget: rounds = clamp(max_time / (one call), min_rounds, max_rounds).
 TIMING = {
-    "full": {"max_time": 0.4, "min_rounds": 3, "max_rounds": 100},
+    "full": {"max_time": 0.3, "min_rounds": 3, "max_rounds": 50},
     "quick": {"max_time": 0.15, "min_rounds": 3, "max_rounds": 30},
     "tiny": {"max_time": 0.005, "min_rounds": 1, "max_rounds": 3},
 }
 MATMUL_N = {"full": 2048, "quick": 2048, "tiny": 128}
+# Sweep time after which the remaining points are skipped (and listed), so that `nox -s bench`
+# ends in 10 minutes (2 for --quick) on a 2-core CPU whatever an algorithm's compile time.
+BUDGET_S = {"full": 540.0, "quick": 100.0, "tiny": None}
+SLOW_COMPILE_S = 10.0  # the report lists compiles slower than this
+
+
+def rounds_for(estimate_s: float, size: str) -> int:
+    """Timed rounds for a call that takes ``estimate_s``: the size's time budget, clamped."""
+    t = TIMING[size]
+    return max(t["min_rounds"], min(t["max_rounds"], math.ceil(t["max_time"] / max(estimate_s, 1e-9))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,18 +158,21 @@ def cases(size: str = "full") -> dict[str, Case]:
     )
     return {
         "article": Case("article", ("fwd",), ("torch", "scipy"), article),
-        "layer": Case("layer", ("fwd", "fwd+bwd"), ("torch",), layer),
+        # tiny: the backward pass only, which also runs the forward (the smoke test's budget)
+        "layer": Case("layer", ("fwd+bwd",) if size == "tiny" else MODES, ("torch",), layer),
         "lenet": Case("lenet", ("fwd", "fwd+bwd"), ("torch",), lenet_rows),
     }
 
 
 def peer_versions() -> dict[str, str | None]:
     """Installed version of each peer library, ``None`` when it cannot be imported."""
+    from importlib import metadata, util
+
     out: dict[str, str | None] = {}
-    for name in PEERS:
+    for name in PEERS:  # from the metadata, without importing torch (seconds) to ask
         try:
-            out[name] = importlib.import_module(name).__version__
-        except Exception:  # ImportError, or a broken install: either way the peer is missing
+            out[name] = metadata.version(name) if util.find_spec(name) else None
+        except metadata.PackageNotFoundError:
             out[name] = None
     return out
 
@@ -167,11 +181,13 @@ def jaxconv_algorithms(row: Row) -> list[str]:
     """Registered jaxconv algorithms (registry order) that serve ``row`` in float32."""
     from jaxconv.conv import ConvConfig, algorithms
 
-    return [
-        a.name
-        for a in algorithms()
-        if a.unsupported_reason(row.x_shape, row.kernel_shape, "float32", ConvConfig()) is None
-    ]
+    def serves(a) -> bool:
+        try:
+            return a.unsupported_reason(row.x_shape, row.kernel_shape, "float32", ConvConfig()) is None
+        except Exception:  # a broken check: keep the point, so that it fails visibly
+            return True
+
+    return [a.name for a in algorithms() if serves(a)]
 
 
 def points(selected: Sequence[str] | None = None, size: str = "full") -> list[Point]:
@@ -219,7 +235,8 @@ def auto_choice(row: Row) -> tuple[str, dict[str, float] | None]:
         costs = {str(k): float(v) for k, v in dict(costs).items()} if costs is not None else None
     except (TypeError, ValueError):
         costs = None
-    return str(sel.algorithm), costs
+    source = getattr(sel, "source", None)
+    return str(sel.algorithm) + (f" ({source})" if source == "autotune" else ""), costs
 
 
 def _cpu_model() -> str:
@@ -332,8 +349,15 @@ def tables(data: Mapping) -> dict[tuple[str, str], dict]:
     return out
 
 
-def _fmt_ms(ms: float) -> str:
-    return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
+def _fmt(value: float) -> str:
+    """Three significant digits, without exponents: 0.0123, 4.56, 78.9, 1234."""
+    if value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.3g}" if value >= 1e-3 else f"{value:.1e}"
+
+
+def _fmt_pct(pct: float) -> str:
+    return f"{pct:.0f}%" if pct >= 1 else f"{pct:.1g}%"
 
 
 def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
@@ -369,11 +393,28 @@ def build_report(data: Mapping, *, wall_s: float | None = None) -> str:
         lines.append("Missing peers (not installed, not timed): "
                      + "; ".join(f"**{p}** (would time: {c})" for p, c in missing.items()) + ".")
         lines.append("")
+    skipped = meta.get("skipped") or []
+    if skipped:
+        lines.append(f"**{len(skipped)} point(s) skipped**: the sweep spent its time budget "
+                     f"({meta.get('budget_s') or 0:.0f} s) before reaching them: "
+                     + ", ".join(f"`{s}`" for s in skipped) + ".")
+        lines.append("")
     failures = meta.get("failures") or []
     if failures:
         lines.append(f"**{len(failures)} point(s) failed** (wrong result or error; not timed):")
         lines.append("")
         lines += [f"- `{f['id']}`: {f['message']}" for f in failures]
+        lines.append("")
+
+    slow = sorted(
+        ((c["compile_s"], f"{impl} {case} {t['rows'][row]['title']} {mode}")
+         for (case, mode), t in tables(data).items()
+         for (row, impl), c in t["cells"].items() if (c["compile_s"] or 0) > SLOW_COMPILE_S),
+        reverse=True,
+    )
+    if slow:
+        lines.append(f"Compiles over {SLOW_COMPILE_S:.0f} s: "
+                     + ", ".join(f"{name} ({sec:.0f} s)" for sec, name in slow) + ".")
         lines.append("")
 
     for (case, mode), t in tables(data).items():
@@ -397,7 +438,7 @@ def build_report(data: Mapping, *, wall_s: float | None = None) -> str:
                 if i not in timed:
                     row.append("—")
                     continue
-                s = _fmt_ms(timed[i])
+                s = _fmt(timed[i])
                 if base and i != BASELINE:
                     s += f" ({base / timed[i]:.2f}x)"
                 row.append(f"**{s}**" if i == best else s)
@@ -414,7 +455,8 @@ def build_report(data: Mapping, *, wall_s: float | None = None) -> str:
                 if not c:
                     row.append("—")
                 else:
-                    row.append(f"{c['gflops']:.3g}" + (f" ({100 * c['gflops'] / peak:.0f}%)" if peak else ""))
+                    pct = f" ({_fmt_pct(100 * c['gflops'] / peak)})" if peak else ""
+                    row.append(_fmt(c["gflops"]) + pct)
             body.append(row)
         lines += _md_table([first, *labels], body)
         lines += ["", "Compile time, s (first call: trace + compile + one run):", ""]
@@ -499,6 +541,11 @@ class _Progress:
             msg = crash.message if crash is not None else str(report.longrepr)
             self.failed.append(f"{report.nodeid}: {msg.splitlines()[0] if msg else ''}")
 
+    def pytest_collectreport(self, report):
+        if report.failed:  # with the terminal plugin off, say why nothing runs
+            print(f"jaxconv bench: collecting {report.nodeid} failed:\n{report.longrepr}",
+                  file=self.stream)
+
     def pytest_runtest_logfinish(self, nodeid, location):
         self.done += 1
         if self.bar is not None:
@@ -509,7 +556,8 @@ class _Progress:
             self.bar.close()
 
 
-def run(out: Path, *, selected: Sequence[str], size: str, extra: Sequence[str] = ()) -> int:
+def run(out: Path, *, selected: Sequence[str], size: str, budget: float | None = None,
+        extra: Sequence[str] = ()) -> int:
     """Run the pytest-benchmark suite, then write the report and the plot under ``out``."""
     import pytest
 
@@ -522,7 +570,7 @@ def run(out: Path, *, selected: Sequence[str], size: str, extra: Sequence[str] =
     json_path = out / "benchmark.json"
     json_path.unlink(missing_ok=True)
     args = [
-        str(root / "benchmarks"),
+        *sorted(str(p) for p in (root / "benchmarks").glob("test_bench_*.py")),
         f"--rootdir={root}",
         "-p", "no:cacheprovider",
         "-p", "no:terminal",  # the progress plugin reports instead
@@ -532,16 +580,18 @@ def run(out: Path, *, selected: Sequence[str], size: str, extra: Sequence[str] =
         "--benchmark-quiet",
         f"--jaxconv-size={size}",
         f"--jaxconv-cases={','.join(selected)}",
+        *([f"--jaxconv-budget={budget}"] if budget else []),
         *extra,
     ]
     if (root / "pyproject.toml").is_file():
-        args[1:1] = ["-c", str(root / "pyproject.toml")]
+        args[:0] = ["-c", str(root / "pyproject.toml")]
     progress = _Progress()
     start = time.perf_counter()
     code = pytest.main(args, plugins=[progress])
     wall = time.perf_counter() - start
-    if not json_path.is_file():
-        print(f"jaxconv bench: pytest exited with {int(code)} and wrote no JSON", file=sys.stderr)
+    if not json_path.is_file() or json_path.stat().st_size == 0:
+        print(f"jaxconv bench: pytest exited with {int(code)} and timed nothing", file=sys.stderr)
+        json_path.unlink(missing_ok=True)
         return int(code) or 1
     data = json.loads(json_path.read_text())
     report = build_report(data, wall_s=wall)
@@ -557,6 +607,9 @@ def run(out: Path, *, selected: Sequence[str], size: str, extra: Sequence[str] =
         written.append(out / "conv_vs_kernel.png")
     for line in progress.failed:
         print(f"FAILED {line}", file=sys.stderr)
+    if data.get("jaxconv", {}).get("skipped"):
+        print(f"jaxconv bench: {len(data['jaxconv']['skipped'])} point(s) skipped after the "
+              f"{budget:.0f} s budget (see report.md; raise it with --budget)", file=sys.stderr)
     print(f"{len(data.get('benchmarks', []))} points in {wall:.0f} s; wrote "
           + ", ".join(map(str, written)))
     return int(code)
@@ -574,19 +627,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="output folder (default: bench-results)")
     parser.add_argument("--cases", default=",".join(cases()),
                         help=f"comma-separated cases (default: {','.join(cases())})")
+    parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                        help="skip (and list) the points that would start after this much sweep "
+                        f"time (default: {BUDGET_S['full']:.0f}, {BUDGET_S['quick']:.0f} with "
+                        "--quick; 0: no limit)")
     args, extra = parser.parse_known_args(argv)
     selected = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(selected) - set(cases()))
     if unknown or not selected:
         parser.error(f"--cases: unknown case(s) {unknown}; choose from {','.join(cases())}")
     size = "tiny" if args.tiny else "quick" if args.quick else "full"
-    return run(args.out, selected=selected, size=size, extra=extra)
-
-
-def rounds_for(estimate_s: float, size: str) -> int:
-    """Timed rounds for a call that takes ``estimate_s``: the size's time budget, clamped."""
-    t = TIMING[size]
-    return max(t["min_rounds"], min(t["max_rounds"], math.ceil(t["max_time"] / max(estimate_s, 1e-9))))
+    budget = BUDGET_S[size] if args.budget is None else args.budget or None
+    return run(args.out, selected=selected, size=size, budget=budget, extra=extra)
 
 
 if __name__ == "__main__":

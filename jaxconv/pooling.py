@@ -76,8 +76,9 @@ def _window_geometry(
 ):
     """Canonicalize a windowed pool's arguments and compute PyTorch's output size.
 
-    Returns ``(window, stride, dilation, pads, out)`` where ``pads`` already contains the extra
-    right padding that ``ceil_mode`` needs so that a plain VALID reduction yields ``out``.
+    Returns ``(window, stride, dilation, pads, full_pads, out)``: ``pads`` as requested and
+    ``full_pads`` with the extra bottom/right padding that ``ceil_mode`` needs for a last window
+    that overhangs the end, so that a plain reduction over ``full_pads`` yields ``out``.
     """
     window = _args.pair(fn, "window", window)
     stride = window if stride is None else _args.pair(fn, "stride", stride)
@@ -130,6 +131,8 @@ def _avg_divisor(size, window, stride, pads, out, count_include_pad):
             else:
                 counts.append(min(end, n) - max(start, 0))
         per_axis.append(tuple(counts))
+    if len(set(per_axis[0])) == 1 and len(set(per_axis[1])) == 1:
+        return per_axis[0][0] * per_axis[1][0]  # one divisor everywhere: a scalar
     return tuple(per_axis)
 
 
@@ -228,7 +231,7 @@ def _lp_core(x, *, norm, window, stride, pads, divisor, data_format, unbatched):
         )
         return _args.from_nhwc(y.astype(dtype), data_format, unbatched)
     # integer_pow keeps x ** 2 exact and defined for negative x
-    xp = x ** int(norm) if float(norm).is_integer() else x ** norm
+    xp = x ** int(norm) if norm.is_integer() and norm <= 64 else x ** norm
     out = _divide(_window_sum(xp, window, stride, pads), divisor)
     # torch.nn.functional.lp_pool2d, literally: sign(out) * relu(|out|) * (kh * kw), ** (1 / p).
     # With ceil_mode, partial windows are avg-pooled over their clipped size then scaled by the
@@ -362,7 +365,8 @@ def avg_pool2d(
       window: ``int`` or ``(kh, kw)``, >= 1.
       stride: ``int`` or ``(sh, sw)``; ``None`` means ``stride = window``.
       padding: ``"VALID"``, ``"SAME"``, an ``int``, ``(ph, pw)`` or ``((top, bottom), (left,
-        right))``, at most half the window; padding holds zeros.
+        right))``, at most half the window; padding holds zeros. (Keras' ``"same"`` average
+        is ``padding="SAME", count_include_pad=False``.)
       ceil_mode: as :func:`max_pool2d` (a window starting in the right padding is dropped).
       count_include_pad: divide by the window clipped to the *padded* input (``True``, default;
         the part of a ``ceil_mode`` window beyond the padding is never counted) or to the *real*
@@ -406,8 +410,9 @@ def lp_pool2d(x, norm, window=2, *, stride=None, ceil_mode=False, data_format="N
     Follows ``torch.nn.functional.lp_pool2d`` literally: ``out = avg_pool2d(x ** p)`` (no padding,
     ``count_include_pad=True``), then ``(sign(out) * relu(|out|) * kh * kw) ** (1 / p)``. So for
     full windows this is the p-norm of the window; with ``ceil_mode`` a clipped last window is
-    scaled to the full window area; negative ``x`` with a non-integer ``p`` gives NaN; ``p = inf``
-    gives the max of ``|x|``.
+    scaled to the full window area; a negative window sum with an odd or fractional ``p`` gives
+    NaN; ``p = inf`` gives the max of ``|x|``. Where a window's sum of ``x ** p`` is zero the
+    (reverse-mode) gradient is zero, as in torch.
 
     Args:
       x: images, shape ``(N, H, W, C)`` (``(N, C, H, W)`` with ``data_format="NCHW"``), or
@@ -555,33 +560,36 @@ def _bins(n: int, o: int):
     return [((i * n) // o, -(-((i + 1) * n) // o)) for i in range(o)]
 
 
-def _adaptive_mean_axis(x, axis: int, o: int):
-    n = x.shape[axis]
-    m = np.zeros((o, n))
-    for i, (s, e) in enumerate(_bins(n, o)):
-        m[i, s:e] = 1.0 / (e - s)
-    # one small matrix per axis: the average is separable
-    y = jnp.tensordot(jnp.asarray(m, x.dtype), x, axes=(1, axis), precision=lax.Precision.HIGHEST)
-    return jnp.moveaxis(y, 0, axis)
+def _adaptive_axis(x, axis: int, o: int, kind: str):
+    """Pool ``x`` along ``axis`` into ``o`` PyTorch bins with one static gather.
 
-
-def _adaptive_max_axis(x, axis: int, o: int):
+    The bins are gathered as an ``(o, kmax)`` block (``kmax`` the longest bin); positions past a
+    bin's end point at an appended slot holding the reduction's identity (``0`` or ``-inf``),
+    never at a duplicate. Unlike an averaging matrix, a NaN or inf stays inside its own bins.
+    """
     n = x.shape[axis]
+    if n % o == 0:  # equal, disjoint bins: a reshape, no gather
+        g = x.reshape(*x.shape[:axis], o, n // o, *x.shape[axis + 1 :])
+        return jnp.max(g, axis=axis + 1) if kind == "max" else jnp.mean(g, axis=axis + 1)
     bins = _bins(n, o)
     kmax = max(e - s for s, e in bins)
-    # positions past a bin's end point at an appended -inf slot (index n), never a duplicate
     idx = np.full((o, kmax), n, dtype=np.int32)
     for i, (s, e) in enumerate(bins):
         idx[i, : e - s] = np.arange(s, e)
     if any(e - s < kmax for s, e in bins):
         pad = [(0, 0)] * x.ndim
         pad[axis] = (0, 1)
-        x = jnp.pad(x, pad, constant_values=-np.inf)
+        x = jnp.pad(x, pad, constant_values=0 if kind == "avg" else -np.inf)
     g = jnp.take(x, jnp.asarray(idx.reshape(-1)), axis=axis, mode="clip")
     g = g.reshape(*g.shape[:axis], o, kmax, *g.shape[axis + 1 :])
-    # a plain max (not argmax + gather) compiles several times faster; tied maxima share the
-    # gradient equally, as with jnp.max
-    return jnp.max(g, axis=axis + 1)
+    if kind == "max":
+        # a plain max (not argmax + gather) compiles several times faster; tied maxima share
+        # the gradient equally, as with jnp.max
+        return jnp.max(g, axis=axis + 1)
+    counts = np.array([e - s for s, e in bins], dtype=np.float64)
+    shape = [1] * x.ndim
+    shape[axis] = o
+    return jnp.sum(g, axis=axis + 1) / jnp.asarray(counts.reshape(shape), g.dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("kind", "out", "data_format", "unbatched"))
@@ -590,9 +598,7 @@ def _adaptive_core(x, *, kind, out, data_format, unbatched):
     x = _args.to_nhwc(x, data_format, unbatched)
     if kind == "avg":
         x = x.astype(_compute_dtype(dtype))
-        y = _adaptive_mean_axis(_adaptive_mean_axis(x, 1, out[0]), 2, out[1])
-    else:
-        y = _adaptive_max_axis(_adaptive_max_axis(x, 1, out[0]), 2, out[1])
+    y = _adaptive_axis(_adaptive_axis(x, 1, out[0], kind), 2, out[1], kind)
     return _args.from_nhwc(y.astype(dtype), data_format, unbatched)
 
 

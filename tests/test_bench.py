@@ -45,13 +45,14 @@ def data():
             _point("article", "fwd", "15", "torch", 50.0),  # fft failed at k=15: no entry
             _point("article", "fwd", "15", "auto", 120.0, auto="direct"),
             _point("layer", "fwd+bwd", "3", "lax", 40.0, flops=3e9),
-            _point("layer", "fwd+bwd", "3", "direct", 50.0, flops=3e9),
+            _point("layer", "fwd+bwd", "3", "direct", 50.0, flops=3e9, compile_s=12.0),
             {"group": "matmul", "extra_info": {"kind": "matmul", "flops": 2e9, "n": 2048},
              "stats": {"median": 0.2}},
         ],
         "machine_info": {"jaxconv": {"backend": "cpu", "cpu_model": "Test CPU", "cpu_count": 2,
                                      "jax": "0.0", "torch": "2.0", "scipy": None}},
-        "jaxconv": {"missing_peers": {"scipy": "article"},
+        "jaxconv": {"missing_peers": {"scipy": "article"}, "budget_s": 540,
+                    "skipped": ["lenet-C3-fwd+bwd-im2col"],
                     "failures": [{"id": "article-15-fwd-fft", "message": "differs from XLA"}]},
         "datetime": "2026-01-01T00:00:00",
     }
@@ -85,6 +86,7 @@ def test_report_tables_ratio_winner_and_auto(data):
     assert "**10.0 GFLOP/s**" in report
     assert "| k=3 | **40** | 50 (0.80x) | XLA lax.conv | — |" in report
     assert "Compile time" in report and "| k=3 | 0.50 | 0.50 |" in report
+    assert "Compiles over 10 s: direct layer k=3 fwd+bwd (12 s)." in report
     assert "Sweep wall time: 12 s" in report
 
 
@@ -92,6 +94,8 @@ def test_report_lists_missing_peers_failures_and_machine(data):
     report = bench.build_report(data)
     assert "Missing peers" in report and "**scipy** (would time: article)" in report
     assert "`article-15-fwd-fft`: differs from XLA" in report
+    assert "**1 point(s) skipped**" in report and "(540 s)" in report
+    assert "`lenet-C3-fwd+bwd-im2col`" in report
     assert "| CPU | Test CPU (2 cores" in report
     assert "| scipy | not installed |" in report
 
@@ -188,5 +192,6 @@ def test_bench_tiny_sweep_writes_json_report_and_plot(tmp_path):
         "lax", "direct", "auto"}
     report = (tmp_path / "report.md").read_text()
     assert "## article — forward" in report and "## layer — forward + backward" in report
+    assert "| k=3 | " in report
     assert "## lenet" not in report
     assert (tmp_path / "conv_vs_kernel.png").stat().st_size > 0

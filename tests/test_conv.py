@@ -9,7 +9,10 @@ reason.
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -58,8 +61,24 @@ FACTORS: dict[str, list] = {
 CHANNELS = {1: (3, 5), 2: (4, 6), "depthwise": (3, 6)}
 
 
-def _case(levels: dict[str, int]) -> dict:
-    c = {name: FACTORS[name][i] for name, i in levels.items()}
+# The same product for the most common layer, a 3x3 kernel at stride 1 (no dilation): the one
+# every algorithm serves (Winograd serves only this), so restricted algorithms get the same
+# breadth of padding forms, modes, groups and layouts.
+FACTORS_3X3 = {
+    "shape": [(2, 5, 6, 3, 3), (1, 8, 7, 3, 3), (3, 3, 4, 3, 3)],
+    "groups": FACTORS["groups"],
+    "stride": [1],
+    "padding": FACTORS["padding"],
+    "padding_mode": FACTORS["padding_mode"],
+    "dilation": [1],
+    "bias": FACTORS["bias"],
+    "data_format": FACTORS["data_format"],
+    "unbatched": FACTORS["unbatched"],
+}
+
+
+def _case(levels: dict[str, int], factors=FACTORS) -> dict:
+    c = {name: factors[name][i] for name, i in levels.items()}
     n, h, w, kh, kw = c.pop("shape")
     cin, o = CHANNELS[c["groups"]]
     groups = cin if c["groups"] == "depthwise" else c["groups"]
@@ -80,25 +99,25 @@ def _pairs(levels: dict[str, int]) -> set:
     }
 
 
-def pairwise_cases(seed: int = 0, tries: int = 200) -> tuple[list[dict], set]:
+def pairwise_cases(factors, seed: int = 0, tries: int = 200) -> tuple[list[dict], set]:
     """Greedy all-pairs covering (AETG-style); returns the cases and the infeasible pairs."""
     rnd = random.Random(seed)
-    names = list(FACTORS)
+    names = list(factors)
     uncovered = {
         ((a, i), (b, j))
         for ai, a in enumerate(names)
         for b in names[ai + 1:]
-        for i in range(len(FACTORS[a]))
-        for j in range(len(FACTORS[b]))
+        for i in range(len(factors[a]))
+        for j in range(len(factors[b]))
     }
     cases, infeasible = [], set()
     while uncovered:
         target = min(uncovered)
         best, gain = None, 0
         for _ in range(tries):
-            levels = {n: rnd.randrange(len(FACTORS[n])) for n in names}
+            levels = {n: rnd.randrange(len(factors[n])) for n in names}
             levels.update(dict(target))
-            if not _valid(_case(levels)):
+            if not _valid(_case(levels, factors)):
                 continue
             g = len(_pairs(levels) & uncovered)
             if g > gain:
@@ -107,12 +126,13 @@ def pairwise_cases(seed: int = 0, tries: int = 200) -> tuple[list[dict], set]:
             infeasible.add(target)
             uncovered.discard(target)
             continue
-        cases.append(_case(best))
+        cases.append(_case(best, factors))
         uncovered -= _pairs(best)
     return cases, infeasible
 
 
-PAIRWISE, INFEASIBLE = pairwise_cases()
+PAIRWISE, INFEASIBLE = pairwise_cases(FACTORS)
+PAIRWISE_3X3, INFEASIBLE_3X3 = pairwise_cases(FACTORS_3X3)
 
 # Hand-picked edges the pairwise product does not force.
 EDGES = [
@@ -139,7 +159,7 @@ EDGES = [
     dict(n=1, h=9, w=10, kh=3, kw=3, c=2, o=2, groups=1, stride=(2, 3), padding="same",
          padding_mode="reflect", dilation=(2, 1), bias=False, data_format="NHWC", unbatched=False),
 ]
-CASES = PAIRWISE + EDGES
+CASES = PAIRWISE + PAIRWISE_3X3 + EDGES
 
 
 def case_id(c: dict) -> str:
@@ -178,7 +198,9 @@ def reference(c: dict, x, k, b):
 
 def test_the_product_covers_every_pair():
     assert not INFEASIBLE, f"pairs no valid case can hold: {sorted(INFEASIBLE)}"
+    assert not INFEASIBLE_3X3, f"pairs no valid case can hold: {sorted(INFEASIBLE_3X3)}"
     assert 30 <= len(PAIRWISE) <= 60, len(PAIRWISE)
+    assert 25 <= len(PAIRWISE_3X3) <= 40, len(PAIRWISE_3X3)
     assert all(_valid(c) for c in CASES)
 
 
@@ -282,6 +304,23 @@ def test_known_answer_padding_modes(algorithm):
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_known_answer_3x3_same(algorithm):
+    box = np.ones((3, 3, 1, 1))
+    y = run(X16, box, algorithm=algorithm, padding="SAME")
+    np.testing.assert_allclose(
+        y[0, :, :, 0], [[10, 18, 24, 18], [27, 45, 54, 39], [51, 81, 90, 63], [42, 66, 72, 50]]
+    )
+    dx, dk = jax.grad(lambda x, k: run(x, k, algorithm=algorithm, padding="SAME").sum(),
+                      argnums=(0, 1))(jnp.asarray(X16), jnp.asarray(box))
+    # windows covering each pixel: (rows [2, 3, 3, 2]) x (cols [2, 3, 3, 2])
+    np.testing.assert_allclose(
+        dx[0, :, :, 0], [[4, 6, 6, 4], [6, 9, 9, 6], [6, 9, 9, 6], [4, 6, 6, 4]]
+    )
+    # dk[a, b] = sum of x over rows R_a x cols C_b (R_0 = 0..2, R_1 = 0..3, R_2 = 1..3)
+    np.testing.assert_allclose(dk[:, :, 0, 0], [[45, 66, 54], [84, 120, 96], [81, 114, 90]])
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_known_answer_depthwise_dilated(algorithm):
     # Two channels, groups=2: channel 1 is channel 0 + 16; kernel taps only the 4 corners of a
     # 3x3 window via dilation 2 on a 2x2 kernel.
@@ -307,7 +346,7 @@ GRAD_CASES = [
     dict(x=(2, 6, 5, 4), k=(3, 2, 2, 4),
          kw=dict(stride=(2, 1), padding=((1, 0), (2, 1)), dilation=(1, 2), groups=2,
                  padding_mode="circular")),
-    dict(x=(3, 5, 4), k=(2, 2, 1, 3),
+    dict(x=(3, 5, 4), k=(3, 3, 1, 3),
          kw=dict(padding="SAME", padding_mode="reflect", data_format="NCHW", groups=3)),
 ]
 
@@ -397,7 +436,7 @@ def test_no_retrace_on_repeated_calls(rng):
 # Dtypes: preserved, and accurate per the tolerance table against the float64 reference of the
 # same rounded inputs.
 
-DTYPE_CASES = [CASES[0], CASES[5], EDGES[4]]
+DTYPE_CASES = [PAIRWISE[0], PAIRWISE_3X3[1], EDGES[4]]
 
 
 @pytest.mark.parametrize("case", DTYPE_CASES, ids=case_id)
@@ -416,9 +455,8 @@ def test_dtype_promotion(rng):
     assert jaxconv.conv2d(x32, k64).dtype == jnp.float64
     assert jaxconv.conv2d(x32, k64.astype(jnp.float16)).dtype == jnp.float32
     # bias follows the output dtype
-    assert jaxconv.conv2d(x32, x32[:2, :2, :, :1] * 0 + 1, jnp.ones(1, jnp.float64)).dtype == (
-        jnp.float32
-    )
+    k32 = jnp.ones((2, 2, 1, 1), jnp.float32)
+    assert jaxconv.conv2d(x32, k32, jnp.ones(1, jnp.float64)).dtype == jnp.float32
 
 
 @pytest.mark.parametrize("precision", [None, "default", "highest", jax.lax.Precision.HIGH,
@@ -442,3 +480,18 @@ def test_precision_reaches_lax(precision, expected):
         lambda x, k: jaxconv.conv2d(x, k, algorithm="direct", precision=precision)
     )(x, k))
     assert f"Precision.{expected}" in jaxpr, jaxpr
+
+
+def test_numpy_float64_inputs_without_x64_give_float32_silently():
+    # NumPy's default dtype is float64; with x64 off (JAX's default) conv2d must truncate it to
+    # float32 like jnp.asarray does, without a warning. x64 is on in this process, hence a child.
+    code = (
+        "import numpy as np, jaxconv\n"
+        "y = jaxconv.conv2d(np.ones((1, 4, 4, 1)), np.ones((2, 2, 1, 1)), np.ones(1))\n"
+        "assert y.dtype == np.float32, y.dtype\n"
+        "assert float(y[0, 0, 0, 0]) == 5.0\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    done = subprocess.run([sys.executable, "-W", "error", "-c", code], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr

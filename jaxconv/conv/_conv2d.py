@@ -23,7 +23,7 @@ def _canonical_precision(precision: Any):
         return precision
     if isinstance(precision, str):
         try:
-            return lax.Precision(precision)
+            return lax.Precision(precision.lower())  # lax only knows the lowercase names
         except (ValueError, KeyError) as e:
             raise ValueError(
                 f"{FN}: unknown precision {precision!r}; expected None, 'default', 'high', "
@@ -84,8 +84,8 @@ def conv2d(
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxconv
-      >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
-      >>> k = jnp.ones((2, 2, 1, 1))
+      >>> x = jnp.arange(16, dtype=jnp.float32).reshape(1, 4, 4, 1)  # NHWC
+      >>> k = jnp.ones((2, 2, 1, 1), jnp.float32)  # HWIO: a 2x2 box filter
       >>> jaxconv.conv2d(x, k, stride=2)[0, :, :, 0]
       Array([[10., 18.],
              [42., 50.]], dtype=float32)
@@ -197,7 +197,9 @@ def _canonicalize(x, kernel, bias, *, stride, padding, dilation, groups, padding
             )
 
     precision = _canonical_precision(precision)
-    dtype = jnp.result_type(x.dtype, kernel.dtype)
+    # canonicalize first: NumPy's default float64 must not warn when x64 is off (it becomes
+    # float32, as jnp.asarray would make it)
+    dtype = jnp.result_type(*(jax.dtypes.canonicalize_dtype(a.dtype) for a in (x, kernel)))
     config = ConvConfig(
         stride=stride,
         padding=pads if padding_mode == "zeros" else ((0, 0), (0, 0)),

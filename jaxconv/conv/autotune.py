@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import statistics
@@ -113,6 +114,11 @@ def cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     if xdg:
         return Path(xdg).expanduser() / "jaxconv"
+    return _default_cache_dir()
+
+
+@functools.lru_cache(maxsize=1)
+def _default_cache_dir() -> Path:
     try:  # optional, never a dependency
         import platformdirs
     except ImportError:
@@ -135,6 +141,7 @@ def _precision_str(precision) -> str | None:
     return getattr(precision, "name", str(precision))
 
 
+@functools.lru_cache(maxsize=16)
 def device_kind(backend: str) -> str | None:
     """The device kind of ``backend``'s first device, or ``None`` when the backend is absent."""
     try:
@@ -230,11 +237,11 @@ def clear_memory_cache() -> None:
 
 def lookup(x_shape, kernel_shape, dtype, config: ConvConfig, backend: str) -> dict | None:
     """The cached entry for this problem on ``backend`` (this device kind, this jax), or ``None``."""
-    kind = device_kind(backend)
+    entries = _entries(cache_path())
+    kind = device_kind(backend) if entries else None
     if kind is None:
         return None
-    key = make_key(x_shape, kernel_shape, dtype, config, backend, kind)
-    return _entries(cache_path()).get(_key_str(key))
+    return entries.get(_key_str(make_key(x_shape, kernel_shape, dtype, config, backend, kind)))
 
 
 def _write_atomic(path: Path, data: dict) -> None:

@@ -15,6 +15,11 @@ by one contraction per frequency:
 * few channels (``C/groups * O/groups <= 16``, e.g. RGB): a fused broadcast-multiply-sum with the
   frequencies on the minor axis, which needs no transposes and vectorizes over frequencies.
 
+For images much larger than the kernel the input is cut into overlap-save blocks
+(:func:`choose_tiles`: about ``4 * k_eff``, at least 24 (GEMM) / 64 (elementwise)), batched into
+one such correlation: the kernel spectrum shrinks to the block size and the GEMMs get more rows
+(measured 2-3x faster than one whole-image FFT for the layer case with k <= 11).
+
 The inverse ``irfft2`` is cropped to the valid region; ``stride > 1`` keeps every ``s``-th output
 of the stride-1 result (the transforms cost the same as stride 1: for large strides ``direct`` or
 ``im2col`` are cheaper), dilation is exact (phases ``exp(2 pi i u a d / L)``), ``groups`` become a
@@ -158,7 +163,7 @@ def _kernel_spectrum(kernel, lh: int, lw: int, dilation):
     reads, with no transpose of the large spectrum. Dilation along H is in the DFT phases,
     along W zeros are inserted into the (small) kernel.
     """
-    kh, kw, cg, o = kernel.shape
+    kh, _, cg, o = kernel.shape
     dh, dw = dilation
     if dw > 1:
         zero = jnp.zeros((), kernel.dtype)
@@ -178,7 +183,7 @@ def _correlate_valid(x, kernel, dilation, groups: int, precision, lengths):
     ``x``: ``(N, H, W, C)``, ``kernel``: HWIO; returns NHWC ``(N, H - kh_eff + 1, W - kw_eff + 1,
     O)`` in ``x``'s (float32 or float64) dtype.
     """
-    n, h, w, c = x.shape
+    n, h, w, _ = x.shape
     kh, kw, cg, o = kernel.shape
     g = groups
     og = o // g
@@ -218,23 +223,89 @@ def _correlate_valid(x, kernel, dilation, groups: int, precision, lengths):
     return jnp.transpose(y, (0, 2, 3, 1))
 
 
-def conv_fft(x, kernel, config: ConvConfig):
+# Overlap-save block sizes tried: 2^a and 3 * 2^a (the fastest FFT lengths).
+_TILES = tuple(sorted({b << a for a in range(3, 12) for b in (2, 3)}))
+# Smallest block per contraction path (measured on a 2-core CPU: smaller blocks lose to the
+# per-block overhead; larger ones to the kernel spectrum's size and the FFT's log factor).
+_MIN_TILE = {"gemm": 24, "elementwise": 64}
+
+
+def choose_tiles(x_shape, kernel_shape, config: ConvConfig):
+    """Overlap-save block size ``(Th, Tw)`` for padded NHWC ``x_shape``, or ``None`` (one FFT).
+
+    Per axis, the smallest of ``2^a, 3 * 2^a`` that is ``>= max(min_tile, 4 * k_eff)``: blocks
+    four times the kernel waste at most ~(4/3)^2 of the input to the overlap, while making the
+    kernel's spectrum (``Th x Tw`` per filter) and the per-block transforms small. ``None`` when
+    such a block would not be smaller than the single FFT.
+    """
+    _, h, w, _ = x_shape
+    kh, kw, cg, o = kernel_shape
+    og = o // config.groups
+    path = "elementwise" if cg * og <= ELEMENTWISE_MAX_CO else "gemm"
+    (pt, pb), (pl, pr) = config.padding
+    tiles = []
+    for size, e in zip((h + pt + pb, w + pl + pr), config.effective_kernel((kh, kw)), strict=True):
+        want = max(_MIN_TILE[path], 4 * e)
+        t = next((t for t in _TILES if t >= want), None)
+        tiles.append(t if t is not None and t < next_fast_len(size) else None)
+    if tiles[0] is None and tiles[1] is None:
+        return None
+    return tuple(t if t is not None else next_fast_len(s) for t, s in
+                 zip(tiles, (h + pt + pb, w + pl + pr), strict=True))
+
+
+def _overlap_save(x, kernel, dilation, groups: int, precision, tiles):
+    """Stride-1 VALID cross-correlation of padded NHWC ``x`` in ``tiles = (Th, Tw)`` blocks.
+
+    Overlap-save: blocks of ``Th x Tw`` input pixels overlapping by ``k_eff - 1`` each give
+    ``(Th - kh_eff + 1) x (Tw - kw_eff + 1)`` valid outputs; the blocks are batched into one FFT
+    correlation with transforms of length ``(Th, Tw)`` (the kernel's spectrum shrinks to
+    ``Th x Tw`` too, and the per-frequency GEMM gets ``N * blocks`` rows).
+    """
+    n, h, w, c = x.shape
+    kh, kw, _, o = kernel.shape
+    eff = ((kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1)
+    full = (h - eff[0] + 1, w - eff[1] + 1)
+    steps = tuple(t - e + 1 for t, e in zip(tiles, eff, strict=True))
+    counts = tuple(-(-m // st) for m, st in zip(full, steps, strict=True))
+    need = tuple(nt * st + e - 1 for nt, st, e in zip(counts, steps, eff, strict=True))
+    x = lax.pad(
+        x, jnp.zeros((), x.dtype), ((0, 0, 0), (0, need[0] - h, 0), (0, need[1] - w, 0), (0, 0, 0))
+    )
+    ih = (np.arange(counts[0]) * steps[0])[:, None] + np.arange(tiles[0])[None, :]
+    iw = (np.arange(counts[1]) * steps[1])[:, None] + np.arange(tiles[1])[None, :]
+    xt = x[:, ih][:, :, :, iw]  # (N, nh, Th, nw, Tw, C)
+    xt = jnp.transpose(xt, (0, 1, 3, 2, 4, 5)).reshape(-1, tiles[0], tiles[1], c)
+    y = _correlate_valid(xt, kernel, dilation, groups, precision, tiles)
+    y = y.reshape(n, counts[0], counts[1], steps[0], steps[1], o)
+    y = jnp.transpose(y, (0, 1, 3, 2, 4, 5)).reshape(n, counts[0] * steps[0], -1, o)
+    return y[:, : full[0], : full[1]]
+
+
+def conv_fft(x, kernel, config: ConvConfig, *, tiles="auto"):
     """FFT cross-correlation: NHWC ``x`` (N, H, W, C), HWIO ``kernel`` -> NHWC (N, H', W', O).
 
     ``H' = floor((H + pad - ((kh - 1) * dh + 1)) / sh) + 1`` (same for W), as ``direct``.
     The result has ``x``'s dtype; half-precision inputs are computed in float32.
+    ``tiles``: ``"auto"`` (:func:`choose_tiles`), ``None`` (one FFT of the whole padded image)
+    or ``(Th, Tw)`` overlap-save blocks (each must exceed the effective kernel).
     """
     out_dtype = x.dtype
     cdt = _compute_dtype(x.dtype)
     x = x.astype(cdt)
     kernel = kernel.astype(cdt)
     n, h, w, c = x.shape
-    kh, kw, _, o = kernel.shape
+    kh, kw = kernel.shape[:2]
     (pt, pb), (pl, pr) = config.padding
     if any(config.padding[0]) or any(config.padding[1]):
         x = lax.pad(x, jnp.zeros((), cdt), ((0, 0, 0), (pt, pb, 0), (pl, pr, 0), (0, 0, 0)))
-    lengths = (next_fast_len(x.shape[1]), next_fast_len(x.shape[2]))
-    y = _correlate_valid(x, kernel, config.dilation, config.groups, config.precision, lengths)
+    args = (x, kernel, config.dilation, config.groups, config.precision)
+    if tiles == "auto":
+        tiles = choose_tiles((n, h, w, c), kernel.shape, config)
+    if tiles is None:
+        y = _correlate_valid(*args, (next_fast_len(x.shape[1]), next_fast_len(x.shape[2])))
+    else:
+        y = _overlap_save(*args, tuple(tiles))
     sh, sw = config.stride
     if sh > 1 or sw > 1:
         ho, wo = config.output_hw((h, w), (kh, kw))

@@ -84,30 +84,70 @@ def _direct_terms(x_shape, kernel_shape, dtype, config):
 
 
 def _fft_terms(x_shape, kernel_shape, dtype, config):
-    from .fft import fft_cost_terms
+    # Counted here from the FFT module's own plan (fast lengths, overlap-save blocks), so the
+    # terms follow what conv_fft actually runs.
+    from . import fft as _fft_module
 
-    t = fft_cost_terms(x_shape, kernel_shape, config)
-    gemm = t["path"] == "gemm"
+    n, h, w, c, kh, kw, cg, o, _, _ = _geometry(x_shape, kernel_shape, config)
+    (pt, pb), (pl, pr) = config.padding
+    hp, wp = h + pt + pb, w + pl + pr
+    choose_tiles = getattr(_fft_module, "choose_tiles", None)
+    tiles = choose_tiles(x_shape, kernel_shape, config) if choose_tiles is not None else None
+    if tiles is None:
+        lh, lw = _fft_module.next_fast_len(hp), _fft_module.next_fast_len(wp)
+        blocks = n
+    else:
+        (lh, lw), (eh, ew) = tiles, config.effective_kernel((kh, kw))
+        blocks = n * -(-(hp - eh + 1) // (lh - eh + 1)) * -(-(wp - ew + 1) // (lw - ew + 1))
+    freqs = lh * (lw // 2 + 1)
+    per_fft = 2.5 * lh * lw * math.log2(max(lh * lw, 2))
+    contraction = 8.0 * freqs * blocks * cg * o
+    gemm = cg * (o // config.groups) > getattr(_fft_module, "ELEMENTWISE_MAX_CO", 16)
     return {
         "call": 1.0,
-        "fft_flop": float(t["fft_flops"]),
-        "gemm_flop": float(t["contraction_flops"]) if gemm else 0.0,
-        # the batched per-frequency GEMMs have only N rows: for small N they are bound by
-        # streaming the (F, 2C, 2O) kernel spectra, i.e. by flops / N
-        "gemm_weight": float(t["contraction_flops"]) / int(x_shape[0]) if gemm else 0.0,
-        "ew_flop": 0.0 if gemm else float(t["contraction_flops"]),
-        "kernel_flop": float(t["kernel_flops"]),
-        "byte": float(t["bytes"]) / 2,  # complex64 bytes -> float32 elements x 4
+        "fft_flop": per_fft * blocks * (c + o),
+        "gemm_flop": contraction if gemm else 0.0,
+        # the per-frequency GEMMs have only `blocks` rows: for few rows they are bound by
+        # streaming the (F, 2C, 2O) kernel spectra, i.e. by flops / rows
+        "gemm_weight": contraction / blocks if gemm else 0.0,
+        "ew_flop": 0.0 if gemm else contraction,
+        "kernel_flop": 2.0 * cg * o * freqs * (kh + kw),
+        "byte": 8.0 * freqs * (blocks * (c + o) + cg * o),
     }
 
 
 def _im2col_terms(x_shape, kernel_shape, dtype, config):
-    n, _, _, c, kh, kw, cg, o, ho, wo = _geometry(x_shape, kernel_shape, config)
-    rows = n * ho * wo
+    from .im2col import im2col_cost_terms
+
+    t = im2col_cost_terms(x_shape, kernel_shape, config, itemsize=4)
     return {
         "call": 1.0,
-        "flop": 2.0 * rows * kh * kw * cg * o,
-        "patch_byte": 4.0 * rows * kh * kw * c,
+        "flop": float(t["flops"]),
+        "patch_byte": float(t["patch_bytes"]),
+        "chunk": float(t["chunks"]),  # one lax.map iteration each
+    }
+
+
+def _winograd_terms(x_shape, kernel_shape, dtype, config):
+    from .winograd import winograd_cost_terms
+
+    t = winograd_cost_terms(x_shape, kernel_shape, config, itemsize=4)
+    return {
+        "call": 1.0,
+        "flop": float(t["flops"]),
+        "transform_byte": float(t["transformed_bytes"]),
+    }
+
+
+def _shift_gemm_terms(x_shape, kernel_shape, dtype, config):
+    # one (N*Ho*Wo, C) @ (C, O) GEMM per kernel tap, accumulated into the output
+    n, _, _, c, kh, kw, cg, o, ho, wo = _geometry(x_shape, kernel_shape, config)
+    taps = n * ho * wo * kh * kw
+    return {
+        "call": 1.0,
+        "flop": 2.0 * taps * cg * o,
+        "traffic": float(taps * (c + o)),
+        "gemms": float(kh * kw * config.groups),
     }
 
 
@@ -116,6 +156,8 @@ TERMS = {
     "direct": _direct_terms,
     "fft": _fft_terms,
     "im2col": _im2col_terms,
+    "winograd": _winograd_terms,
+    "shift_gemm": _shift_gemm_terms,
 }
 
 
@@ -270,6 +312,8 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered
         return "direct", costs, unsupported, (
             f"the cost model is not fitted for {dtype.name}; direct unless autotuned"
         )
+    if kernel_shape[0] * kernel_shape[1] == 1:
+        return "direct", costs, unsupported, "a 1x1 kernel is a single GEMM in XLA already"
     best = min(costs, key=costs.get)
     direct = costs["direct"]
     if best == "direct":
@@ -312,8 +356,18 @@ def select(x_shape, kernel_shape, dtype, config: ConvConfig, backend: str | None
 
 def choose_algorithm(x_shape, kernel_shape, dtype, config: ConvConfig,
                      backend: str | None = None) -> str:
-    """Name of the algorithm ``auto`` uses for NHWC ``x_shape`` and HWIO ``kernel_shape``."""
-    return select(x_shape, kernel_shape, dtype, config, backend).algorithm
+    """Name of the algorithm ``auto`` uses for NHWC ``x_shape`` and HWIO ``kernel_shape``.
+
+    The hook ``conv2d`` calls (at trace time, and on every eager call), so it skips building a
+    :class:`Selection`.
+    """
+    backend = jax.default_backend() if backend is None else backend
+    x_shape, kernel_shape = tuple(x_shape), tuple(kernel_shape)
+    cached = _cached_choice(x_shape, kernel_shape, dtype, config, backend)
+    if cached is not None:
+        return cached[0]
+    return _model_choice(x_shape, kernel_shape, jnp.dtype(dtype).name, config, backend,
+                         _registry.names())[0]
 
 
 def select_algorithm(

@@ -181,7 +181,7 @@ def load_image(path: Any, size: Any = None, mode: str = "RGB", *, dtype: Any = n
     has_alpha = c in (2, 4)
     if mode == "RGBA":
         if not has_alpha:
-            a = np.concatenate([a, np.ones(a.shape[:-1] + (1,))], axis=-1)
+            a = np.concatenate([a, np.ones((*a.shape[:-1], 1))], axis=-1)
         if a.shape[-1] == 2:  # gray + alpha
             a = np.concatenate([np.repeat(a[..., :1], 3, axis=-1), a[..., 1:]], axis=-1)
     else:

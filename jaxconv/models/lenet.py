@@ -48,10 +48,24 @@ _C3_IN, _C3_OUT = np.nonzero(C3_TABLE)  # the 60 connections, (S2 map, C3 map) p
 _DTYPE = jnp.float32
 
 
-def _normal(key, shape, fan_in) -> jax.Array:
-    """Normal weights with variance ``1 / fan_in`` (LeCun normal; ``fan_in`` broadcasts)."""
-    scale = np.broadcast_to(1.0 / np.sqrt(fan_in), shape).astype(np.float32)
-    return jax.random.normal(key, shape, _DTYPE) * scale
+class _Normal:
+    """Standard normal draws for every weight of a model from one ``jax.random`` call.
+
+    One draw (then NumPy slices) instead of one ``jax.random.normal`` per layer: each distinct
+    shape would be its own XLA compilation, which dominates building a small model.
+    """
+
+    def __init__(self, key, shapes):
+        total = sum(math.prod(s) for s in shapes)
+        self.buf = np.asarray(jax.random.normal(key, (total,), _DTYPE))
+        self.pos = 0
+
+    def __call__(self, shape, fan_in) -> jax.Array:
+        """Weights of ``shape`` with variance ``1 / fan_in`` (LeCun normal; ``fan_in`` broadcasts)."""
+        n = math.prod(shape)
+        z = self.buf[self.pos:self.pos + n].reshape(shape)
+        self.pos += n
+        return jnp.asarray(z / np.sqrt(fan_in), _DTYPE)
 
 
 def _as_rngs(rngs) -> nnx.Rngs:
@@ -65,9 +79,9 @@ def _as_rngs(rngs) -> nnx.Rngs:
 class _Conv(nnx.Module):
     """5x5 VALID convolution, HWIO kernel ``(k, k, C, O)``, through ``jaxconv.conv2d``."""
 
-    def __init__(self, cin: int, cout: int, k: int, *, algorithm: str, gain: float, rngs: nnx.Rngs):
+    def __init__(self, cin: int, cout: int, k: int, *, algorithm: str, gain: float, init: _Normal):
         fan_in = k * k * cin
-        self.kernel = nnx.Param(_normal(rngs.params(), (k, k, cin, cout), fan_in / gain))
+        self.kernel = nnx.Param(init((k, k, cin, cout), fan_in / gain))
         self.bias = nnx.Param(jnp.zeros((cout,), _DTYPE))
         self.algorithm = algorithm
 
@@ -83,9 +97,9 @@ class _PartialConv(nnx.Module):
     full ``(5, 5, 6, 16)`` kernel, i.e. the connection table acts as a kernel mask.
     """
 
-    def __init__(self, *, algorithm: str, gain: float, rngs: nnx.Rngs):
+    def __init__(self, *, algorithm: str, gain: float, init: _Normal):
         fan_in = 25 * C3_TABLE.sum(axis=0)[_C3_OUT]  # per connection: 25 x (inputs of its map)
-        self.kernel = nnx.Param(_normal(rngs.params(), (5, 5, len(_C3_IN)), fan_in / gain))
+        self.kernel = nnx.Param(init((5, 5, len(_C3_IN)), fan_in / gain))
         self.bias = nnx.Param(jnp.zeros((C3_TABLE.shape[1],), _DTYPE))
         self.algorithm = algorithm
 
@@ -113,8 +127,8 @@ class _Subsample(nnx.Module):
 
 
 class _Dense(nnx.Module):
-    def __init__(self, nin: int, nout: int, *, gain: float, rngs: nnx.Rngs):
-        self.kernel = nnx.Param(_normal(rngs.params(), (nin, nout), nin / gain))
+    def __init__(self, nin: int, nout: int, *, gain: float, init: _Normal):
+        self.kernel = nnx.Param(init((nin, nout), nin / gain))
         self.bias = nnx.Param(jnp.zeros((nout,), _DTYPE))
 
     def __call__(self, x):
@@ -194,21 +208,26 @@ class LeNet5(nnx.Module):
         self.variant = variant
         self.num_classes = int(num_classes)
         self.algorithm = algorithm
+        k = self.num_classes
         if variant == "modern":
+            shapes = [(5, 5, 1, 6), (5, 5, 6, 16), (400, 120), (120, 84), (84, k)]
+            init = _Normal(rngs.params(), shapes)
             relu_gain = 2.0  # He initialization for ReLU layers
-            self.conv1 = _Conv(1, 6, 5, algorithm=algorithm, gain=relu_gain, rngs=rngs)
-            self.conv2 = _Conv(6, 16, 5, algorithm=algorithm, gain=relu_gain, rngs=rngs)
-            self.fc1 = _Dense(400, 120, gain=relu_gain, rngs=rngs)
-            self.fc2 = _Dense(120, 84, gain=relu_gain, rngs=rngs)
-            self.fc3 = _Dense(84, self.num_classes, gain=1.0, rngs=rngs)
+            self.conv1 = _Conv(1, 6, 5, algorithm=algorithm, gain=relu_gain, init=init)
+            self.conv2 = _Conv(6, 16, 5, algorithm=algorithm, gain=relu_gain, init=init)
+            self.fc1 = _Dense(400, 120, gain=relu_gain, init=init)
+            self.fc2 = _Dense(120, 84, gain=relu_gain, init=init)
+            self.fc3 = _Dense(84, k, gain=1.0, init=init)
         else:
-            self.C1 = _Conv(1, 6, 5, algorithm=algorithm, gain=1.0, rngs=rngs)
+            shapes = [(5, 5, 1, 6), (5, 5, 60), (5, 5, 16, 120), (120, 84), (84, k)]
+            init = _Normal(rngs.params(), shapes)
+            self.C1 = _Conv(1, 6, 5, algorithm=algorithm, gain=1.0, init=init)
             self.S2 = _Subsample(6)
-            self.C3 = _PartialConv(algorithm=algorithm, gain=1.0, rngs=rngs)
+            self.C3 = _PartialConv(algorithm=algorithm, gain=1.0, init=init)
             self.S4 = _Subsample(16)
-            self.C5 = _Conv(16, 120, 5, algorithm=algorithm, gain=1.0, rngs=rngs)
-            self.F6 = _Dense(120, 84, gain=1.0, rngs=rngs)
-            self.output = _Dense(84, self.num_classes, gain=1.0, rngs=rngs)
+            self.C5 = _Conv(16, 120, 5, algorithm=algorithm, gain=1.0, init=init)
+            self.F6 = _Dense(120, 84, gain=1.0, init=init)
+            self.output = _Dense(84, k, gain=1.0, init=init)
 
     @classmethod
     def classic(cls, num_classes: int = 10, *, algorithm: str = "auto",
@@ -252,9 +271,24 @@ class LeNet5(nnx.Module):
     def __call__(self, x) -> jax.Array:
         """Logits ``(N, num_classes)`` for images ``(N, 32, 32, 1)`` (``(num_classes,)`` unbatched)."""
         x, unbatched = self._check_input(x)
+        y = self._logits(x)
+        return y[0] if unbatched else y
+
+    # One compiled program per input shape (eager use stays fast; inside jit it simply inlines).
+    @nnx.jit
+    def _logits(self, x):
         for _, stage in self._stages():
             x = stage(x)
-        return x[0] if unbatched else x
+        return x
+
+    @nnx.jit
+    def _features(self, x):
+        out = {}
+        for name, stage in self._stages():
+            x = stage(x)
+            out[name] = x
+        out["softmax"] = jaxconv.softmax(x)
+        return out
 
     def features(self, x) -> collections.OrderedDict[str, jax.Array]:
         """Every stage's output by name, in order, ending with ``"softmax"`` probabilities.
@@ -269,14 +303,11 @@ class LeNet5(nnx.Module):
           ``softmax`` ``(N, num_classes)``. An unbatched input gives unbatched outputs.
         """
         x, unbatched = self._check_input(x)
-        out: collections.OrderedDict[str, jax.Array] = collections.OrderedDict()
-        for name, stage in self._stages():
-            x = stage(x)
-            out[name] = x
-        out["softmax"] = jaxconv.softmax(x)
-        if unbatched:
-            out = collections.OrderedDict((k, v[0]) for k, v in out.items())
-        return out
+        feats = self._features(x)  # a dict comes back from jit with sorted keys: reorder
+        names = [name for name, _ in self._stages()] + ["softmax"]
+        return collections.OrderedDict(
+            (name, feats[name][0] if unbatched else feats[name]) for name in names
+        )
 
     def param_counts(self) -> dict[str, int]:
         """Trainable parameters per layer, in order (classic: the paper's C1, S2, ... names)."""

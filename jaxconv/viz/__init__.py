@@ -35,6 +35,7 @@ from .maps import (
     tile,
     to_rgb,
 )
+from .training import plot_confusion_matrix, plot_training_curves
 
 __all__ = [
     "POLICIES",
@@ -46,6 +47,7 @@ __all__ = [
     "fmt_shape",
     "plot_activations",
     "plot_architecture",
+    "plot_confusion_matrix",
     "plot_conv_step",
     "plot_conv_vs_kernel",
     "plot_feature_maps",
@@ -57,6 +59,7 @@ __all__ = [
     "plot_pooling",
     "plot_saliency",
     "plot_stages",
+    "plot_training_curves",
     "tile",
     "to_rgb",
 ]

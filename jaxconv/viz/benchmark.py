@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from matplotlib import rcParams
 from matplotlib.figure import Figure
 
 
@@ -57,6 +58,13 @@ def plot_conv_vs_kernel(
             fig = Figure(figsize=(4.6 * ncols, 3.6 * nrows), layout="constrained")
         axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(len(titles))]
 
+    # One colour per implementation across all panels; the baseline thick black, auto dashed.
+    names = list(dict.fromkeys(name for panel in results.values() for name in panel))
+    palette = [c["color"] for c in rcParams["axes.prop_cycle"]]
+    colors = {}
+    for name in names:
+        if name != baseline:
+            colors[name] = palette[len(colors) % len(palette)]
     for a, title in zip(axes, titles, strict=False):
         series = results[title]
         xs = [x for s in series.values() for x in s]
@@ -65,11 +73,18 @@ def plot_conv_vs_kernel(
         pos = {x: (x if numeric else i) for i, x in enumerate(ticks)}
         for name, points in series.items():
             keys = sorted(points) if numeric else [x for x in ticks if x in points]
-            style = {"color": "black", "linewidth": 2.5, "zorder": 3} if name == baseline else {}
-            a.plot([pos[x] for x in keys], [points[x] for x in keys], marker="o",
-                   markersize=3.5, label=name, **style)
+            style = {"color": colors.get(name, "black"), "marker": "o", "markersize": 3.5}
+            if name == baseline:
+                style.update(linewidth=2.5, zorder=3)
+            elif name == "auto":
+                style.update(linestyle="--", marker="s", markerfacecolor="none", markersize=6)
+            if not numeric:  # separate layers, not a sweep: markers only
+                style.update(linestyle="none", markersize=7)
+            a.plot([pos[x] for x in keys], [points[x] for x in keys], label=name, **style)
         a.set_yscale("log")
         a.set_xticks([pos[x] for x in ticks], [str(x) for x in ticks])
+        if not numeric:
+            a.set_xlim(-0.5, len(ticks) - 0.5)
         a.set_xlabel("kernel size k (k x k)" if numeric else "layer")
         a.set_ylabel(ylabel)
         a.set_title(title)

@@ -13,6 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, Rectangle
+from matplotlib.ticker import FuncFormatter
 
 from ._base import as_hwc, as_numpy, axes_grid, clean, figure, fmt_shape
 
@@ -311,19 +312,21 @@ def plot_architecture(shapes: Mapping[str, Sequence[int]], *, ax: Axes | None = 
 
 
 def plot_lenet(model: Any = None, *, ax: Axes | None = None, input_shape=(1, 32, 32, 1),
-               title: str | None = None) -> list:
+               merge_same_shape: bool = True, title: str | None = None) -> list:
     """The LeNet-5 architecture drawn from the model's real stage shapes.
 
     Args:
       model: a ``jaxconv.models.LeNet5`` (default: a fresh one, seed 0); anything with
-        ``features(x) -> {name: array}`` works.
+        ``features(x) -> {name: array}`` (ordered) works.
       ax: the axes.
       input_shape: the ``(1, H, W, C)`` input the shapes are traced with.
+      merge_same_shape: draw a stage that keeps its input's shape (an activation, the final
+        softmax) in the same box as the stage before, named ``"conv1+act1"``.
+      title: axes title.
 
     Returns:
       The artists drawn (see :func:`plot_architecture`).
     """
-    import jax
     import jax.numpy as jnp
 
     if model is None:
@@ -332,11 +335,18 @@ def plot_lenet(model: Any = None, *, ax: Axes | None = None, input_shape=(1, 32,
         from jaxconv.models import LeNet5
 
         model = LeNet5(rngs=nnx.Rngs(0))
-    x = jnp.zeros(tuple(input_shape), jnp.float32)
-    # eval_shape: the shapes without running the network.
-    feats = jax.eval_shape(lambda x: dict(model.features(x)), x)
-    shapes = {"input": tuple(input_shape[1:])}
-    shapes.update({k: tuple(v.shape[1:]) for k, v in feats.items()})
+    # Run on zeros rather than jax.eval_shape: a model may jit its own methods (nnx.jit), and
+    # those do not nest inside an outer JAX trace.
+    feats = model.features(jnp.zeros(tuple(input_shape), jnp.float32))
+    names, shapes_out = list(feats), list(feats.values())
+    shapes: dict[str, tuple[int, ...]] = {"input": tuple(input_shape[1:])}
+    for name, v in zip(names, shapes_out, strict=True):
+        shape = tuple(v.shape[1:])
+        last = next(reversed(shapes))
+        if merge_same_shape and shapes[last] == shape and last != "input":
+            shapes[f"{last}+{name}"] = shapes.pop(last)
+        else:
+            shapes[name] = shape
     return plot_architecture(shapes, ax=ax, title=title)
 
 
@@ -379,6 +389,8 @@ def plot_kernel_times(sizes: Sequence[int], ms: Sequence[float], *, ax: Axes | N
     (ax,) = axes_grid(ax, 1, panel=(4.0, 3.0), fn="plot_kernel_times")
     lines = ax.plot(sizes, ms, "o-", label=label)
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(v)[0] in "25" else ""))
     ax.set_xlabel("kernel size k (k×k)")
     ax.set_ylabel("time per call (ms)")
     ax.grid(alpha=0.3, which="both")

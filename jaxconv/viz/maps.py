@@ -349,7 +349,7 @@ def plot_kernels(
     k = as_numpy(kernel, "kernel", "plot_kernels")
     if k.ndim != 4 or min(k.shape) < 1:
         raise ValueError(f"plot_kernels: kernel must be HWIO (kh, kw, I, O), got shape {k.shape}")
-    kh, kw, i_ch, o_ch = k.shape
+    i_ch, o_ch = k.shape[2:]
     if rgb:
         if i_ch != 3:
             raise ValueError(f"plot_kernels: rgb=True needs I == 3 input channels, got {i_ch}")

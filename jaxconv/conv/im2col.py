@@ -1,0 +1,221 @@
+"""``algorithm="im2col"``: gather the receptive fields into a patch matrix, then one GEMM.
+
+For NHWC ``x`` ``(N, H, W, C)`` and HWIO ``kernel`` ``(kh, kw, C // G, O)``, the patch matrix
+holds, for every output pixel, the ``kh * kw * C`` input values under the (strided, dilated)
+kernel in ``(i, j, c)`` order, so that the convolution is the matrix product
+
+    y[(n, p, q), o] = P[(n, p, q), (i, j, c)] @ kernel.reshape(kh * kw * C // G, O)
+
+(one ``dot_general``, batched over the ``G`` groups when ``G > 1``).
+
+The patch matrix is ``kh * kw`` times the size of the input, and on XLA:CPU building it is
+memory-bound: materializing it whole was measured *slower* than XLA's own convolution on the
+``layer`` benchmark case. So it is built and consumed in chunks of output rows (or of whole
+images) under a ``lax.map``, each chunk small enough to stay in cache: :data:`CPU_CHUNK_BYTES`
+on CPU (measured fastest), :data:`MAX_PATCH_BYTES` on other backends, where the point is only to
+bound the working memory. Both are module constants read at trace time; ``conv_im2col`` also
+takes ``chunk_bytes=`` for one call.
+
+References:
+  K. Chellapilla, S. Puri, P. Simard, "High Performance Convolutional Neural Networks for
+  Document Processing", IWFHR 2006 (the unrolled-convolution GEMM).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ._registry import Algorithm, ConvConfig, register
+from .direct import conv_direct
+
+#: Largest patch chunk, in bytes, built at once on GPU/TPU (bounds working memory there).
+MAX_PATCH_BYTES = 256 * 2**20
+#: Patch chunk size, in bytes, on CPU: small enough to stay in cache between the copy that
+#: builds it and the GEMM that reads it (1 MiB measured 2-3x faster than the whole matrix on the
+#: ``layer`` case). Also bounds the working memory.
+CPU_CHUNK_BYTES = 2**20
+
+_LOW_PRECISION = ("bfloat16", "float16")
+
+
+def _chunk_bytes() -> int:
+    return CPU_CHUNK_BYTES if jax.default_backend() == "cpu" else MAX_PATCH_BYTES
+
+
+def compute_dtype(dtype):
+    """Accumulation dtype: float32 for bfloat16 / float16, else ``dtype`` itself."""
+    return jnp.dtype("float32") if jnp.dtype(dtype).name in _LOW_PRECISION else jnp.dtype(dtype)
+
+
+def plan_chunks(x_shape, kernel_shape, config: ConvConfig, chunk_bytes: int | None = None,
+                itemsize: int = 4) -> tuple[int, int]:
+    """How the patch matrix is split: ``(images_per_chunk, output_rows_per_chunk)``.
+
+    Whole images are grouped while one image's patches fit in ``chunk_bytes``; otherwise each
+    chunk is ``rows`` output rows of one image (at least one row, whatever the limit).
+    ``images_per_chunk`` always divides ``N``.
+    """
+    n, h, w, c = x_shape
+    kh, kw, _, _ = kernel_shape
+    ho, wo = config.output_hw((h, w), (kh, kw))
+    limit = _chunk_bytes() if chunk_bytes is None else int(chunk_bytes)
+    row_bytes = wo * kh * kw * c * itemsize
+    image_bytes = ho * row_bytes
+    if image_bytes <= limit:
+        want = max(1, min(n, limit // image_bytes))
+        nb = max(d for d in range(1, want + 1) if n % d == 0)
+        return nb, ho
+    rows = max(1, limit // row_bytes)
+    # Equalize the blocks so the padding rows computed and thrown away stay < one per block.
+    blocks = math.ceil(ho / rows)
+    return 1, math.ceil(ho / blocks)
+
+
+def im2col_cost_terms(x_shape, kernel_shape, config: ConvConfig, itemsize: int = 4) -> dict:
+    """Cost-model terms of ``im2col`` for NHWC ``x_shape`` and HWIO ``kernel_shape``.
+
+    Returns a dict with
+      ``flops``: ``2 * N * H_out * W_out * kh * kw * (C / G) * O`` (the GEMM, incl. rows computed
+        on the padding of the last row block);
+      ``patch_bytes``: bytes of the whole patch matrix, ``N * H_out * W_out * kh * kw * C * itemsize``
+        (written once and read once, chunk by chunk);
+      ``chunks``: number of ``lax.map`` iterations; ``chunk_bytes``: bytes of one chunk;
+      ``gemm_m``, ``gemm_k``, ``gemm_n``: the per-group GEMM shape of one chunk.
+    """
+    n, h, w, c = x_shape
+    kh, kw, cg, o = kernel_shape
+    ho, wo = config.output_hw((h, w), (kh, kw))
+    nb, rows = plan_chunks(x_shape, kernel_shape, config, itemsize=itemsize)
+    chunks = (n // nb) * math.ceil(ho / rows)
+    m = nb * rows * wo
+    return dict(
+        flops=2 * chunks * m * kh * kw * cg * o,
+        patch_bytes=n * ho * wo * kh * kw * c * itemsize,
+        chunks=chunks,
+        chunk_bytes=m * kh * kw * c * itemsize,
+        gemm_m=m, gemm_k=kh * kw * cg, gemm_n=o // config.groups,
+    )
+
+
+def _patches(xs, kernel_hw, config: ConvConfig, rows: int, wo: int):
+    """``(B, rows, wo, kh * kw, C)`` patches of an NHWC slab ``xs`` holding exactly their rows."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel_hw, config.stride, config.dilation
+    taps = [
+        lax.slice(
+            xs,
+            (0, i * dh, j * dw, 0),
+            (xs.shape[0], i * dh + (rows - 1) * sh + 1, j * dw + (wo - 1) * sw + 1, xs.shape[3]),
+            (1, sh, sw, 1),
+        )
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    return jnp.stack(taps, axis=3)
+
+
+def _gemm(p, kernel, config: ConvConfig, acc_dtype):
+    """``(B, R, Wo, T, C) x (kh, kw, C/G, O) -> (B, R, Wo, O)``: the patch-matrix GEMM."""
+    b, r, wo, t, c = p.shape
+    kh, kw, cg, o = kernel.shape
+    g = config.groups
+    if g == 1:
+        return lax.dot_general(
+            p.reshape(b, r, wo, t * c), kernel.reshape(t * cg, o),
+            (((3,), (0,)), ((), ())), precision=config.precision,
+            preferred_element_type=acc_dtype,
+        )
+    # Groups: batch over G, contract over (tap, C/G).
+    p = p.reshape(b, r, wo, t, g, cg)
+    k = kernel.reshape(t, cg, g, o // g)
+    y = lax.dot_general(
+        p, k, (((3, 5), (0, 1)), ((4,), (2,))), precision=config.precision,
+        preferred_element_type=acc_dtype,
+    )  # (G, B, R, Wo, O/G)
+    return jnp.moveaxis(y, 0, -2).reshape(b, r, wo, o)
+
+
+def conv_im2col(x, kernel, config: ConvConfig, *, chunk_bytes: int | None = None):
+    """im2col + GEMM convolution: NHWC ``x`` (N, H, W, C), HWIO ``kernel`` (kh, kw, C/G, O).
+
+    Args:
+      x: images ``(N, H, W, C)``.
+      kernel: filters ``(kh, kw, C // groups, O)``, same dtype as ``x``.
+      config: stride, zero padding, dilation, groups, precision.
+      chunk_bytes: patch chunk size in bytes for this call (default: :data:`CPU_CHUNK_BYTES` on
+        CPU, :data:`MAX_PATCH_BYTES` elsewhere).
+
+    Returns:
+      ``(N, H_out, W_out, O)`` in ``x``'s dtype (bfloat16 / float16 accumulate in float32).
+    """
+    dtype = x.dtype
+    acc = compute_dtype(dtype)
+    n, h, w, c = x.shape
+    kh, kw, _, o = kernel.shape
+    (sh, _), (eh, _) = config.stride, config.effective_kernel((kh, kw))
+    ho, wo = config.output_hw((h, w), (kh, kw))
+    nb, rows = plan_chunks(x.shape, kernel.shape, config, chunk_bytes, jnp.dtype(dtype).itemsize)
+    blocks = math.ceil(ho / rows)
+    span = (rows - 1) * sh + eh  # input rows under one block of output rows
+    (top, bottom), (left, right) = config.padding
+    # Zero padding, plus the rows the last (partial) row block reads past the bottom.
+    need = (blocks * rows - 1) * sh + eh
+    xp = jnp.pad(x, ((0, 0), (top, max(bottom, need - h - top)), (left, right), (0, 0)))
+    xp = xp[:, :max(need, 1)] if xp.shape[1] > need else xp
+
+    def chunk(xs):  # (nb, span, Wp, C) input rows -> (nb, rows, wo, O)
+        return _gemm(_patches(xs, (kh, kw), config, rows, wo), kernel, config, acc)
+
+    count = (n // nb) * blocks
+    if count == 1:
+        return chunk(xp)[:, :ho].astype(dtype)
+    # The chunks' input slabs (overlapping by eff_h - sh rows) are made up front with static
+    # slices and mapped over as data, not cut from a closed-over xp inside the loop: then the
+    # backward pass returns each slab's cotangent as a loop output, instead of adding a full-size
+    # cotangent of xp into the loop carry on every iteration (measured 2-3x slower).
+    slabs = jnp.stack([xp[:, r * rows * sh : r * rows * sh + span] for r in range(blocks)])
+    slabs = slabs.reshape(blocks, n // nb, nb, span, *xp.shape[2:])
+    slabs = jnp.swapaxes(slabs, 0, 1).reshape(count, nb, span, *xp.shape[2:])
+    # checkpoint: the backward pass rebuilds each chunk's patches instead of storing them all.
+    y = lax.map(jax.checkpoint(chunk), slabs)  # (count, nb, rows, wo, O)
+    y = y.reshape(n // nb, blocks, nb, rows, wo, o)
+    y = jnp.swapaxes(y, 1, 2).reshape(n, blocks * rows, wo, o)
+    return y[:, :ho].astype(dtype)
+
+
+def gemm_gradients(fn):
+    """Wrap ``fn(x, kernel, config)`` so its derivatives are computed the fast way on XLA:CPU.
+
+    Convolution is bilinear, so its JVP is ``conv(dx, kernel) + conv(x, dkernel)``. The
+    ``dkernel`` term is written as an im2col GEMM, whose transpose (the kernel gradient) is
+    ``P^T @ dy`` accumulated chunk by chunk: GEMMs with a long contraction, measured ~2x faster
+    than XLA's kernel-gradient convolution. The ``dx`` term is written as XLA's convolution, whose
+    transpose (the input gradient) is XLA's transposed convolution: the transpose of the im2col
+    form is a col2im scatter-add, measured up to 2x *slower* (see ``benchmarks/scratch_gemm.py``).
+    Forward mode, ``vmap`` and higher orders work as for any ``custom_jvp``.
+    """
+
+    @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+    def conv(x, kernel, config):
+        return fn(x, kernel, config)
+
+    @conv.defjvp
+    def conv_jvp(config, primals, tangents):
+        (x, kernel), (dx, dkernel) = primals, tangents
+        dy = conv_direct(dx, kernel, config) + conv_im2col(x, dkernel, config)
+        return conv(x, kernel, config), dy
+
+    return functools.wraps(fn)(conv)
+
+
+IM2COL = register(
+    Algorithm(
+        name="im2col",
+        fn=gemm_gradients(conv_im2col),
+        serves="every configuration (patch matrix + one GEMM, built in cache-sized chunks)",
+    )
+)

@@ -1,0 +1,165 @@
+"""What is specific to ``algorithm="fft"`` (the shared products live in ``test_conv.py``)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import jax.test_util
+import numpy as np
+import pytest
+from ref_conv import conv2d_ref
+from tolerances import assert_close
+
+import jaxconv
+from jaxconv.conv import _registry, fft
+from jaxconv.conv._registry import ConvConfig
+from jaxconv.conv.direct import conv_direct
+
+
+def _smooth(m: int, radices=(2, 3, 5, 7)) -> bool:
+    for r in radices:
+        while m % r == 0:
+            m //= r
+    return m == 1
+
+
+@pytest.mark.parametrize("n", [*range(1, 130), 320, 321, 400, 401, 1000, 1031, 4097])
+def test_next_fast_len_is_the_smallest_smooth_length(n):
+    m = fft.next_fast_len(n)
+    assert m >= n and _smooth(m)
+    assert not any(_smooth(j) for j in range(n, m))
+
+
+def test_next_fast_len_known_values_and_radices():
+    assert [fft.next_fast_len(n) for n in (1, 11, 13, 97, 321, 1031)] == [1, 12, 14, 98, 324, 1050]
+    assert fft.next_fast_len(7, radices=(2,)) == 8
+    assert fft.next_fast_len(11, radices=(2, 3, 5)) == 12
+
+
+@pytest.mark.parametrize("bad", [0, -3])
+def test_next_fast_len_rejects_non_positive(bad):
+    with pytest.raises(ValueError, match="next_fast_len: n must be >= 1"):
+        fft.next_fast_len(bad)
+
+
+def test_next_fast_len_rejects_bad_radices():
+    with pytest.raises(ValueError, match="radices must be integers >= 2"):
+        fft.next_fast_len(10, radices=(1,))
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "k_shape", "groups", "tiles"),
+    [
+        ((2, 70, 90, 3), (5, 5, 3, 3), 1, (16, 32)),  # elementwise path, uneven last blocks
+        ((1, 64, 64, 3), (7, 4, 3, 6), 1, (24, 16)),
+        ((3, 40, 48, 16), (3, 3, 16, 16), 1, (16, 16)),  # GEMM path
+        ((2, 40, 40, 8), (3, 3, 2, 8), 4, (24, 24)),  # grouped
+        ((1, 50, 30, 6), (5, 3, 1, 12), 6, (32, 16)),  # depthwise, multiplier 2
+    ],
+)
+def test_overlap_save_matches_single_fft_and_direct(x_shape, k_shape, groups, tiles, rng):
+    x = jnp.asarray(rng.standard_normal(x_shape))
+    k = jnp.asarray(rng.standard_normal(k_shape))
+    config = ConvConfig(groups=groups, padding=((1, 2), (0, 3)), stride=(1, 2), dilation=(2, 1))
+    single = fft.conv_fft(x, k, config, tiles=None)
+    tiled = fft.conv_fft(x, k, config, tiles=tiles)
+    ref = conv_direct(x, k, config)
+    assert_close(single, ref, algorithm="fft")
+    assert_close(tiled, ref, algorithm="fft")
+    np.testing.assert_allclose(tiled, single, atol=1e-12 * float(jnp.max(jnp.abs(ref))))
+
+
+@pytest.mark.parametrize(("x_shape", "k", "o"), [((1, 320, 400, 3), 31, 3), ((2, 64, 64, 32), 7, 32)])
+def test_large_images_float32_error_scales_with_max_abs_y(x_shape, k, o, rng):
+    """The float32 error, over every path ``auto`` tiling picks, stays << eps * log2(L^2)."""
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    kern = (rng.standard_normal((k, k, x_shape[-1], o)) / k).astype(np.float32)
+    ref = conv2d_ref(x, kern)
+    scale = float(np.max(np.abs(ref)))
+    lh, lw = fft.next_fast_len(x_shape[1]), fft.next_fast_len(x_shape[2])
+    bound = float(np.finfo(np.float32).eps) * np.log2(lh * lw) * scale
+    for tiles in ("auto", None):
+        y = np.asarray(fft.conv_fft(jnp.asarray(x), jnp.asarray(kern), ConvConfig(), tiles=tiles))
+        err = float(np.max(np.abs(y - ref)))
+        assert err <= bound, (tiles, err / scale)
+        assert_close(y, ref, algorithm="fft")
+    # per element the error is *not* relative: the smallest outputs are far off relatively
+    # (this is why the tolerance is against max|y|)
+    assert y.dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_half_precision_accumulates_in_float32(dtype, rng):
+    # 31x31x8 = 7688 products per output: accumulated in bfloat16 the error would be ~1e-1.
+    x = jnp.asarray(rng.standard_normal((1, 48, 56, 8)), dtype)
+    k = jnp.asarray(rng.standard_normal((31, 31, 8, 2)), dtype)
+    y = jaxconv.conv2d(x, k, algorithm="fft")
+    assert y.dtype == dtype
+    ref = conv2d_ref(np.asarray(x, np.float64), np.asarray(k, np.float64))
+    # only the final rounding to ``dtype`` remains: half an ulp of |y| plus float32's FFT error
+    eps = float(jnp.finfo(dtype).eps)
+    err = np.abs(np.asarray(y, np.float64) - ref)
+    assert np.all(err <= 0.5 * eps * np.abs(ref) + 1e-5 * np.max(np.abs(ref)))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"stride": 2, "padding": "SAME", "dilation": 2},
+        {"groups": 2, "padding": 1},
+        {"padding_mode": "reflect", "padding": "SAME"},
+    ],
+)
+def test_gradients_match_direct(kwargs, rng):
+    x = jnp.asarray(rng.standard_normal((2, 11, 13, 4)))
+    k = jnp.asarray(rng.standard_normal((3, 4, 4 // kwargs.get("groups", 1), 6)))
+    w = jnp.asarray(rng.standard_normal(jaxconv.conv2d(x, k, **kwargs).shape))
+
+    def loss(algorithm):
+        return lambda x, k: jnp.sum(w * jnp.tanh(jaxconv.conv2d(x, k, algorithm=algorithm, **kwargs)))
+
+    gf = jax.grad(loss("fft"), argnums=(0, 1))(x, k)
+    gd = jax.grad(loss("direct"), argnums=(0, 1))(x, k)
+    for a, b in zip(gf, gd, strict=True):
+        assert_close(a, np.asarray(b), algorithm="fft")
+
+
+def test_check_grads_tiny():
+    x = jnp.arange(2 * 5 * 6 * 2, dtype=jnp.float64).reshape(2, 5, 6, 2) / 10
+    k = jnp.linspace(-1.0, 1.0, 2 * 3 * 2 * 3).reshape(2, 3, 2, 3)
+    f = lambda x, k: jaxconv.conv2d(x, k, stride=(1, 2), padding=1, algorithm="fft")  # noqa: E731
+    # conv is bilinear, so first-order differences with eps=1 are exact. (order=2 with eps=1
+    # fails for "direct" too on jax 0.10: the check differentiates the VJP in its cotangent.)
+    jax.test_util.check_grads(f, (x, k), order=1, modes=("fwd", "rev"), eps=1.0)
+
+
+def test_jit_and_vmap(rng):
+    x = jnp.asarray(rng.standard_normal((3, 2, 9, 10, 3)))
+    k = jnp.asarray(rng.standard_normal((3, 3, 3, 4)))
+    f = jax.jit(lambda x: jaxconv.conv2d(x, k, algorithm="fft", padding="SAME"))
+    y = jax.vmap(f)(x)
+    assert y.shape == (3, 2, 9, 10, 4)
+    for i in range(3):
+        assert_close(y[i], conv2d_ref(np.asarray(x[i]), np.asarray(k), padding="SAME"), algorithm="fft")
+
+
+def test_cost_terms_describe_the_computation():
+    config = ConvConfig()
+    t = fft.fft_cost_terms((8, 64, 64, 32), (3, 3, 32, 32), config)
+    assert t["lengths"] == (64, 64) and t["freqs"] == 64 * 33
+    assert t["n_forward"] == t["n_inverse"] == 8 * 32
+    assert t["path"] == "gemm"
+    assert t["total_flops"] == pytest.approx(
+        t["fft_flops"] + t["kernel_flops"] + t["contraction_flops"]
+    )
+    assert fft.fft_cost_terms((1, 320, 400, 3), (5, 5, 3, 3), config)["path"] == "elementwise"
+    assert fft.fft_cost_terms((1, 321, 401, 3), (5, 5, 3, 3), config)["lengths"] == (324, 405)
+
+
+def test_registered_and_serves_everything():
+    names = [a.name for a in jaxconv.algorithms()]
+    assert "fft" in names
+    algo = _registry.get("fft")
+    config = ConvConfig(stride=(3, 2), dilation=(2, 3), groups=2, padding=((4, 0), (1, 1)))
+    assert algo.unsupported_reason((1, 5, 5, 2), (2, 2, 1, 2), jnp.float16, config) is None

@@ -1,0 +1,173 @@
+"""What is specific to the GEMM-based algorithms ``im2col`` and ``winograd``.
+
+The shared products of ``tests/test_conv.py`` cover their results, gradients and transformations;
+here: im2col's chunking (a tiny chunk size against ``direct``), winograd's refusals, winograd's
+float32 error against a float64 reference, gradients against ``direct``'s, the cost helpers.
+"""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from ref_conv import conv2d_ref
+
+import jaxconv
+from jaxconv.conv import im2col, winograd
+from jaxconv.conv._registry import ConvConfig
+from jaxconv.conv.direct import conv_direct
+
+CONFIGS = [
+    ConvConfig(),
+    ConvConfig(stride=(2, 3), padding=((1, 3), (2, 0)), dilation=(2, 1)),
+    ConvConfig(padding=((1, 1), (1, 1)), groups=2),
+    ConvConfig(stride=(1, 2), dilation=(1, 2), groups=4),  # depthwise
+]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 700, 6000, 10**9])
+@pytest.mark.parametrize("config", CONFIGS, ids=str)
+def test_im2col_chunks_match_direct(config, chunk_bytes, rng):
+    x = jnp.asarray(rng.normal(size=(4, 13, 11, 4)))
+    k = jnp.asarray(rng.normal(size=(3, 2, 4 // config.groups, 8)))
+    got = im2col.conv_im2col(x, k, config, chunk_bytes=chunk_bytes)
+    np.testing.assert_allclose(got, conv_direct(x, k, config), rtol=1e-12, atol=1e-12)
+
+
+ROW = 6 * 3 * 2 * 3 * 8  # one output row's patches: W_out * kh * kw * C * itemsize
+IMAGE = 7 * ROW
+
+
+@pytest.mark.parametrize(
+    ("chunk_bytes", "expected"),
+    [(10**9, (6, 7)), (3 * IMAGE, (3, 7)), (4 * IMAGE, (3, 7)), (4 * ROW, (1, 4)), (1, (1, 1))],
+)
+def test_plan_chunks(chunk_bytes, expected):
+    """Whole images while they fit (a divisor of N of them), else equal blocks of output rows."""
+    plan = im2col.plan_chunks((6, 9, 7, 3), (3, 2, 3, 5), ConvConfig(), chunk_bytes, itemsize=8)
+    assert plan == expected
+
+
+def test_im2col_chunking_through_conv2d_and_grad(monkeypatch, rng):
+    """A tiny module limit forces one output row per chunk; results and gradients still match."""
+    monkeypatch.setattr(im2col, "CPU_CHUNK_BYTES", 1)
+    monkeypatch.setattr(im2col, "MAX_PATCH_BYTES", 1)
+    x = rng.normal(size=(2, 9, 8, 3))  # a shape no other test traces, so this compiles afresh
+    k = rng.normal(size=(2, 3, 3, 2))
+    assert im2col.im2col_cost_terms(x.shape, k.shape, ConvConfig(), itemsize=8)["chunks"] == 16
+
+    def loss(x, k, algorithm):
+        return jnp.sum(jnp.sin(jaxconv.conv2d(x, k, padding=(0, 1), algorithm=algorithm)))
+
+    np.testing.assert_allclose(
+        jaxconv.conv2d(x, k, algorithm="im2col"), jaxconv.conv2d(x, k, algorithm="direct"),
+        rtol=1e-12,
+    )
+    got = jax.grad(loss, argnums=(0, 1))(x, k, "im2col")
+    want = jax.grad(loss, argnums=(0, 1))(x, k, "direct")
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "kwargs", "got"),
+    [
+        ((5, 5), {}, "kernel 5x5, stride (1, 1), dilation (1, 1)"),
+        ((3, 2), {}, "kernel 3x2, stride (1, 1), dilation (1, 1)"),
+        ((1, 1), {}, "kernel 1x1, stride (1, 1), dilation (1, 1)"),
+        ((3, 3), dict(stride=2), "kernel 3x3, stride (2, 2), dilation (1, 1)"),
+        ((3, 3), dict(stride=(1, 2)), "kernel 3x3, stride (1, 2), dilation (1, 1)"),
+        ((3, 3), dict(dilation=2), "kernel 3x3, stride (1, 1), dilation (2, 2)"),
+    ],
+)
+def test_winograd_refuses_with_reason(kernel, kwargs, got):
+    x = np.zeros((1, 12, 12, 2))
+    k = np.zeros((*kernel, 2, 1))
+    message = (
+        r"conv2d: algorithm='winograd' cannot serve these arguments: winograd serves 3x3 kernels "
+        rf"with stride 1 and dilation 1 \(got {re.escape(got)}\)\. Algorithms that can: "
+        r"'direct', .*'im2col'.* \(or 'auto'\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        jaxconv.conv2d(x, k, algorithm="winograd", **kwargs)
+
+
+def test_winograd_serves_groups_padding_and_dtypes():
+    cfg = ConvConfig(padding=((2, 0), (1, 3)), groups=4)
+    for dtype in ("float64", "float32", "bfloat16", "float16"):
+        assert winograd.check((1, 5, 5, 4), (3, 3, 1, 8), jnp.dtype(dtype), cfg) is None
+
+
+@pytest.mark.parametrize("channels", [8, 128])
+def test_winograd_float32_error_vs_float64_reference(channels, rng):
+    """F(2x2, 3x3) in float32 is as accurate as direct: max error <= 2x direct's + 1 ulp."""
+    x = rng.normal(size=(2, 18, 21, channels)).astype(np.float32)
+    k = rng.normal(size=(3, 3, channels, 16)).astype(np.float32)
+    ref = conv2d_ref(x.astype(np.float64), k.astype(np.float64), padding="SAME")
+    scale = np.max(np.abs(ref))
+    err = {
+        a: np.max(np.abs(np.asarray(jaxconv.conv2d(x, k, padding="SAME", algorithm=a)) - ref))
+        for a in ("direct", "winograd")
+    }
+    assert err["winograd"] <= 2 * err["direct"] + 1.2e-7 * scale, err
+    assert err["winograd"] <= 1e-6 * scale, err
+
+
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_low_precision_accumulates_in_float32(algorithm, dtype, rng):
+    """bfloat16 / float16 results are the float32 result rounded once (not a low-precision sum)."""
+    x = jnp.asarray(rng.normal(size=(1, 10, 10, 64)), dtype)
+    k = jnp.asarray(rng.normal(size=(3, 3, 64, 4)), dtype)
+    y = jaxconv.conv2d(x, k, algorithm=algorithm)
+    assert y.dtype == jnp.dtype(dtype)
+    y32 = jaxconv.conv2d(x.astype(jnp.float32), k.astype(jnp.float32), algorithm="direct")
+    np.testing.assert_allclose(
+        np.asarray(y, np.float32), y32.astype(dtype).astype(jnp.float32),
+        atol=2 * float(jnp.finfo(dtype).eps) * float(jnp.max(jnp.abs(y32))),
+    )
+
+
+GRAD_KW = [
+    dict(),
+    dict(padding="SAME", groups=2),
+    dict(padding=((0, 2), (1, 1)), groups=4),
+    dict(stride=(2, 1), dilation=(1, 2), padding=1),
+]
+
+
+@pytest.mark.parametrize("kwargs", GRAD_KW, ids=str)
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd"])
+def test_gradients_match_direct(algorithm, kwargs, rng):
+    x = rng.normal(size=(2, 9, 10, 4))
+    k = rng.normal(size=(3, 3, 4 // kwargs.get("groups", 1), 8))
+    if algorithm == "winograd" and (kwargs.get("stride", 1) != 1 or kwargs.get("dilation", 1) != 1):
+        pytest.skip("winograd serves stride 1, dilation 1 only")
+
+    def loss(x, k, algorithm):
+        return jnp.sum(jnp.cos(jaxconv.conv2d(x, k, algorithm=algorithm, **kwargs)))
+
+    got = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)(x, k, algorithm)
+    want = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)(x, k, "direct")
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-11)
+    # forward mode too (the custom JVP)
+    t = rng.normal(size=x.shape), rng.normal(size=k.shape)
+    got_t = jax.jvp(lambda x, k: loss(x, k, algorithm), (x, k), t)[1]
+    want_t = jax.jvp(lambda x, k: loss(x, k, "direct"), (x, k), t)[1]
+    np.testing.assert_allclose(got_t, want_t, rtol=1e-10)
+
+
+def test_cost_terms():
+    cfg = ConvConfig()
+    t = im2col.im2col_cost_terms((8, 64, 64, 32), (5, 5, 32, 16), cfg)
+    assert t["patch_bytes"] == 8 * 60 * 60 * 25 * 32 * 4
+    assert t["flops"] >= 2 * 8 * 60 * 60 * 25 * 32 * 16
+    assert t["flops"] <= 2 * 8 * 64 * 60 * 25 * 32 * 16  # at most one padded row per block
+    assert t["chunk_bytes"] <= max(im2col.CPU_CHUNK_BYTES, im2col.MAX_PATCH_BYTES)
+    w = winograd.winograd_cost_terms((8, 64, 64, 32), (3, 3, 32, 16), cfg)
+    assert w["tiles"] == 8 * 31 * 31
+    assert w["flops"] == 2 * 16 * 8 * 31 * 31 * 32 * 16
