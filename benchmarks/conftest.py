@@ -2,8 +2,10 @@
 
 Run it through ``python -m jaxconv.bench`` (or ``nox -s bench``), which adds the report and the
 plot; plain ``pytest benchmarks --benchmark-json=out.json`` works too. Options:
-``--jaxconv-size=full|quick|tiny``, ``--jaxconv-cases=article,layer,lenet`` and
-``--jaxconv-budget=SECONDS`` (points that would start later are skipped and listed).
+``--jaxconv-size=full|quick|tiny``, ``--jaxconv-cases=article,layer,lenet``,
+``--jaxconv-budget=SECONDS`` (points that would start later are skipped and listed) and
+``--jaxconv-compile-cap=SECONDS`` (an implementation whose compile took longer skips its later
+rows in that case and pass; listed too).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ def pytest_addoption(parser):
     group.addoption("--jaxconv-budget", type=float, default=None, metavar="SECONDS",
                     help="skip the points that would start after this many seconds of sweep "
                     "(they are listed in the JSON and the report)")
+    group.addoption("--jaxconv-compile-cap", type=float, default=None, metavar="SECONDS",
+                    help="once an implementation's compile takes longer than this, skip its "
+                    "larger kernels in that case and pass (listed in the JSON and the report)")
 
 
 def _selected(config) -> list[str]:
@@ -33,12 +38,34 @@ def _selected(config) -> list[str]:
 _FAILURES = pytest.StashKey[list]()
 _SKIPPED = pytest.StashKey[list]()
 _START = pytest.StashKey[float]()
+_SWEEP = pytest.StashKey["Sweep"]()
+
+
+class Sweep:
+    """Per-run state the points share: implementations whose compile ran past the cap."""
+
+    def __init__(self, config):
+        self.cap = config.getoption("jaxconv_compile_cap")
+        self.slow: dict[tuple[str, str, str], tuple[str, float]] = {}
+
+    def compiled(self, point: bench.Point, seconds: float) -> None:
+        key = (point.row.case, point.mode, point.impl)
+        if self.cap is not None and point.impl != bench.BASELINE and seconds > self.cap:
+            self.slow.setdefault(key, (bench.row_title(point.row), seconds))
+
+    def skip_reason(self, point: bench.Point) -> str | None:
+        slow = self.slow.get((point.row.case, point.mode, point.impl))
+        if slow:
+            return (f"compile at {slow[0]} took {slow[1]:.0f} s (> {self.cap:.0f} s), so its "
+                    "later rows here are skipped")
+        return None
 
 
 def pytest_configure(config):
     config.stash[_FAILURES] = []
     config.stash[_SKIPPED] = []
     config.stash[_START] = time.perf_counter()
+    config.stash[_SWEEP] = Sweep(config)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -46,12 +73,23 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.originalname != "test_matmul_peak")
 
 
+@pytest.fixture
+def sweep(request) -> Sweep:
+    return request.config.stash[_SWEEP]
+
+
 def pytest_runtest_setup(item):
+    point = getattr(item, "callspec", None) and item.callspec.params.get("point")
+    if point is None:
+        return
     budget = item.config.getoption("jaxconv_budget")
-    elapsed = time.perf_counter() - item.config.stash[_START]
-    if budget is not None and elapsed > budget and "point" in getattr(item, "callspec", {}).params:
-        item.config.stash[_SKIPPED].append(item.callspec.id)
-        pytest.skip(f"the sweep's time budget ({budget:.0f} s) is spent")
+    reason = item.config.stash[_SWEEP].skip_reason(point)
+    if reason is None and budget is not None:
+        if time.perf_counter() - item.config.stash[_START] > budget:
+            reason = f"the sweep's time budget ({budget:.0f} s) was spent"
+    if reason is not None:
+        item.config.stash[_SKIPPED].append({"id": point.id, "reason": reason})
+        pytest.skip(reason)
 
 
 def pytest_generate_tests(metafunc):

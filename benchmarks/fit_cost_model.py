@@ -57,14 +57,14 @@ def grid() -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     return problems + extra
 
 
-def time_problem(names, x_shape, kernel_shape, repeats, budget_s):
+def time_problem(names, x_shape, kernel_shape, repeats, budget_s, padding=((0, 0), (0, 0))):
     """{name: (compile s, min s, median s)} of each algorithm on a VALID stride-1 problem.
 
     The algorithms are timed round-robin (one run of each per round), so load from other
     processes hits them alike; the *minimum* over rounds is what the fit uses (other load only
     ever adds time), the median is kept for reference.
     """
-    config = ConvConfig()
+    config = ConvConfig(padding=padding)
     rng = np.random.default_rng(0)
     x = jax.numpy.asarray(rng.standard_normal(x_shape), np.float32)
     k = jax.numpy.asarray(rng.standard_normal(kernel_shape), np.float32)
@@ -89,16 +89,35 @@ def time_problem(names, x_shape, kernel_shape, repeats, budget_s):
     return {n: (compile_s[n], float(np.min(t)), float(np.median(t))) for n, t in times.items()}
 
 
-def measure(names, problems, repeats, budget_s):
+def same_pads(kernel_shape):
+    """Zero padding that keeps the size (SAME, odd extra at the end)."""
+    return tuple(((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel_shape[:2])
+
+
+def measure(names, problems, repeats, budget_s, padded_names=("direct",)):
+    """Time ``names`` on every problem (VALID), and ``padded_names`` on its SAME variant too.
+
+    XLA:CPU's direct convolution takes a different path with zero padding; the other
+    algorithms' costs follow from the padded shape, so only ``direct`` is timed padded.
+    """
     rows = []
     for i, (xs, ks) in enumerate(problems):
         line = [f"[{i + 1}/{len(problems)}] x {xs} k {ks}:"]
-        for name, (c, tmin, tmed) in time_problem(names, xs, ks, repeats, budget_s).items():
-            rows.append({"alg": name, "x": list(xs), "k": list(ks), "compile_s": c, "t": tmin,
-                         "t_median": tmed})
-            line.append(f"{name} {tmin * 1e3:.2f} ms")
+        variants = [(((0, 0), (0, 0)), names)]
+        if ks[0] * ks[1] > 1 and padded_names:
+            variants.append((same_pads(ks), padded_names))
+        for pads, algs in variants:
+            for name, (c, tmin, tmed) in time_problem(algs, xs, ks, repeats, budget_s, pads).items():
+                rows.append({"alg": name, "x": list(xs), "k": list(ks), "padding": pads,
+                             "compile_s": c, "t": tmin, "t_median": tmed})
+                line.append(f"{name}{' SAME' if any(map(any, pads)) else ''} {tmin * 1e3:.2f} ms")
         print(" ".join(line), file=sys.stderr, flush=True)
     return rows
+
+
+def _config(row) -> ConvConfig:
+    pads = row.get("padding", ((0, 0), (0, 0)))
+    return ConvConfig(padding=tuple(tuple(p) for p in pads))
 
 
 def fit(rows, name):
@@ -113,14 +132,14 @@ def fit(rows, name):
     sel = [r for r in rows if r["alg"] == name]
     if name == "direct":  # 1x1 is a plain GEMM in XLA, and auto keeps direct there by rule
         sel = [r for r in sel if r["k"][0] * r["k"][1] > 1]
-    config = ConvConfig()
-    terms = [select.cost_terms(name, r["x"], r["k"], np.float32, config) for r in sel]
+    terms = [select.cost_terms(name, r["x"], r["k"], np.float32, _config(r)) for r in sel]
     keys = list(terms[0])
     a = np.array([[t[k] for k in keys] for t in terms], float)
     y = np.array([r["t"] for r in sel], float)
     # DESIGN.md's benchmark cases count double: they are what auto's targets are measured on.
     bench = {(tuple(x), tuple(k)) for ps in BENCH_CASES.values() for x, k in ps}
-    wt = np.array([2.0 if (tuple(r["x"]), tuple(r["k"])) in bench else 1.0 for r in sel])
+    wt = np.array([2.0 if (tuple(r["x"]), tuple(r["k"])) in bench and not any(map(any, _config(r).padding))
+                   else 1.0 for r in sel])
     scale = a.max(axis=0)
     scale[scale == 0] = 1.0
     an = a / scale
@@ -234,8 +253,10 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", type=float, default=1.5,
                         help="a problem whose first run takes longer is timed once (seconds)")
     parser.add_argument("--algorithms", nargs="*", help="default: every registered algorithm")
+    parser.add_argument("--padded", nargs="*", default=["direct"],
+                        help="algorithms also timed on each problem's SAME variant")
     parser.add_argument("--save", help="write the raw timings to this JSON file")
-    parser.add_argument("--load", help="refit from timings saved with --save")
+    parser.add_argument("--load", nargs="+", help="refit from timings saved with --save")
     parser.add_argument("--table", action="store_true",
                         help="instead of fitting, time direct, every algorithm, auto and torch")
     parser.add_argument("--grad", action="store_true", help="with --table: time the gradient")
@@ -248,11 +269,13 @@ def main(argv=None) -> int:
         return 0
 
     if args.load:
-        with open(args.load) as f:
-            rows = json.load(f)["rows"]
+        rows = []
+        for path in args.load:
+            with open(path) as f:
+                rows += json.load(f)["rows"]
     else:
         names = args.algorithms or list(_registry.names())
-        rows = measure(names, grid(), args.repeats, args.budget)
+        rows = measure(names, grid(), args.repeats, args.budget, tuple(args.padded))
         if args.save:
             with open(args.save, "w") as f:
                 json.dump({"jax": jax.__version__, "backend": jax.default_backend(),
@@ -285,6 +308,8 @@ def main(argv=None) -> int:
         print("\n# choices on the benchmark cases (measured ms; * = auto's pick)")
         by_problem = {}
         for r in rows:
+            if any(map(any, _config(r).padding)):
+                continue
             by_problem.setdefault((tuple(r["x"]), tuple(r["k"])), {})[r["alg"]] = r["t"]
         for case, problems in BENCH_CASES.items():
             ratios = []

@@ -141,12 +141,13 @@ def _check(point, got):
                         f"> {rtol:g} x max|XLA| = {rtol * scale:.3g}")
 
 
-def test_conv(benchmark, point: bench.Point, size: str):
+def test_conv(benchmark, point: bench.Point, size: str, sweep):
     make = {"torch": _torch_call, "scipy": _scipy_call}.get(point.impl, _jax_call)
     call = make(point)
     start = time.perf_counter()
     out = call()  # trace + compile + one run (oneDNN primitive creation for torch)
     compile_s = time.perf_counter() - start
+    sweep.compiled(point, compile_s)
     _check(point, _as_numpy(point, out))
     start = time.perf_counter()
     call()

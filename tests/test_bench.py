@@ -52,7 +52,8 @@ def data():
         "machine_info": {"jaxconv": {"backend": "cpu", "cpu_model": "Test CPU", "cpu_count": 2,
                                      "jax": "0.0", "torch": "2.0", "scipy": None}},
         "jaxconv": {"missing_peers": {"scipy": "article"}, "budget_s": 540,
-                    "skipped": ["lenet-C3-fwd+bwd-im2col"],
+                    "skipped": [{"id": "lenet-C3-fwd+bwd-im2col", "reason": "budget spent"},
+                                {"id": "lenet-C3-fwd-im2col", "reason": "budget spent"}],
                     "failures": [{"id": "article-15-fwd-fft", "message": "differs from XLA"}]},
         "datetime": "2026-01-01T00:00:00",
     }
@@ -94,8 +95,8 @@ def test_report_lists_missing_peers_failures_and_machine(data):
     report = bench.build_report(data)
     assert "Missing peers" in report and "**scipy** (would time: article)" in report
     assert "`article-15-fwd-fft`: differs from XLA" in report
-    assert "**1 point(s) skipped**" in report and "(540 s)" in report
-    assert "`lenet-C3-fwd+bwd-im2col`" in report
+    assert "**2 point(s) skipped**" in report
+    assert "- budget spent: `lenet-C3-fwd+bwd-im2col`, `lenet-C3-fwd-im2col`" in report
     assert "| CPU | Test CPU (2 cores" in report
     assert "| scipy | not installed |" in report
 

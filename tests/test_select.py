@@ -170,3 +170,17 @@ def test_estimates_scale_with_work():
 def test_default_backend():
     sel = jaxconv.select_algorithm((1, 8, 8, 3), (3, 3, 3, 3))
     assert sel.backend == jax.default_backend()
+
+
+def test_one_by_one_kernels_stay_direct():
+    """A 1x1 convolution is already a single GEMM in XLA."""
+    sel = jaxconv.select_algorithm((8, 64, 64, 32), (1, 1, 32, 32), backend="cpu")
+    assert sel.algorithm == "direct"
+    assert "1x1" in sel.reason
+
+
+@pytest.mark.parametrize("kwargs", [dict(stride=2), dict(dilation=2), dict(stride=(1, 2))])
+def test_strided_and_dilated_stay_direct(kwargs):
+    sel = jaxconv.select_algorithm(*LAYER, backend="cpu", **kwargs)
+    assert sel.algorithm == "direct"
+    assert "stride 1, dilation 1" in sel.reason

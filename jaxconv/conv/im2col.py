@@ -14,7 +14,13 @@ memory-bound: materializing it whole was measured *slower* than XLA's own convol
 images) under a ``lax.map``, each chunk small enough to stay in cache: :data:`CPU_CHUNK_BYTES`
 on CPU (measured fastest), :data:`MAX_PATCH_BYTES` on other backends, where the point is only to
 bound the working memory. Both are module constants read at trace time; ``conv_im2col`` also
-takes ``chunk_bytes=`` for one call.
+takes ``chunk_bytes=`` for one call. A 1x1 kernel is one GEMM on ``x`` itself.
+
+Gradients go through :func:`gemm_gradients`: kernel gradient as chunked GEMMs ``P^T @ dy``,
+input gradient as XLA's transposed convolution (faster here than im2col's col2im scatter).
+
+Cost-model helpers for ``select.py``: :func:`im2col_cost_terms` (flops, patch bytes, chunks,
+GEMM shape) and :func:`plan_chunks`.
 
 References:
   K. Chellapilla, S. Puri, P. Simard, "High Performance Convolutional Neural Networks for
@@ -57,12 +63,15 @@ def plan_chunks(x_shape, kernel_shape, config: ConvConfig, chunk_bytes: int | No
     """How the patch matrix is split: ``(images_per_chunk, output_rows_per_chunk)``.
 
     Whole images are grouped while one image's patches fit in ``chunk_bytes``; otherwise each
-    chunk is ``rows`` output rows of one image (at least one row, whatever the limit).
+    chunk is ``rows`` output rows of one image (at least one row, whatever the limit). A 1x1
+    kernel is never chunked: its patch matrix is no larger than ``x``.
     ``images_per_chunk`` always divides ``N``.
     """
     n, h, w, c = x_shape
     kh, kw, _, _ = kernel_shape
     ho, wo = config.output_hw((h, w), (kh, kw))
+    if kh * kw == 1:  # the "patch matrix" is (a strided view of) x itself: nothing to bound
+        return n, ho
     limit = _chunk_bytes() if chunk_bytes is None else int(chunk_bytes)
     row_bytes = wo * kh * kw * c * itemsize
     image_bytes = ho * row_bytes
@@ -121,7 +130,7 @@ def _patches(xs, kernel_hw, config: ConvConfig, rows: int, wo: int):
 def _gemm(p, kernel, config: ConvConfig, acc_dtype):
     """``(B, R, Wo, T, C) x (kh, kw, C/G, O) -> (B, R, Wo, O)``: the patch-matrix GEMM."""
     b, r, wo, t, c = p.shape
-    kh, kw, cg, o = kernel.shape
+    cg, o = kernel.shape[2:]
     g = config.groups
     if g == 1:
         return lax.dot_general(
@@ -154,7 +163,7 @@ def conv_im2col(x, kernel, config: ConvConfig, *, chunk_bytes: int | None = None
     """
     dtype = x.dtype
     acc = compute_dtype(dtype)
-    n, h, w, c = x.shape
+    n, h, w, _ = x.shape
     kh, kw, _, o = kernel.shape
     (sh, _), (eh, _) = config.stride, config.effective_kernel((kh, kw))
     ho, wo = config.output_hw((h, w), (kh, kw))

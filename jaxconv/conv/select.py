@@ -11,7 +11,9 @@ The choice is made in Python, at trace time, from static shapes, dtype, config a
    :func:`cost_terms`) with per-backend constants fitted by ``benchmarks/fit_cost_model.py``
    (table :data:`COST_CONSTANTS`). The cheapest wins, but the model is conservative: another
    algorithm displaces ``"direct"`` only when its estimate is below ``MARGIN`` times direct's,
-   never for problems direct finishes in under ``MIN_DIRECT_SECONDS``, and never for dtypes or
+   never for 1x1 kernels (already one GEMM in XLA) or strided / dilated convolutions (XLA is
+   relatively much faster there than the stride-1 fit says), never for problems direct finishes in under
+   ``MIN_DIRECT_SECONDS``, and never for dtypes or
    configurations the constants were not fitted on (then it says so in ``Selection.reason``).
 
 :func:`select_algorithm` returns the whole picture as a :class:`Selection`.
@@ -33,24 +35,33 @@ from ._registry import ConvConfig
 # --------------------------------------------------------------------------- model constants
 #
 # Seconds per unit of each cost term (see ``cost_terms``), per backend and algorithm.
-# Fitted by ``python benchmarks/fit_cost_model.py`` (non-negative least squares on relative
-# error, i.e. each measurement weighted by 1 / its time, over a grid of ~40 float32 problems
-# that includes DESIGN.md's article, layer and lenet cases). Measured on the project's 2-core
-# x86-64 CPU machine (shared, so noisy), jax 0.10.2, 2026-11-28. Re-run the script and paste its
-# table here when the algorithms or the machine change. Algorithms without constants for a
-# backend are never picked by the model there (``jaxconv.autotune`` can still measure them).
+# Fitted by ``python benchmarks/fit_cost_model.py``: every algorithm timed over a grid of 52
+# VALID float32 problems (DESIGN.md's article, layer and lenet cases, counted double, plus a
+# spread of N, H = W, C, O and k) and direct also on each one's SAME variant, the algorithms of
+# each problem round-robin, minimum of 5 rounds; then
+# least squares on log-time with a soft-L1 loss, constants kept non-negative. Fit quality
+# (estimate / measurement, median): direct 1.4x, fft 1.3x, im2col 1.4x, winograd 1.2x; hence the
+# margins below. Measured 2026-11-28 on the project's shared 2-core x86-64 CPU machine (under
+# heavy load from other processes), jax 0.10.2. Terms the fit sets to ~0 did not explain any
+# measurement. Re-run the script and paste its table here when the algorithms or the machine
+# change. An algorithm without constants for a backend is never picked by the model there
+# (``jaxconv.autotune`` still measures it). No GPU/TPU rows: there only autotune leaves direct.
 COST_CONSTANTS: dict[str, dict[str, dict[str, float]]] = {
     "cpu": {
-        "direct": {"call": 0.000282, "flop": 6.01e-11, "patch": 1.29e-09, "byte": 0.0},
-        "fft": {"call": 0.000322, "fft_flop": 6.49e-12, "gemm_flop": 1.67e-10, "gemm_weight": 3.5e-09,
-                "ew_flop": 9.11e-10, "kernel_flop": 4.3e-12, "byte": 0.0},
+        "direct": {"call": 0.000127, "flop": 4.98e-11, "patch": 1.15e-09, "flop_padded": 1.21e-12,
+                   "patch_padded": 5.01e-10, "byte": 1.37e-09},
+        "fft": {"call": 3.54e-12, "fft_flop": 1.28e-10, "transform": 1.72e-06, "gemm_flop": 2.2e-11,
+                "gemm_weight": 1.19e-17, "ew_flop": 8.26e-18, "kernel_flop": 3.49e-10,
+                "byte": 1.13e-17},
+        "im2col": {"call": 3.3e-05, "flop": 5.66e-12, "patch_byte": 3.36e-10, "chunk": 5.28e-16},
+        "winograd": {"call": 5.45e-13, "flop": 1.5e-11, "tile": 2.09e-08, "transform_byte": 3.04e-11},
     },
 }
 
 # Another algorithm must be estimated at most this fraction of direct's time to displace it.
 MARGIN = 0.7
-# Odd configurations (groups > 1, stride > 1, dilation > 1, not float32) need a wider margin:
-# the grid the constants were fitted on is mostly dense, stride-1, float32.
+# Odd configurations (groups > 1, not float32) need a wider margin: the grid the constants were
+# fitted on is dense, stride-1, float32. (Strided and dilated problems always stay direct.)
 ODD_MARGIN = 0.4
 # Problems direct finishes faster than this stay direct (overheads dominate, nothing to win).
 MIN_DIRECT_SECONDS = 2e-4
@@ -74,11 +85,18 @@ def _direct_terms(x_shape, kernel_shape, dtype, config):
     n, h, w, c, kh, kw, cg, o, ho, wo = _geometry(x_shape, kernel_shape, config)
     (pt, pb), (pl, pr) = config.padding
     taps = n * ho * wo * kh * kw
+    # XLA:CPU runs a convolution with any zero padding through a different, much faster path
+    # than an unpadded (VALID) one when there are many channels (measured 3.5-5x on the layer
+    # case), so the two get separate flop and patch constants.
+    padded = any(p for pads in config.padding for p in pads)
+    flop, patch = 2.0 * taps * cg * o, float(taps * c)
     return {
         "call": 1.0,
-        "flop": 2.0 * taps * cg * o,
+        "flop": 0.0 if padded else flop,
         # elements of the (virtual) patch matrix XLA:CPU packs: dominant when O is small
-        "patch": float(taps * c),
+        "patch": 0.0 if padded else patch,
+        "flop_padded": flop if padded else 0.0,
+        "patch_padded": patch if padded else 0.0,
         "byte": float(n * (h + pt + pb) * (w + pl + pr) * c + n * ho * wo * o),
     }
 
@@ -106,6 +124,7 @@ def _fft_terms(x_shape, kernel_shape, dtype, config):
     return {
         "call": 1.0,
         "fft_flop": per_fft * blocks * (c + o),
+        "transform": float(blocks * (c + o)),  # per 2-D transform overhead (many small images)
         "gemm_flop": contraction if gemm else 0.0,
         # the per-frequency GEMMs have only `blocks` rows: for few rows they are bound by
         # streaming the (F, 2C, 2O) kernel spectra, i.e. by flops / rows
@@ -135,6 +154,7 @@ def _winograd_terms(x_shape, kernel_shape, dtype, config):
     return {
         "call": 1.0,
         "flop": float(t["flops"]),
+        "tile": 16.0 * t["tiles"],  # per transformed point, whatever C (slow for few channels)
         "transform_byte": float(t["transformed_bytes"]),
     }
 
@@ -314,6 +334,13 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered
         )
     if kernel_shape[0] * kernel_shape[1] == 1:
         return "direct", costs, unsupported, "a 1x1 kernel is a single GEMM in XLA already"
+    if config.stride != (1, 1) or config.dilation != (1, 1):
+        # XLA:CPU's strided / dilated convolution was measured 2-20x faster than the stride-1
+        # fit predicts (e.g. 8x64x64x32, 5x5, stride 2: 6 ms where stride 1 takes 136 ms).
+        return "direct", costs, unsupported, (
+            "the cost model is fitted on stride 1, dilation 1; strided or dilated convolutions "
+            "stay direct unless jaxconv.autotune measured otherwise"
+        )
     best = min(costs, key=costs.get)
     direct = costs["direct"]
     if best == "direct":

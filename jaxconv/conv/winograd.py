@@ -100,12 +100,12 @@ def conv_winograd(x, kernel, config: ConvConfig):
     dtype = x.dtype
     acc = compute_dtype(dtype)
     x, kernel = x.astype(acc), kernel.astype(acc)
-    n, h, w, c = x.shape
+    n, h, w, _ = x.shape
     _, _, cg, o = kernel.shape
     g = config.groups
     ho, wo = config.output_hw((h, w), (3, 3))
     th, tw = math.ceil(ho / 2), math.ceil(wo / 2)
-    (top, bottom), (left, right) = config.padding
+    (top, _), (left, _) = config.padding
     # Zero padding, and enough extra zeros that every 4x4 tile (stride 2) is in range.
     xp = jnp.pad(x, ((0, 0), (top, 2 * th + 2 - h - top), (left, 2 * tw + 2 - w - left), (0, 0)))
     v = _input_transform(_input_transform(xp, 2, tw), 2, th)  # (4 rows, 4 cols, N, th, tw, C)

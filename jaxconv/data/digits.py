@@ -16,16 +16,16 @@ import gzip
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.request
+import uuid
 import zlib
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["MNIST_FILES", "MNIST_SHA256", "MNIST_URL", "Digits", "IDXError", "digits", "mnist",
-           "read_idx"]
+__all__ = ["MNIST_FILES", "MNIST_SHA256", "MNIST_URL", "Digits", "IDXError", "default_cache_dir",
+           "digits", "mnist", "read_idx"]
 
 # LeNet-5's input normalization (LeCun et al. 1998, II-A): white -0.1, black 1.175.
 BACKGROUND, FOREGROUND = -0.1, 1.175
@@ -229,10 +229,10 @@ def _sha256(path: Path) -> str:
 def _download(url: str, dest: Path, sha256: str | None, timeout: float) -> None:
     """Fetch ``url`` into ``dest`` atomically: a temp file in the same folder, checked, renamed."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
     try:
         h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
+        with open(tmp, "xb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
             for chunk in iter(lambda: r.read(1 << 20), b""):
                 h.update(chunk)
                 f.write(chunk)
