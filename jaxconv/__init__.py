@@ -28,7 +28,7 @@ from .activations import (
     tanh,
 )
 from .conv import Selection, algorithms, autotune, conv2d, select_algorithm
-from .pooling import (  # noqa: I001
+from .pooling import (
     adaptive_avg_pool2d,
     adaptive_max_pool2d,
     avg_pool2d,

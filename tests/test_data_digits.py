@@ -285,7 +285,7 @@ def test_mnist_no_download(tmp_path):
 
 
 def test_published_checksums_are_well_formed():
-    from jaxconv.data.digits import MNIST_FILES, MNIST_SHA256
+    from jaxconv.data.datasets import MNIST_FILES, MNIST_SHA256
 
     assert set(MNIST_SHA256) == set(MNIST_FILES.values())
     assert all(len(v) == 64 and int(v, 16) >= 0 for v in MNIST_SHA256.values())

@@ -40,21 +40,20 @@ from ._registry import ConvConfig
 # spread of N, H = W, C, O and k) and direct also on each one's SAME variant, the algorithms of
 # each problem round-robin, minimum of 5 rounds; then
 # least squares on log-time with a soft-L1 loss, constants kept non-negative. Fit quality
-# (estimate / measurement, median): direct 1.4x, fft 1.3x, im2col 1.4x, winograd 1.2x; hence the
-# margins below. Measured 2026-11-28 on the project's shared 2-core x86-64 CPU machine (under
-# heavy load from other processes), jax 0.10.2. Terms the fit sets to ~0 did not explain any
+# (estimate / measurement, median): direct 1.34x, fft 1.15x, im2col 1.22x, winograd 1.16x (worst
+# 2-6x); hence the margins below. Measured 2026-11-28 15:10 UTC on the project's shared 2-core
+# x86-64 CPU machine (load average ~2), jax 0.10.2. Terms the fit sets to ~0 did not explain any
 # measurement. Re-run the script and paste its table here when the algorithms or the machine
 # change. An algorithm without constants for a backend is never picked by the model there
 # (``jaxconv.autotune`` still measures it). No GPU/TPU rows: there only autotune leaves direct.
 COST_CONSTANTS: dict[str, dict[str, dict[str, float]]] = {
     "cpu": {
-        "direct": {"call": 0.000127, "flop": 4.98e-11, "patch": 1.15e-09, "flop_padded": 1.21e-12,
-                   "patch_padded": 5.01e-10, "byte": 1.37e-09},
-        "fft": {"call": 3.54e-12, "fft_flop": 1.28e-10, "transform": 1.72e-06, "gemm_flop": 2.2e-11,
-                "gemm_weight": 1.19e-17, "ew_flop": 8.26e-18, "kernel_flop": 3.49e-10,
-                "byte": 1.13e-17},
-        "im2col": {"call": 3.3e-05, "flop": 5.66e-12, "patch_byte": 3.36e-10, "chunk": 5.28e-16},
-        "winograd": {"call": 5.45e-13, "flop": 1.5e-11, "tile": 2.09e-08, "transform_byte": 3.04e-11},
+        "direct": {"call": 0.000187, "flop": 2.5e-11, "patch": 6.46e-10, "flop_padded": 0.0,
+                   "patch_padded": 7.26e-10, "byte": 2.07e-09},
+        "fft": {"call": 6.81e-06, "fft_flop": 9.62e-11, "transform": 1.32e-06, "gemm_flop": 3.79e-11,
+                "gemm_weight": 0.0, "ew_flop": 0.0, "kernel_flop": 1.19e-10, "byte": 0.0},
+        "im2col": {"call": 3e-05, "flop": 7.38e-12, "patch_byte": 2.23e-10, "chunk": 3.33e-15},
+        "winograd": {"call": 1.62e-12, "flop": 1.23e-11, "tile": 1.68e-08, "transform_byte": 5.39e-11},
     },
 }
 
@@ -85,9 +84,9 @@ def _direct_terms(x_shape, kernel_shape, dtype, config):
     n, h, w, c, kh, kw, cg, o, ho, wo = _geometry(x_shape, kernel_shape, config)
     (pt, pb), (pl, pr) = config.padding
     taps = n * ho * wo * kh * kw
-    # XLA:CPU runs a convolution with any zero padding through a different, much faster path
-    # than an unpadded (VALID) one when there are many channels (measured 3.5-5x on the layer
-    # case), so the two get separate flop and patch constants.
+    # XLA:CPU runs a convolution with any zero padding through a different path, on some shapes
+    # much faster than the unpadded (VALID) one (3.5-5x on the layer case, 8x64x64x32), so the
+    # two get separate flop and patch constants.
     padded = any(p for pads in config.padding for p in pads)
     flop, patch = 2.0 * taps * cg * o, float(taps * c)
     return {

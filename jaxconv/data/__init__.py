@@ -13,10 +13,10 @@ _LAZY = {
     "cat": "images",
     "load_image": "images",
     "ImageLoadError": "images",
-    "digits": "digits",
-    "mnist": "digits",
-    "read_idx": "digits",
-    "IDXError": "digits",
+    "digits": "datasets",
+    "mnist": "datasets",
+    "read_idx": "datasets",
+    "IDXError": "datasets",
 }
 
 __all__ = sorted(_LAZY)

@@ -274,14 +274,13 @@ class LeNet5(nnx.Module):
         y = self._logits(x)
         return y[0] if unbatched else y
 
-    # One compiled program per input shape (eager use stays fast; inside jit it simply inlines).
-    @nnx.jit
+    # Not nnx.jit-decorated: callers jit (or grad, eval_shape) whole steps that close over the
+    # model, and a jitted method inside such a closure would leak NNX trace state.
     def _logits(self, x):
         for _, stage in self._stages():
             x = stage(x)
         return x
 
-    @nnx.jit
     def _features(self, x):
         out = {}
         for name, stage in self._stages():

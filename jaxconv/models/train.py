@@ -63,7 +63,7 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
 
 def _load_data(data, mnist_dir):
     if isinstance(data, str):
-        from jaxconv.data import digits as digits_module
+        from jaxconv.data import datasets as digits_module
 
         if data == "digits":
             return digits_module.digits()
@@ -139,25 +139,53 @@ def learning_rate_at(step: int, total_steps: int, peak: float) -> float:
 
 # Adam's moment estimates; the learning rate is applied in the step (see learning_rate_at).
 _ADAM = optax.scale_by_adam()
+# Experiment knobs (module level while tuning).
+LABEL_SMOOTHING = 0.0
+WEIGHT_DECAY = 0.0
+EMA_DECAY = 0.0
+DROPOUT = 0.0
+_DROPOUT_AFTER = ("act3", "act4")  # modern: after fc1's and fc2's ReLU
+
+
+def _forward(model, x, key, rate):
+    """Logits of ``model`` on a training batch, with dropout after the dense hidden layers."""
+    for name, stage in model._stages():
+        x = stage(x)
+        if rate and name in _DROPOUT_AFTER:
+            key, sub = jax.random.split(key)
+            keep = jax.random.bernoulli(sub, 1 - rate, x.shape)
+            x = jnp.where(keep, x / (1 - rate), 0.0)
+    return x
+
+
+def _init_opt_state(params):
+    return {"adam": _ADAM.init(params), "ema": params}
 
 
 @functools.lru_cache(maxsize=8)
-def _make_steps(graphdef, repl: NamedSharding):
+def _make_steps(graphdef, repl: NamedSharding, label_smoothing=0.0, weight_decay=0.0, ema=0.0,
+                dropout=0.0):
     """Jitted ``(train_step, eval_step)`` for a model structure and a mesh (cached: tests and
     repeated ``train`` calls with the same model, mesh and batch shape compile once)."""
 
-    def loss_fn(params, x, y):
-        logits = nnx.merge(graphdef, params)(x)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    def loss_fn(params, x, y, key):
+        logits = _forward(nnx.merge(graphdef, params), x, key, dropout)
+        if label_smoothing:
+            target = optax.smooth_labels(jax.nn.one_hot(y, logits.shape[-1]), label_smoothing)
+            loss = optax.softmax_cross_entropy(logits, target).mean()
+        else:
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
         return loss, logits
 
     @functools.partial(jax.jit, out_shardings=repl)
-    def train_step(params, opt_state, x, y, lr):
-        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y)
-        updates, opt_state = _ADAM.update(grads, opt_state, params)
-        params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
+    def train_step(params, opt_state, x, y, lr, key, step):
+        key = jax.random.fold_in(key, step)
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y, key)
+        updates, adam = _ADAM.update(grads, opt_state["adam"], params)
+        params = jax.tree.map(lambda p, u: p - lr * (u + weight_decay * p), params, updates)
+        avg = jax.tree.map(lambda a, p: ema * a + (1 - ema) * p, opt_state["ema"], params)
         acc = jnp.mean((jnp.argmax(logits, -1) == y).astype(jnp.float32))
-        return params, opt_state, loss, acc
+        return params, {"adam": adam, "ema": avg}, loss, acc
 
     @functools.partial(jax.jit, out_shardings=repl)
     def eval_step(params, x, y):
@@ -275,7 +303,7 @@ def train(
     ckpt = out_dir / CHECKPOINT if out_dir is not None else None
     model = LeNet5(num_classes, variant=variant, algorithm=algorithm, rngs=nnx.Rngs(seed))
     graphdef, params = nnx.split(model)
-    opt_state = _ADAM.init(params)
+    opt_state = _init_opt_state(params)
     start_epoch, history, prior_seconds = 0, [], 0.0
     main_process = jax.process_index() == 0
     if resume and ckpt is not None and ckpt.is_file():
@@ -294,7 +322,9 @@ def train(
     batch_sh, repl = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
     params = jax.device_put(params, repl)
     opt_state = jax.device_put(opt_state, repl)
-    train_step, eval_step = _make_steps(graphdef, repl)
+    train_step, eval_step = _make_steps(graphdef, repl, LABEL_SMOOTHING, WEIGHT_DECAY, EMA_DECAY,
+                                        DROPOUT if variant == "modern" else 0.0)
+    base_key = jax.random.key(seed)
 
     config = {
         "data": data if isinstance(data, str) else "arrays", "variant": variant, "epochs": epochs,
@@ -323,6 +353,7 @@ def train(
                 lr = np.float32(learning_rate_at(step, total_steps, learning_rate))
                 params, opt_state, loss, acc = train_step(
                     params, opt_state, _global(xb, batch_sh), _global(y_train[idx], batch_sh), lr,
+                    base_key, np.int32(step),
                 )
             if pending is not None:
                 sum_loss += float(pending[0])
@@ -330,7 +361,8 @@ def train(
                 bar.update()
                 bar.set_postfix(loss=f"{sum_loss / i:.4f}", acc=f"{sum_acc / i:.4f}")
             pending = (loss, acc)
-        test_loss, pred = _evaluate(eval_step, params, x_test, y_test, batch_sh, n_dev)
+        eval_params = opt_state["ema"] if EMA_DECAY else params
+        test_loss, pred = _evaluate(eval_step, eval_params, x_test, y_test, batch_sh, n_dev)
         test_acc = float(np.mean(pred == y_test))
         history.append({
             "epoch": epoch + 1,
@@ -353,7 +385,7 @@ def train(
     train_seconds = prior_seconds + time.perf_counter() - t0
     cpu_seconds = time.process_time() - c0
 
-    params = jax.device_get(params)
+    params = jax.device_get(opt_state["ema"] if EMA_DECAY else params)
     model = nnx.merge(graphdef, params)
     test_loss, pred = _evaluate(eval_step, jax.device_put(params, repl), x_test, y_test,
                                 batch_sh, n_dev)

@@ -337,15 +337,3 @@ def mnist(
     x_train, y_train = _mnist_split(folder, MNIST_FILES["train_images"], MNIST_FILES["train_labels"])
     x_test, y_test = _mnist_split(folder, MNIST_FILES["test_images"], MNIST_FILES["test_labels"])
     return Digits(x_train, y_train, x_test, y_test)
-
-
-# ``jaxconv.data`` exports the function ``digits`` under this module's own name. Importing the
-# module binds ``jaxconv.data.digits`` to the module (the import system sets the attribute after
-# the lazy ``__getattr__`` ran), so make the module callable as the function: whichever object
-# a caller ends up with, ``digits()`` loads the digits.
-class _CallableModule(type(sys)):
-    def __call__(self) -> Digits:
-        return digits()
-
-
-sys.modules[__name__].__class__ = _CallableModule
