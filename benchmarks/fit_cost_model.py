@@ -130,7 +130,7 @@ def fit(rows, name):
     from scipy.optimize import least_squares, nnls
 
     sel = [r for r in rows if r["alg"] == name]
-    if name == "direct":  # 1x1 is a plain GEMM in XLA, and auto keeps direct there by rule
+    if name in ("direct", "xla_padded"):  # 1x1: a plain GEMM in XLA; auto keeps direct by rule
         sel = [r for r in sel if r["k"][0] * r["k"][1] > 1]
     terms = [select.cost_terms(name, r["x"], r["k"], np.float32, _config(r)) for r in sel]
     keys = list(terms[0])

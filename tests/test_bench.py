@@ -178,7 +178,10 @@ def test_bench_tiny_sweep_writes_json_report_and_plot(tmp_path):
     """``python -m jaxconv.bench`` end to end at tiny sizes (a smoke test, not a timing)."""
     pytest.importorskip("pytest_benchmark")
     pytest.importorskip("matplotlib")
-    env = {**os.environ, "MPLBACKEND": "Agg", "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+    # The sweep is a pytest run of its own: drop pytest-xdist's worker variables (set when this
+    # suite runs with -n), under which pytest-benchmark disables itself.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env.update(MPLBACKEND="Agg", JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
     proc = subprocess.run(
         [sys.executable, "-m", "jaxconv.bench", "--tiny", "--cases", "article,layer",
          "--out", str(tmp_path)],

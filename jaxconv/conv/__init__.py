@@ -4,6 +4,7 @@ from . import direct as _direct  # noqa: F401  (registers "direct")
 from . import fft as _fft  # noqa: F401  (registers "fft")
 from . import im2col as _im2col  # noqa: F401  (registers "im2col")
 from . import winograd as _winograd  # noqa: F401  (registers "winograd")
+from . import xla_padded as _xla_padded  # noqa: F401  (registers "xla_padded")
 from ._conv2d import conv2d
 from ._registry import Algorithm, ConvConfig, algorithms, applicable, register
 from .autotune import AutotuneResult, autotune

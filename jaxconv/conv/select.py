@@ -48,12 +48,13 @@ from ._registry import ConvConfig
 # (``jaxconv.autotune`` still measures it). No GPU/TPU rows: there only autotune leaves direct.
 COST_CONSTANTS: dict[str, dict[str, dict[str, float]]] = {
     "cpu": {
-        "direct": {"call": 0.000187, "flop": 2.5e-11, "patch": 6.46e-10, "flop_padded": 0.0,
-                   "patch_padded": 7.26e-10, "byte": 2.07e-09},
-        "fft": {"call": 6.81e-06, "fft_flop": 9.62e-11, "transform": 1.32e-06, "gemm_flop": 3.79e-11,
-                "gemm_weight": 0.0, "ew_flop": 0.0, "kernel_flop": 1.19e-10, "byte": 0.0},
-        "im2col": {"call": 3e-05, "flop": 7.38e-12, "patch_byte": 2.23e-10, "chunk": 3.33e-15},
-        "winograd": {"call": 1.62e-12, "flop": 1.23e-11, "tile": 1.68e-08, "transform_byte": 5.39e-11},
+        "direct": {"call": 0.000189, "flop": 3.36e-11, "patch": 8.68e-10, "flop_padded": 0.0,
+                   "patch_padded": 9.12e-10, "byte": 1.57e-09},
+        "fft": {"call": 0.0, "fft_flop": 1.1e-10, "transform": 1.08e-06, "gemm_flop": 5.22e-11,
+                "gemm_weight": 0.0, "ew_flop": 0.0, "kernel_flop": 1.43e-10, "byte": 0.0},
+        "im2col": {"call": 2.59e-05, "flop": 8.95e-12, "patch_byte": 2.31e-10, "chunk": 6.62e-12},
+        "xla_padded": {"call": 0.00017, "flop": 0.0, "patch": 7.87e-10, "byte": 1.96e-09},
+        "winograd": {"call": 1.38e-13, "flop": 7.31e-12, "tile": 1.52e-08, "transform_byte": 1.21e-10},
     },
 }
 
@@ -96,6 +97,27 @@ def _direct_terms(x_shape, kernel_shape, dtype, config):
         "patch": 0.0 if padded else patch,
         "flop_padded": flop if padded else 0.0,
         "patch_padded": patch if padded else 0.0,
+        "byte": float(n * (h + pt + pb) * (w + pl + pr) * c + n * ho * wo * o),
+    }
+
+
+def _xla_padded_terms(x_shape, kernel_shape, dtype, config):
+    # XLA's convolution on the padded path always (jaxconv/conv/xla_padded.py appends a zero row
+    # to VALID problems and crops the output): direct's padded-path terms, counted on the
+    # configuration XLA actually runs (the extra output row included).
+    from .xla_padded import padded_config
+
+    run = padded_config(config)
+    n, h, w, c, kh, kw, cg, o, ho, wo = _geometry(x_shape, kernel_shape, run)
+    (pt, pb), (pl, pr) = run.padding
+    taps = n * ho * wo * kh * kw
+    return {
+        "call": 1.0,
+        "flop": 2.0 * taps * cg * o,
+        "patch": float(taps * c),
+        # per (output point, kernel tap) whatever C: what few-channel problems (the RGB cat,
+        # LeNet's first layer) pay on this path, where the flops and patch terms are small
+        "tap": float(taps),
         "byte": float(n * (h + pt + pb) * (w + pl + pr) * c + n * ho * wo * o),
     }
 
@@ -173,6 +195,7 @@ def _shift_gemm_terms(x_shape, kernel_shape, dtype, config):
 # name -> fn(x_shape, kernel_shape, dtype, config) -> {term: amount}; amounts are float32 units.
 TERMS = {
     "direct": _direct_terms,
+    "xla_padded": _xla_padded_terms,
     "fft": _fft_terms,
     "im2col": _im2col_terms,
     "winograd": _winograd_terms,

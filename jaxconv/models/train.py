@@ -47,6 +47,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 # Training distortions (train(augment=True)): shift in pixels, rotation in degrees, scale.
 MAX_SHIFT, MAX_ROTATE, MAX_SCALE = 2.0, 10.0, 0.1
+AUGMENT_PROB = 1.0
 CHECKPOINT = "checkpoint.msgpack"
 METRICS = "metrics.json"
 EVAL_BATCH = 512  # per device
@@ -123,7 +124,11 @@ def _augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
     top = at(r0, c0) * (1 - fc) + at(r0, c0 + 1) * fc
     bottom = at(r0 + 1, c0) * (1 - fc) + at(r0 + 1, c0 + 1) * fc
-    return (top * (1 - fr) + bottom * fr).astype(x.dtype)
+    warped = (top * (1 - fr) + bottom * fr).astype(x.dtype)
+    if AUGMENT_PROB < 1:
+        plain = rng.random(b) >= AUGMENT_PROB
+        warped[plain] = x[plain]
+    return warped
 
 
 def learning_rate_at(step: int, total_steps: int, peak: float) -> float:
@@ -139,37 +144,17 @@ def learning_rate_at(step: int, total_steps: int, peak: float) -> float:
 
 # Adam's moment estimates; the learning rate is applied in the step (see learning_rate_at).
 _ADAM = optax.scale_by_adam()
-# Experiment knobs (module level while tuning).
-LABEL_SMOOTHING = 0.0
-WEIGHT_DECAY = 0.0
-EMA_DECAY = 0.0
-DROPOUT = 0.0
-_DROPOUT_AFTER = ("act3", "act4")  # modern: after fc1's and fc2's ReLU
-
-
-def _forward(model, x, key, rate):
-    """Logits of ``model`` on a training batch, with dropout after the dense hidden layers."""
-    for name, stage in model._stages():
-        x = stage(x)
-        if rate and name in _DROPOUT_AFTER:
-            key, sub = jax.random.split(key)
-            keep = jax.random.bernoulli(sub, 1 - rate, x.shape)
-            x = jnp.where(keep, x / (1 - rate), 0.0)
-    return x
-
-
-def _init_opt_state(params):
-    return {"adam": _ADAM.init(params), "ema": params}
-
-
 @functools.lru_cache(maxsize=8)
-def _make_steps(graphdef, repl: NamedSharding, label_smoothing=0.0, weight_decay=0.0, ema=0.0,
-                dropout=0.0):
-    """Jitted ``(train_step, eval_step)`` for a model structure and a mesh (cached: tests and
-    repeated ``train`` calls with the same model, mesh and batch shape compile once)."""
+def _make_steps(graphdef, repl: NamedSharding, label_smoothing: float = 0.0,
+                weight_decay: float = 0.0):
+    """Jitted ``(train_step, eval_step)`` for a model structure, a mesh and a loss (cached: tests
+    and repeated ``train`` calls with the same model, mesh and batch shape compile once).
 
-    def loss_fn(params, x, y, key):
-        logits = _forward(nnx.merge(graphdef, params), x, key, dropout)
+    The loss is softmax cross-entropy against labels smoothed by ``label_smoothing``; the update
+    is Adam's plus decoupled weight decay (AdamW): ``p -= lr * (adam(g) + weight_decay * p)``."""
+
+    def loss_fn(params, x, y):
+        logits = nnx.merge(graphdef, params)(x)
         if label_smoothing:
             target = optax.smooth_labels(jax.nn.one_hot(y, logits.shape[-1]), label_smoothing)
             loss = optax.softmax_cross_entropy(logits, target).mean()
@@ -178,14 +163,12 @@ def _make_steps(graphdef, repl: NamedSharding, label_smoothing=0.0, weight_decay
         return loss, logits
 
     @functools.partial(jax.jit, out_shardings=repl)
-    def train_step(params, opt_state, x, y, lr, key, step):
-        key = jax.random.fold_in(key, step)
-        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y, key)
-        updates, adam = _ADAM.update(grads, opt_state["adam"], params)
+    def train_step(params, opt_state, x, y, lr):
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y)
+        updates, opt_state = _ADAM.update(grads, opt_state, params)
         params = jax.tree.map(lambda p, u: p - lr * (u + weight_decay * p), params, updates)
-        avg = jax.tree.map(lambda a, p: ema * a + (1 - ema) * p, opt_state["ema"], params)
         acc = jnp.mean((jnp.argmax(logits, -1) == y).astype(jnp.float32))
-        return params, {"adam": adam, "ema": avg}, loss, acc
+        return params, opt_state, loss, acc
 
     @functools.partial(jax.jit, out_shardings=repl)
     def eval_step(params, x, y):
@@ -303,7 +286,7 @@ def train(
     ckpt = out_dir / CHECKPOINT if out_dir is not None else None
     model = LeNet5(num_classes, variant=variant, algorithm=algorithm, rngs=nnx.Rngs(seed))
     graphdef, params = nnx.split(model)
-    opt_state = _init_opt_state(params)
+    opt_state = _ADAM.init(params)
     start_epoch, history, prior_seconds = 0, [], 0.0
     main_process = jax.process_index() == 0
     if resume and ckpt is not None and ckpt.is_file():
@@ -322,14 +305,15 @@ def train(
     batch_sh, repl = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
     params = jax.device_put(params, repl)
     opt_state = jax.device_put(opt_state, repl)
-    train_step, eval_step = _make_steps(graphdef, repl, LABEL_SMOOTHING, WEIGHT_DECAY, EMA_DECAY,
-                                        DROPOUT if variant == "modern" else 0.0)
-    base_key = jax.random.key(seed)
+    recipe = DEFAULTS[variant]
+    train_step, eval_step = _make_steps(graphdef, repl, recipe["label_smoothing"],
+                                        recipe["weight_decay"])
 
     config = {
         "data": data if isinstance(data, str) else "arrays", "variant": variant, "epochs": epochs,
         "batch_size": batch_size, "seed": seed, "learning_rate": learning_rate,
         "algorithm": algorithm, "augment": augment,
+        "label_smoothing": recipe["label_smoothing"], "weight_decay": recipe["weight_decay"],
     }
 
     from tqdm.auto import tqdm
@@ -353,7 +337,6 @@ def train(
                 lr = np.float32(learning_rate_at(step, total_steps, learning_rate))
                 params, opt_state, loss, acc = train_step(
                     params, opt_state, _global(xb, batch_sh), _global(y_train[idx], batch_sh), lr,
-                    base_key, np.int32(step),
                 )
             if pending is not None:
                 sum_loss += float(pending[0])
@@ -361,8 +344,7 @@ def train(
                 bar.update()
                 bar.set_postfix(loss=f"{sum_loss / i:.4f}", acc=f"{sum_acc / i:.4f}")
             pending = (loss, acc)
-        eval_params = opt_state["ema"] if EMA_DECAY else params
-        test_loss, pred = _evaluate(eval_step, eval_params, x_test, y_test, batch_sh, n_dev)
+        test_loss, pred = _evaluate(eval_step, params, x_test, y_test, batch_sh, n_dev)
         test_acc = float(np.mean(pred == y_test))
         history.append({
             "epoch": epoch + 1,
@@ -385,7 +367,7 @@ def train(
     train_seconds = prior_seconds + time.perf_counter() - t0
     cpu_seconds = time.process_time() - c0
 
-    params = jax.device_get(opt_state["ema"] if EMA_DECAY else params)
+    params = jax.device_get(params)
     model = nnx.merge(graphdef, params)
     test_loss, pred = _evaluate(eval_step, jax.device_put(params, repl), x_test, y_test,
                                 batch_sh, n_dev)
