@@ -40,9 +40,11 @@ from ._registry import ConvConfig
 # spread of N, H = W, C, O and k) and direct also on each one's SAME variant, the algorithms of
 # each problem round-robin, minimum of 5 rounds; then
 # least squares on log-time with a soft-L1 loss, constants kept non-negative. Fit quality
-# (estimate / measurement, median): direct 1.34x, fft 1.15x, im2col 1.22x, winograd 1.16x (worst
-# 2-6x); hence the margins below. Measured 2026-11-28 15:10 UTC on the project's shared 2-core
-# x86-64 CPU machine (load average ~2), jax 0.10.2. Terms the fit sets to ~0 did not explain any
+# (estimate / measurement, median): direct 1.41x, fft 1.18x, im2col 1.19x, winograd 1.15x,
+# xla_padded 1.17x (worst 2-6x); hence the margins below. Measured 2026-11-28 15:21 UTC on the
+# project's shared 2-core x86-64 CPU machine under heavy load from other processes (load average
+# 7-8: the absolute constants are inflated, the comparisons between algorithms less so),
+# jax 0.10.2. Terms the fit sets to ~0 did not explain any
 # measurement. Re-run the script and paste its table here when the algorithms or the machine
 # change. An algorithm without constants for a backend is never picked by the model there
 # (``jaxconv.autotune`` still measures it). No GPU/TPU rows: there only autotune leaves direct.
@@ -53,7 +55,8 @@ COST_CONSTANTS: dict[str, dict[str, dict[str, float]]] = {
         "fft": {"call": 0.0, "fft_flop": 1.1e-10, "transform": 1.08e-06, "gemm_flop": 5.22e-11,
                 "gemm_weight": 0.0, "ew_flop": 0.0, "kernel_flop": 1.43e-10, "byte": 0.0},
         "im2col": {"call": 2.59e-05, "flop": 8.95e-12, "patch_byte": 2.31e-10, "chunk": 6.62e-12},
-        "xla_padded": {"call": 0.00017, "flop": 0.0, "patch": 7.87e-10, "byte": 1.96e-09},
+        "xla_padded": {"call": 8.84e-05, "flop": 5.59e-12, "patch": 2.08e-10, "tap": 2.5e-09,
+                       "byte": 1.45e-09},
         "winograd": {"call": 1.38e-13, "flop": 7.31e-12, "tile": 1.52e-08, "transform_byte": 1.21e-10},
     },
 }
@@ -67,6 +70,11 @@ ODD_MARGIN = 0.4
 MIN_DIRECT_SECONDS = 2e-4
 # dtypes the model is trusted for (float64 scales flops by 2, bytes by itemsize).
 MODEL_DTYPES = ("float32", "float64")
+# ``xla_padded`` (XLA's convolution on its padded path) is only considered with at least this many
+# input channels per group and output channels: with fewer, every problem of the fit's grid ran
+# 0-25% slower on the padded path than direct's VALID one (the RGB cat, LeNet, C = O = 16), while
+# with 24-64 channels it ran 1.1-7x faster; its model does not separate the two sharply enough.
+XLA_PADDED_MIN_CHANNELS = 24
 # Backends where only a measurement (autotune) may displace XLA's convolution.
 ACCELERATOR_BACKENDS = ("gpu", "cuda", "rocm", "tpu", "metal")
 
@@ -363,7 +371,10 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered
             "the cost model is fitted on stride 1, dilation 1; strided or dilated convolutions "
             "stay direct unless jaxconv.autotune measured otherwise"
         )
-    best = min(costs, key=costs.get)
+    candidates = dict(costs)
+    if min(kernel_shape[2], kernel_shape[3]) < XLA_PADDED_MIN_CHANNELS:
+        candidates.pop("xla_padded", None)
+    best = min(candidates, key=candidates.get)
     direct = costs["direct"]
     if best == "direct":
         return "direct", costs, unsupported, "direct has the lowest estimate"
