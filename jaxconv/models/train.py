@@ -104,7 +104,8 @@ def _augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
     Each image is rotated by up to ``MAX_ROTATE`` degrees, scaled by up to ``MAX_SCALE`` and
     shifted by up to ``MAX_SHIFT`` pixels about its centre (the distortions LeCun et al. 1998
-    used for their best LeNet-5, section III-C). Done on the host with NumPy: a millisecond
+    used for their best LeNet-5, section III-C); a random ``1 - AUGMENT_PROB`` of the images is
+    left as it is. Done on the host with NumPy: a millisecond
     per batch, nothing added to the compiled step, and every host derives the same warps from
     the same seed.
     """
@@ -220,7 +221,8 @@ def train(
     mnist_dir: str | os.PathLike | None = None,
 ) -> tuple[LeNet5, dict]:
     """Train a :class:`LeNet5` with Adam and a warmup + cosine learning-rate schedule
-    (:func:`learning_rate_at`).
+    (:func:`learning_rate_at`); the modern variant adds decoupled weight decay (AdamW) and label
+    smoothing (``DEFAULTS[variant]``).
 
     Args:
       data: ``"digits"`` (scikit-learn's, offline), ``"mnist"`` (see ``mnist_dir``) or a tuple
@@ -241,8 +243,8 @@ def train(
       resume: continue from ``out/checkpoint.msgpack`` when it exists (same variant required).
       progress: show a tqdm progress bar with loss and accuracy.
       learning_rate: peak learning rate; default per variant.
-      augment: random small rotations, scalings and shifts of the training images
-        (``MAX_ROTATE`` degrees, ``MAX_SCALE``, ``MAX_SHIFT`` pixels).
+      augment: random small rotations, scalings and shifts of a fraction ``AUGMENT_PROB`` of
+        the training images (``MAX_ROTATE`` degrees, ``MAX_SCALE``, ``MAX_SHIFT`` pixels).
       mnist_dir: a folder with the MNIST IDX files; ``None`` downloads them into the cache.
 
     Returns:
@@ -445,7 +447,7 @@ def build_parser(prog: str = "jaxconv train") -> argparse.ArgumentParser:
     p.add_argument("--mnist-dir", default=None, metavar="DIR",
                    help="folder with the MNIST IDX files (default: download into the cache)")
     p.add_argument("--no-augment", dest="augment", action="store_false",
-                   help="train without random 2-pixel shifts")
+                   help="train without random shifts, rotations and scalings")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar")
     p.add_argument("--distributed", action="store_true",
