@@ -52,8 +52,9 @@ def info_main(argv: Sequence[str] | None = None) -> int:
     for d in jax.devices():
         print(f"device    {d.id}: {d.device_kind} ({d.platform})")
     print("algorithms (conv2d(..., algorithm=NAME); default 'auto' picks one per call):")
+    width = max(len(alg.name) for alg in algorithms())
     for alg in algorithms():
-        print(f"  {alg.name:<9} {alg.serves}")
+        print(f"  {alg.name:<{width}}  {alg.serves}")
     return 0
 
 
