@@ -17,10 +17,8 @@ has some zero padding is passed to XLA unchanged (it is on the fast path already
 
 from __future__ import annotations
 
-from jax import lax
-
 from ._registry import Algorithm, ConvConfig, register
-from .direct import DIMENSION_NUMBERS
+from .direct import conv_direct
 
 # zero rows appended at the bottom of a VALID problem (one is enough to leave the VALID path;
 # padding W instead, or both, measured the same forward and up to 20% slower for the gradient)
@@ -39,16 +37,7 @@ def padded_config(config: ConvConfig) -> ConvConfig:
 def conv_xla_padded(x, kernel, config: ConvConfig):
     """NHWC ``x`` (N, H, W, C), HWIO ``kernel`` -> NHWC (N, H', W', O), as ``direct``."""
     run = padded_config(config)
-    y = lax.conv_general_dilated(
-        x,
-        kernel,
-        window_strides=run.stride,
-        padding=run.padding,
-        rhs_dilation=run.dilation,
-        dimension_numbers=DIMENSION_NUMBERS,
-        feature_group_count=run.groups,
-        precision=run.precision,
-    )
+    y = conv_direct(x, kernel, run)
     if run is config:
         return y
     ho, wo = config.output_hw(x.shape[1:3], kernel.shape[:2])
