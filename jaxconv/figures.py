@@ -555,6 +555,14 @@ def make_figures(out: str | os.PathLike, *, style: str = "modern", seed: int = 0
     return manifest
 
 
+
+def _default_bench(path):
+    """``--bench`` as given, else ``bench-results/benchmark.json`` if a sweep left one here."""
+    if path is not None:
+        return path
+    default = Path("bench-results") / "benchmark.json"
+    return str(default) if default.is_file() else None
+
 def main(argv: Sequence[str] | None = None, *, default_out: str = "figures") -> int:
     """``jaxconv figures [--out DIR] [--style article|modern] [--seed N]``."""
     parser = argparse.ArgumentParser(
@@ -568,7 +576,8 @@ def main(argv: Sequence[str] | None = None, *, default_out: str = "figures") -> 
                              "'modern' (default): stage strips, honest colour scales, colorbars")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random filters (default 0)")
     parser.add_argument("--checkpoint", help="a LeNet-5 checkpoint (default: train on digits now)")
-    parser.add_argument("--bench", help="a benchmark JSON from `nox -s bench` to plot")
+    parser.add_argument("--bench", help="a benchmark JSON from `nox -s bench` to plot "
+                        "(default: bench-results/benchmark.json when it exists)")
     parser.add_argument("--only", help="comma-separated figure names or groups "
                                        "(stacks, illustrations, extras)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -578,7 +587,7 @@ def main(argv: Sequence[str] | None = None, *, default_out: str = "figures") -> 
     t0 = time.perf_counter()
     try:
         manifest = make_figures(args.out, style=args.style, seed=args.seed, small=args.small,
-                                only=args.only, checkpoint=args.checkpoint, bench=args.bench,
+                                only=args.only, checkpoint=args.checkpoint, bench=_default_bench(args.bench),
                                 epochs=args.epochs, progress=not args.no_progress)
     except ValueError as e:
         print(f"jaxconv figures: {e}", file=sys.stderr)

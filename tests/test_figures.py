@@ -1,6 +1,7 @@
 """``jaxconv figures`` end to end (small), the manifest's shapes, and ``jaxconv show``."""
 
 import json
+import pathlib
 
 import matplotlib
 
@@ -57,8 +58,10 @@ def test_manifest_shapes_equal_the_articles_table(tmp_path, capsys):
     assert "wrote 15 figures" in capsys.readouterr().out
 
 
-def test_figures_end_to_end_small(tmp_path):
+def test_figures_end_to_end_small(tmp_path, monkeypatch):
     # Everything but the 14 stacks (the test above makes those at full size), on a 4x smaller cat.
+    # Run from an empty folder: a bench-results/benchmark.json in the cwd would be plotted.
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "figs"
     only = "cat,cat_conv3x3-3_relu_maxpool5,illustrations,extras"
     assert figures.main(["--out", str(out), "--small", "--no-progress", "--only", only]) == 0
@@ -143,3 +146,12 @@ def test_show_through_the_cli(tmp_path, capsys):
     assert cli.main(["show", str(bad), "--layers", "relu", "--out", str(tmp_path / "o.png")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bad.jpg" in err
+
+
+def test_bench_json_defaults_to_a_sweep_left_in_the_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert figures._default_bench(None) is None
+    (tmp_path / "bench-results").mkdir()
+    (tmp_path / "bench-results" / "benchmark.json").write_text("{}")
+    assert figures._default_bench(None) == str(pathlib.Path("bench-results") / "benchmark.json")
+    assert figures._default_bench("mine.json") == "mine.json"
