@@ -410,7 +410,7 @@ def _make_bench(ctx: Context, spec: FigureSpec) -> dict:
     from jaxconv import viz
 
     if ctx.bench is None:
-        raise Skip("no --bench JSON given (run `nox -s bench` and pass bench-results/benchmark.json)")
+        raise Skip("no --bench JSON given and no bench-results/benchmark.json here (run `nox -s bench` first)")
     from jaxconv.bench import plot_data
 
     try:
