@@ -25,7 +25,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint and check formatting with ruff."""
+    """Lint with ruff (pyflakes, pycodestyle, isort, bugbear, pyupgrade, NumPy rules)."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", "jaxconv", "tests", "benchmarks", "examples", "noxfile.py")
 
