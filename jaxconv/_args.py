@@ -127,6 +127,12 @@ def check_float(fn: str, name: str, x: Any) -> None:
         )
 
 
+def accumulation_dtype(dtype):
+    """float32 for float16 / bfloat16 (sums of many half-precision values lose digits fast),
+    else ``dtype`` itself: the dtype the ops accumulate in before casting back."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
 def image_rank(fn: str, name: str, x: Any, data_format: str) -> tuple[bool, tuple[int, int, int, int]]:
     """Validate an image's rank; return ``(unbatched, (N, H, W, C))`` whatever the layout."""
     if x.ndim not in (3, 4):

@@ -141,11 +141,6 @@ def _avg_divisor(size, window, stride, pads, out, count_include_pad):
 # --------------------------------------------------------------------------------------------
 
 
-def _compute_dtype(dtype):
-    """Accumulate half precision in float32 (sums of many float16 values lose digits fast)."""
-    return jnp.promote_types(dtype, jnp.float32)
-
-
 @functools.partial(
     jax.jit,
     static_argnames=("kind", "window", "stride", "dilation", "pads", "data_format", "unbatched"),
@@ -212,7 +207,7 @@ def _divide(total, divisor):
 )
 def _avg_core(x, *, window, stride, pads, divisor, data_format, unbatched):
     dtype = x.dtype
-    x = _args.to_nhwc(x, data_format, unbatched).astype(_compute_dtype(dtype))
+    x = _args.to_nhwc(x, data_format, unbatched).astype(_args.accumulation_dtype(dtype))
     y = _divide(_window_sum(x, window, stride, pads), divisor)
     return _args.from_nhwc(y.astype(dtype), data_format, unbatched)
 
@@ -223,7 +218,7 @@ def _avg_core(x, *, window, stride, pads, divisor, data_format, unbatched):
 )
 def _lp_core(x, *, norm, window, stride, pads, divisor, data_format, unbatched):
     dtype = x.dtype
-    x = _args.to_nhwc(x, data_format, unbatched).astype(_compute_dtype(dtype))
+    x = _args.to_nhwc(x, data_format, unbatched).astype(_args.accumulation_dtype(dtype))
     if math.isinf(norm):  # torch: the infinity norm is the max of |x|
         y = lax.reduce_window(
             jnp.abs(x), np.array(-np.inf, x.dtype), lax.max,
@@ -463,7 +458,7 @@ def _global_core(x, *, kind, keepdims, data_format, unbatched):
     dtype = x.dtype
     x = _args.to_nhwc(x, data_format, unbatched)
     if kind == "avg":
-        y = jnp.mean(x.astype(_compute_dtype(dtype)), axis=(1, 2), keepdims=True).astype(dtype)
+        y = jnp.mean(x.astype(_args.accumulation_dtype(dtype)), axis=(1, 2), keepdims=True).astype(dtype)
     else:
         y = jnp.max(x, axis=(1, 2), keepdims=True)
     if keepdims:
@@ -597,7 +592,7 @@ def _adaptive_core(x, *, kind, out, data_format, unbatched):
     dtype = x.dtype
     x = _args.to_nhwc(x, data_format, unbatched)
     if kind == "avg":
-        x = x.astype(_compute_dtype(dtype))
+        x = x.astype(_args.accumulation_dtype(dtype))
     y = _adaptive_axis(_adaptive_axis(x, 1, out[0], kind), 2, out[1], kind)
     return _args.from_nhwc(y.astype(dtype), data_format, unbatched)
 

@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .._args import accumulation_dtype
 from ._registry import Algorithm, ConvConfig, register
 
 # Radices XLA's CPU FFT (ducc) handles natively and fast.
@@ -80,13 +81,6 @@ def next_fast_len(n: int, radices: tuple[int, ...] = FAST_RADICES) -> int:
                 seen.add(q)
                 stack.append(q)
     return int(best)
-
-
-def _compute_dtype(dtype):
-    dtype = jnp.dtype(dtype)
-    if dtype in (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16)):
-        return jnp.dtype(jnp.float32)
-    return dtype
 
 
 def fft_lengths(x_shape, kernel_shape, config: ConvConfig) -> tuple[int, int]:
@@ -291,7 +285,7 @@ def conv_fft(x, kernel, config: ConvConfig, *, tiles="auto"):
     or ``(Th, Tw)`` overlap-save blocks (each must exceed the effective kernel).
     """
     out_dtype = x.dtype
-    cdt = _compute_dtype(x.dtype)
+    cdt = accumulation_dtype(x.dtype)
     x = x.astype(cdt)
     kernel = kernel.astype(cdt)
     n, h, w, c = x.shape

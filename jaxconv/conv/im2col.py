@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from .._args import accumulation_dtype
 from ._registry import Algorithm, ConvConfig, register
 from .direct import conv_direct
 
@@ -46,16 +47,8 @@ MAX_PATCH_BYTES = 256 * 2**20
 #: ``layer`` case). Also bounds the working memory.
 CPU_CHUNK_BYTES = 2**20
 
-_LOW_PRECISION = ("bfloat16", "float16")
-
-
 def _chunk_bytes() -> int:
     return CPU_CHUNK_BYTES if jax.default_backend() == "cpu" else MAX_PATCH_BYTES
-
-
-def compute_dtype(dtype):
-    """Accumulation dtype: float32 for bfloat16 / float16, else ``dtype`` itself."""
-    return jnp.dtype("float32") if jnp.dtype(dtype).name in _LOW_PRECISION else jnp.dtype(dtype)
 
 
 def plan_chunks(x_shape, kernel_shape, config: ConvConfig, chunk_bytes: int | None = None,
@@ -162,7 +155,7 @@ def conv_im2col(x, kernel, config: ConvConfig, *, chunk_bytes: int | None = None
       ``(N, H_out, W_out, O)`` in ``x``'s dtype (bfloat16 / float16 accumulate in float32).
     """
     dtype = x.dtype
-    acc = compute_dtype(dtype)
+    acc = accumulation_dtype(dtype)
     n, h, w, _ = x.shape
     kh, kw, _, o = kernel.shape
     (sh, _), (eh, _) = config.stride, config.effective_kernel((kh, kw))

@@ -34,8 +34,9 @@ import math
 import jax.numpy as jnp
 from jax import lax
 
+from .._args import accumulation_dtype
 from ._registry import Algorithm, ConvConfig, register
-from .im2col import compute_dtype, gemm_gradients
+from .im2col import gemm_gradients
 
 
 def check(x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
@@ -98,7 +99,7 @@ def conv_winograd(x, kernel, config: ConvConfig):
       ``(N, H + pad - 2, W + pad - 2, O)`` in ``x``'s dtype.
     """
     dtype = x.dtype
-    acc = compute_dtype(dtype)
+    acc = accumulation_dtype(dtype)
     x, kernel = x.astype(acc), kernel.astype(acc)
     n, h, w, _ = x.shape
     _, _, cg, o = kernel.shape
