@@ -208,7 +208,8 @@ def _canonicalize(x, kernel, bias, *, stride, padding, dilation, groups, padding
         precision=precision,
     )
     mode_pads = None if padding_mode == "zeros" else pads
-    x_nhwc = (n, h + sum(mode_pads[0]) if mode_pads else h, w + sum(mode_pads[1]) if mode_pads else w, c)
+    (pt, pb), (pl, pr) = mode_pads or ((0, 0), (0, 0))
+    x_nhwc = (n, h + pt + pb, w + pl + pr, c)
     return x, kernel, bias, Canonical(x_nhwc, dtype, config, mode_pads, unbatched, data_format)
 
 
