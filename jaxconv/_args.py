@@ -18,6 +18,8 @@ Pair = tuple[int, int]
 Pads = tuple[tuple[int, int], tuple[int, int]]
 
 DATA_FORMATS = ("NHWC", "NCHW")
+# Largest size XLA indexes with int32; every extent we compute must fit.
+INT32_MAX = 2**31 - 1
 
 
 def is_int(v: Any) -> bool:
@@ -25,59 +27,71 @@ def is_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool | np.bool_)
 
 
-def pair(fn: str, name: str, value: Any, *, minimum: int = 1) -> Pair:
-    """Canonicalize ``int | (int, int)`` to a pair of ints ``>= minimum``."""
+def ntuple(fn: str, name: str, value: Any, n: int, *, minimum: int = 1) -> tuple[int, ...]:
+    """Canonicalize ``int | (int,) * n`` to ``n`` ints ``>= minimum`` (each fitting in int32)."""
     if is_int(value):
-        out = (int(value), int(value))
+        out = (int(value),) * n
     elif (
         isinstance(value, Sequence)
         and not isinstance(value, str)
-        and len(value) == 2
+        and len(value) == n
         and all(is_int(v) for v in value)
     ):
-        out = (int(value[0]), int(value[1]))
+        out = tuple(int(v) for v in value)
     else:
-        raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {value!r}")
+        kind = "a pair of ints" if n == 2 else f"a tuple of {n} ints"
+        raise TypeError(f"{fn}: {name} must be an int or {kind}, got {value!r}")
     if min(out) < minimum:
         raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
+    if max(out) > INT32_MAX:
+        raise ValueError(f"{fn}: {name} must be < 2**31 (sizes are int32 in XLA), got {value!r}")
     return out
 
 
-def explicit_pads(fn: str, name: str, value: Any) -> Pads | None:
-    """Canonicalize ``int | (ph, pw) | ((top, bottom), (left, right))`` to pairs of pairs.
+def pair(fn: str, name: str, value: Any, *, minimum: int = 1) -> Pair:
+    """Canonicalize ``int | (int, int)`` to a pair of ints ``>= minimum``."""
+    return ntuple(fn, name, value, 2, minimum=minimum)  # type: ignore[return-value]
+
+
+def explicit_pads(fn: str, name: str, value: Any, n: int = 2) -> tuple[tuple[int, int], ...] | None:
+    """Canonicalize ``int | (p,) * n | ((lo, hi),) * n`` to ``n`` pairs ``(lo, hi)``.
 
     Returns ``None`` when ``value`` is a string (the caller handles named paddings).
     """
     if isinstance(value, str):
         return None
+    pads: tuple[tuple[int, int], ...]
     if is_int(value):
-        p = int(value)
-        pads = ((p, p), (p, p))
-    elif isinstance(value, Sequence) and len(value) == 2 and all(is_int(v) for v in value):
-        pads = ((int(value[0]), int(value[0])), (int(value[1]), int(value[1])))
+        pads = ((int(value), int(value)),) * n
+    elif isinstance(value, Sequence) and len(value) == n and all(is_int(v) for v in value):
+        pads = tuple((int(v), int(v)) for v in value)
     elif (
         isinstance(value, Sequence)
-        and len(value) == 2
+        and len(value) == n
         and all(
             isinstance(v, Sequence) and not isinstance(v, str) and len(v) == 2
             and all(is_int(u) for u in v)
             for v in value
         )
     ):
-        pads = ((int(value[0][0]), int(value[0][1])), (int(value[1][0]), int(value[1][1])))
+        pads = tuple((int(v[0]), int(v[1])) for v in value)
     else:
-        raise TypeError(
-            f"{fn}: {name} must be a string, an int, a pair (ph, pw) or pairs "
-            f"((top, bottom), (left, right)), got {value!r}"
-        )
+        if n == 2:
+            forms = "a pair (ph, pw) or pairs ((top, bottom), (left, right))"
+        else:
+            forms = f"{n} ints or {n} pairs (lo, hi)"
+        raise TypeError(f"{fn}: {name} must be a string, an int, {forms}, got {value!r}")
     if min(min(p) for p in pads) < 0:
         raise ValueError(f"{fn}: {name} must be non-negative, got {value!r}")
+    if max(max(p) for p in pads) > INT32_MAX:
+        raise ValueError(f"{fn}: {name} must be < 2**31 (sizes are int32 in XLA), got {value!r}")
     return pads
 
 
 def named_pads(
-    fn: str, name: str, value: str, size: Pair, window: Pair, stride: Pair, allowed: Sequence[str]
-) -> Pads:
+    fn: str, name: str, value: str, size: Sequence[int], window: Sequence[int],
+    stride: Sequence[int], allowed: Sequence[str],
+) -> Any:
     """Explicit pads for ``"VALID" | "SAME" | "FULL"`` given the input and effective window size.
 
     SAME follows ``jax.lax``: output ``ceil(size / stride)``, the odd extra pad at the end.
@@ -98,7 +112,7 @@ def named_pads(
             pads.append((total // 2, total - total // 2))
         else:  # FULL: every partial overlap of kernel and input
             pads.append((k - 1, k - 1))
-    return (pads[0], pads[1])
+    return tuple(pads)
 
 
 def check_data_format(fn: str, data_format: Any) -> str:

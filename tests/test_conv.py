@@ -25,7 +25,7 @@ from tolerances import assert_close
 
 import jaxconv
 from jaxconv.conv import algorithms
-from jaxconv.conv._conv2d import _conv2d_core
+from jaxconv.conv._conv2d import _conv_core
 
 ALGORITHMS = ("auto", *(a.name for a in algorithms()))
 
@@ -420,16 +420,16 @@ def test_no_retrace_on_repeated_calls(rng):
     x = jnp.asarray(rng.normal(size=(1, 13, 11, 2)), jnp.float32)
     k = jnp.asarray(rng.normal(size=(3, 3, 2, 1)), jnp.float32)
     jaxconv.conv2d(x, k)
-    before = _conv2d_core._cache_size()
+    before = _conv_core._cache_size()
     jaxconv.conv2d(x, k)
     jaxconv.conv2d(x + 1, k * 2)
     # Equivalent spellings canonicalize to the same static configuration
     jaxconv.conv2d(x, k, stride=(1, 1), padding="valid", dilation=(1, 1), groups=1)
     jaxconv.conv2d(x, k, padding=0, algorithm="auto")
     jaxconv.conv2d(x, k, padding=((0, 0), (0, 0)), padding_mode="zeros", data_format="nhwc")
-    assert _conv2d_core._cache_size() == before
+    assert _conv_core._cache_size() == before
     jaxconv.conv2d(x, k, stride=2)  # a new static config does compile once
-    assert _conv2d_core._cache_size() == before + 1
+    assert _conv_core._cache_size() == before + 1
 
 
 # --------------------------------------------------------------------------------------------

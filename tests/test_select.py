@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import jaxconv
-from jaxconv.conv import _registry, select
+from jaxconv.conv import _registry, cost_model, select
 from jaxconv.conv._registry import ConvConfig
 
 LAYER = ((8, 64, 64, 32), (7, 7, 32, 32))
@@ -158,12 +158,12 @@ def test_auto_uses_the_selection(monkeypatch):
 
 
 def test_estimates_scale_with_work():
-    small = select.estimate_seconds("direct", (1, 64, 64, 8), (3, 3, 8, 8), np.float32,
+    small = cost_model.estimate_seconds("direct", (1, 64, 64, 8), (3, 3, 8, 8), np.float32,
                                     ConvConfig(), "cpu")
-    big = select.estimate_seconds("direct", (8, 64, 64, 8), (3, 3, 8, 8), np.float32,
+    big = cost_model.estimate_seconds("direct", (8, 64, 64, 8), (3, 3, 8, 8), np.float32,
                                   ConvConfig(), "cpu")
     assert 0 < small < big
-    assert select.estimate_seconds("direct", (1, 8, 8, 1), (1, 1, 1, 1), np.float32, ConvConfig(),
+    assert cost_model.estimate_seconds("direct", (1, 8, 8, 1), (1, 1, 1, 1), np.float32, ConvConfig(),
                                    "nonexistent") is None
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import jaxconv
-from jaxconv.conv import _registry, select
+from jaxconv.conv import _registry, cost_model
 from jaxconv.conv._registry import ConvConfig
 from jaxconv.conv.direct import conv_direct
 from jaxconv.conv.xla_padded import EXTRA_BOTTOM_ROWS, conv_xla_padded, padded_config
@@ -98,7 +98,6 @@ def test_registered_with_cost_terms():
     alg = _registry.get("xla_padded")
     assert "every configuration" in alg.serves
     assert alg.unsupported_reason((1, 8, 8, 3), (3, 3, 3, 2), np.float32, ConvConfig()) is None
-    terms = select.cost_terms("xla_padded", (8, 64, 64, 32), (3, 3, 32, 32), np.float32,
-                              ConvConfig())
+    terms = cost_model.cost_terms("xla_padded", (8, 64, 64, 32), (3, 3, 32, 32), ConvConfig())
     # one extra output row (63 instead of 62) on the padded path
     assert terms["flop"] == 2.0 * 8 * 63 * 62 * 9 * 32 * 32

@@ -10,9 +10,8 @@ for low-precision accumulation where a small output is the difference of large p
 The reference is computed in float64 from the *same* (already rounded) inputs, so the table only
 has to cover the algorithm's own arithmetic and the final rounding.
 
-Rows are ``(algorithm, dtype)``; ``algorithm=None`` is the default row for a dtype, used by
-every algorithm without its own row and by ops that are not convolutions (activations).
-Loosen a row only with a stated reason next to it.
+The defaults below hold for every algorithm whose registry record does not loosen them (with a
+stated reason, on the record), and for ops that are not convolutions (``algorithm=None``).
 """
 
 from __future__ import annotations
@@ -20,30 +19,20 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-# (rtol, atol relative to max|ref|)
-_TABLE: dict[tuple[str | None, str], tuple[float, float]] = {
-    # Defaults: a few ulps of the dtype, times the accumulation length of the small test convs.
-    (None, "float64"): (1e-12, 1e-12),
-    (None, "float32"): (2e-5, 2e-6),
+from jaxconv.conv import _registry
+
+# (rtol, atol relative to max|ref|) per dtype: the default for every algorithm (and for ops that
+# are not convolutions). An algorithm that needs other tolerances says so, with the reason, on
+# its registry record (``Algorithm.tolerance``, e.g. ``fft``).
+_DEFAULT: dict[str, tuple[float, float]] = {
+    # A few ulps of the dtype, times the accumulation length of the small test convs.
+    "float64": (1e-12, 1e-12),
+    "float32": (2e-5, 2e-6),
     # bfloat16 has an 8-bit mantissa (eps = 2^-8 ~ 4e-3); outputs are rounded once to it and
     # XLA may accumulate in bfloat16 on some backends.
-    (None, "bfloat16"): (1.6e-2, 1.6e-2),
+    "bfloat16": (1.6e-2, 1.6e-2),
     # float16: eps = 2^-11 ~ 4.9e-4.
-    (None, "float16"): (2e-3, 2e-3),
-    # Per-algorithm rows go here, each with its reason, e.g.
-    # ("fft", "float32"): (0.0, 1e-5),  # FFT error ~ eps * log(n) * max|y|, per element useless
-    # fft: the transform's rounding spreads over every output, |err| ~ c * eps * log2(Lh * Lw)
-    # * max|y| (jaxconv/conv/fft.py), so a per-element rtol is meaningless (a near-zero output
-    # next to a large one has no relative accuracy). eps * log2(L^2) ~ 1e-6 for float32 at image
-    # sizes; measured <= 1e-6 * max|y| up to 320x400; atol leaves ~10x margin. bfloat16/float16
-    # are computed in float32 and rounded once, so their default rows apply.
-    ("fft", "float64"): (0.0, 1e-12),
-    ("fft", "float32"): (0.0, 1e-5),
-    # im2col: the same products as direct, summed by a GEMM in another order, so direct's
-    # (default) rows hold. winograd F(2x2, 3x3): its transforms only add, subtract and halve, and
-    # its float32 error was measured <= direct's (<= 3.3e-7 * max|y| at C=256; bound tested in
-    # tests/test_gemm_algorithms.py); both compute bfloat16/float16 in float32 and round once.
-    # So neither needs its own row: the defaults apply.
+    "float16": (2e-3, 2e-3),
 }
 
 DTYPES = ("float64", "float32", "bfloat16", "float16")
@@ -56,9 +45,8 @@ def _name(dtype) -> str:
 def tolerance(algorithm: str | None, dtype) -> tuple[float, float]:
     """``(rtol, atol_relative_to_max_abs_ref)`` for ``algorithm`` (``None``: default) at ``dtype``."""
     name = _name(dtype)
-    if (algorithm, name) in _TABLE:
-        return _TABLE[(algorithm, name)]
-    return _TABLE[(None, name)]
+    own = _registry.get(algorithm).tolerance if algorithm in _registry.names() else {}
+    return own.get(name, _DEFAULT[name])
 
 
 def assert_close(y, ref, *, algorithm: str | None = None, dtype=None, err_msg: str = "") -> None:

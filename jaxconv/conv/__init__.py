@@ -1,4 +1,11 @@
-"""Convolution: ``conv2d`` and the algorithm registry it dispatches through."""
+"""Convolution: ``conv2d``, the algorithm registry it dispatches through, and how ``auto`` chooses.
+
+Modules, in the order data flows: ``_canonical`` (validation) -> ``select`` (``auto``: the
+autotune ``cache``, else the ``cost_model``) -> ``_registry`` (one :class:`Algorithm` record per
+algorithm, registered by its own module: ``direct``, ``xla_padded``, ``fft``, ``im2col``,
+``winograd``). ``tuning`` measures algorithms and fills the cache; ``cases`` holds the benchmark
+problems.
+"""
 
 from . import direct as _direct  # noqa: F401  (registers "direct")
 from . import fft as _fft  # noqa: F401  (registers "fft")
@@ -7,11 +14,13 @@ from . import winograd as _winograd  # noqa: F401  (registers "winograd")
 from . import xla_padded as _xla_padded  # noqa: F401  (registers "xla_padded")
 from ._conv2d import conv2d
 from ._registry import Algorithm, ConvConfig, algorithms, applicable, register
-from .autotune import AutotuneResult, autotune
+from .cache import AutotuneCacheWarning
 from .select import Selection, select_algorithm
+from .tuning import AutotuneResult, autotune
 
 __all__ = [
     "Algorithm",
+    "AutotuneCacheWarning",
     "AutotuneResult",
     "ConvConfig",
     "Selection",

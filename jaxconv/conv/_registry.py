@@ -1,6 +1,11 @@
 """The algorithm registry that ``conv2d(..., algorithm=...)`` dispatches through.
 
-Every algorithm is a function with one signature,
+Everything about an algorithm lives on its :class:`Algorithm` record, registered once beside its
+implementation: the function, what it serves (and why not, for a problem it cannot), the terms
+of its cost model, its error model and test tolerance. The selector (``select.py``), autotune,
+the CLI, the benchmarks and the tests only iterate the registry.
+
+Every algorithm's function has one signature,
 
     fn(x, kernel, config) -> y
 
@@ -13,28 +18,38 @@ applies reflect / replicate / circular padding before dispatch) and ``y`` is NHW
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+Shape = tuple[int, ...]
 Pair = tuple[int, int]
-Pads = tuple[tuple[int, int], tuple[int, int]]
+Pads = tuple[tuple[int, int], ...]
 
 
 @dataclasses.dataclass(frozen=True)
 class ConvConfig:
-    """Static, hashable convolution configuration (after canonicalization)."""
+    """Static, hashable convolution configuration (after canonicalization).
 
-    stride: Pair = (1, 1)
+    One entry per spatial axis in ``stride``, ``padding`` (``(lo, hi)`` zero padding) and
+    ``dilation``; two axes (H, W) by default.
+    """
+
+    stride: tuple[int, ...] = (1, 1)
     padding: Pads = ((0, 0), (0, 0))
-    dilation: Pair = (1, 1)
+    dilation: tuple[int, ...] = (1, 1)
     groups: int = 1
     precision: Any = None
 
-    def effective_kernel(self, kernel_hw: Pair) -> Pair:
+    @property
+    def padded(self) -> bool:
+        """Whether any side has zero padding."""
+        return any(p for pads in self.padding for p in pads)
+
+    def effective_kernel(self, kernel_hw: Shape) -> Shape:
         """Spatial extent of the dilated kernel: ``(k - 1) * d + 1``."""
         return tuple((k - 1) * d + 1 for k, d in zip(kernel_hw, self.dilation, strict=True))
 
-    def output_hw(self, input_hw: Pair, kernel_hw: Pair) -> Pair:
+    def output_hw(self, input_hw: Shape, kernel_hw: Shape) -> Shape:
         """``floor((H + pad - ((kh - 1) * dh + 1)) / sh) + 1`` per spatial axis."""
         eff = self.effective_kernel(kernel_hw)
         return tuple(
@@ -42,22 +57,59 @@ class ConvConfig:
             for n, (lo, hi), e, s in zip(input_hw, self.padding, eff, self.stride, strict=True)
         )
 
+    def replace(self, **changes: Any) -> ConvConfig:
+        return dataclasses.replace(self, **changes)
+
 
 ConvFn = Callable[[Any, Any, ConvConfig], Any]
 # ``check(x_shape, kernel_shape, dtype, config) -> None | str``: the reason it cannot serve.
-CheckFn = Callable[[tuple, tuple, Any, ConvConfig], "str | None"]
+CheckFn = Callable[[Shape, Shape, Any, ConvConfig], "str | None"]
+# ``terms(x_shape, kernel_shape, config) -> {term: amount}``, counted for float32.
+TermsFn = Callable[[Shape, Shape, ConvConfig], dict[str, float]]
+
+
+def _serves_everything(x_shape: Shape, kernel_shape: Shape, dtype: Any,
+                       config: ConvConfig) -> str | None:
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
 class Algorithm:
-    """A registered convolution algorithm."""
+    """A registered convolution algorithm: everything the library knows about it.
+
+    Attributes:
+      name: what ``conv2d(..., algorithm=name)`` takes.
+      fn: ``fn(x NHWC, kernel HWIO, config) -> y NHWC`` (see the module docstring).
+      serves: one line for users: what it serves and when it is fast.
+      check: ``check(x_shape, kernel_shape, dtype, config)`` -> why it cannot serve, or ``None``.
+      cost_terms: ``terms(x_shape, kernel_shape, config)`` -> amounts of each cost term (float32
+        units: ``*flop*`` terms in flops, ``*byte*`` terms in bytes; other terms are counts). The
+        selector multiplies them by the constants fitted per backend in ``cost_model.json``.
+        ``None``: the cost model never picks it (``jaxconv.autotune`` still measures it).
+      margin: the fraction of ``direct``'s estimate this algorithm must be under for ``auto`` to
+        leave ``direct`` (``None``: the selector's default). Tighter where the fit was measured
+        too optimistic.
+      min_channels: ``auto`` considers it only with at least this many input channels per group
+        and output channels.
+      error: ``"elementwise"`` when each output's error is relative to that output (the same
+        products as a direct sum, in another order) or ``"global"`` when it is relative to the
+        largest output (transforms that mix all outputs: FFT, Winograd).
+      tolerance: ``{dtype name: (rtol, atol relative to max|y|)}`` against a float64 reference,
+        where it differs from the dtype's default (``tests/tolerances.py``).
+    """
 
     name: str
     fn: ConvFn
     serves: str
-    check: CheckFn = lambda x_shape, kernel_shape, dtype, config: None
+    check: CheckFn = _serves_everything
+    cost_terms: TermsFn | None = None
+    margin: float | None = None
+    min_channels: int = 0
+    error: str = "elementwise"
+    tolerance: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
-    def unsupported_reason(self, x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
+    def unsupported_reason(self, x_shape: Shape, kernel_shape: Shape, dtype: Any,
+                           config: ConvConfig) -> str | None:
         return self.check(tuple(x_shape), tuple(kernel_shape), dtype, config)
 
 
@@ -68,6 +120,8 @@ def register(algorithm: Algorithm) -> Algorithm:
     """Add (or replace) an algorithm under ``algorithm.name``."""
     if algorithm.name == "auto":
         raise ValueError("register: 'auto' is reserved for the selector")
+    if algorithm.error not in ("elementwise", "global"):
+        raise ValueError(f"register: error must be 'elementwise' or 'global', got {algorithm.error!r}")
     _REGISTRY[algorithm.name] = algorithm
     return algorithm
 
@@ -85,7 +139,7 @@ def algorithms() -> tuple[Algorithm, ...]:
     return tuple(_REGISTRY.values())
 
 
-def applicable(x_shape, kernel_shape, dtype, config: ConvConfig) -> tuple[str, ...]:
+def applicable(x_shape: Shape, kernel_shape: Shape, dtype: Any, config: ConvConfig) -> tuple[str, ...]:
     """Names of the algorithms that can serve these (NHWC, HWIO) shapes and config."""
     return tuple(
         a.name

@@ -47,7 +47,7 @@ import numpy as np
 from jax import lax
 
 from .._args import accumulation_dtype
-from ._registry import Algorithm, ConvConfig, register
+from ._registry import Algorithm, ConvConfig, Shape, register
 
 # Radices XLA's CPU FFT (ducc) handles natively and fast.
 FAST_RADICES = (2, 3, 5, 7)
@@ -307,6 +307,38 @@ def conv_fft(x, kernel, config: ConvConfig, *, tiles="auto"):
     return y.astype(out_dtype)
 
 
+def fft_model_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> dict[str, float]:
+    """Cost-model terms of ``fft``, counted from the plan :func:`conv_fft` runs (fast lengths,
+    overlap-save blocks)."""
+    n, h, w, c = x_shape
+    kh, kw, cg, o = kernel_shape
+    (pt, pb), (pl, pr) = config.padding
+    hp, wp = h + pt + pb, w + pl + pr
+    tiles = choose_tiles(x_shape, kernel_shape, config)
+    if tiles is None:
+        lh, lw = next_fast_len(hp), next_fast_len(wp)
+        blocks = n
+    else:
+        (lh, lw), (eh, ew) = tiles, config.effective_kernel((kh, kw))
+        blocks = n * -(-(hp - eh + 1) // (lh - eh + 1)) * -(-(wp - ew + 1) // (lw - ew + 1))
+    freqs = lh * (lw // 2 + 1)
+    per_fft = 2.5 * lh * lw * math.log2(max(lh * lw, 2))
+    contraction = 8.0 * freqs * blocks * cg * o
+    gemm = cg * (o // config.groups) > ELEMENTWISE_MAX_CO
+    return {
+        "call": 1.0,
+        "fft_flop": per_fft * blocks * (c + o),
+        "transform": float(blocks * (c + o)),  # per 2-D transform overhead (many small images)
+        "gemm_flop": contraction if gemm else 0.0,
+        # the per-frequency GEMMs have only `blocks` rows: for few rows they are bound by
+        # streaming the (F, 2C, 2O) kernel spectra, i.e. by flops / rows
+        "gemm_weight": contraction / blocks if gemm else 0.0,
+        "ew_flop": 0.0 if gemm else contraction,
+        "kernel_flop": 2.0 * cg * o * freqs * (kh + kw),
+        "byte": 8.0 * freqs * (blocks * (c + o) + cg * o),
+    }
+
+
 FFT = register(
     Algorithm(
         name="fft",
@@ -315,5 +347,13 @@ FFT = register(
             "every configuration; fastest for large kernels (>= ~5-7 on big images, >= 3 with "
             "many channels); stride > 1 costs as much as stride 1"
         ),
+        cost_terms=fft_model_terms,
+        error="global",
+        # The transform's rounding spreads over every output, |err| ~ c * eps * log2(Lh * Lw)
+        # * max|y|, so a per-element rtol is meaningless (a near-zero output next to a large one
+        # has no relative accuracy). eps * log2(L^2) ~ 1e-6 for float32 at image sizes; measured
+        # <= 1e-6 * max|y| up to 320x400; atol leaves ~10x margin. bfloat16 / float16 are
+        # computed in float32 and rounded once, so their default tolerances apply.
+        tolerance={"float64": (0.0, 1e-12), "float32": (0.0, 1e-5)},
     )
 )
