@@ -48,7 +48,7 @@ class Problem:
     def flops(self) -> int:
         """``2 * N * Ho * Wo * O * kh * kw * C / groups`` (multiply-adds of the direct sum, x2)."""
         specs = [jax.ShapeDtypeStruct(s, "float32") for s in (self.x_shape, self.kernel_shape)]
-        canon = canonicalize("Problem.flops", *specs, **self.conv_kwargs())
+        *_, canon = canonicalize("Problem.flops", *specs, **self.conv_kwargs())
         n, *_, c = self.x_shape
         kh, kw, _, o = self.kernel_shape
         out = canon.config.output_hw(self.x_shape[1:3], (kh, kw))

@@ -24,13 +24,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from . import _registry, cache, cost_model
-from ._canonical import canonicalize, shape_specs
+from ._canonical import Padding, PrecisionLike, canonicalize, shape_specs
 from ._registry import ConvConfig
 
 # Another algorithm must be estimated at most this fraction of direct's time to displace it
@@ -243,18 +244,18 @@ def choose_algorithm(x_shape, kernel_shape, dtype, config: ConvConfig,
 
 
 def select_algorithm(
-    x_shape,
-    kernel_shape,
+    x_shape: Sequence[int],
+    kernel_shape: Sequence[int],
     *,
-    dtype="float32",
-    stride=1,
-    padding="VALID",
-    dilation=1,
+    dtype: DTypeLike = "float32",
+    stride: int | Sequence[int] = 1,
+    padding: Padding = "VALID",
+    dilation: int | Sequence[int] = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
     data_format: str = "NHWC",
     backend: str | None = None,
-    precision: Any = None,
+    precision: PrecisionLike = None,
 ) -> Selection:
     """Which algorithm ``conv2d(..., algorithm="auto")`` would use, with every estimate.
 

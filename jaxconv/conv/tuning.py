@@ -20,10 +20,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 from . import _registry
 from . import cache as _cache
-from ._canonical import canonicalize, shape_specs
+from ._canonical import Padding, PrecisionLike, canonicalize, shape_specs
 from ._registry import ConvConfig
 
 FN = "autotune"
@@ -93,20 +94,20 @@ def _time_algorithm(name: str, x, kernel, config: ConvConfig, repeats: int) -> t
 
 
 def autotune(
-    x_shape,
-    kernel_shape,
+    x_shape: Sequence[int],
+    kernel_shape: Sequence[int],
     *,
-    dtype="float32",
+    dtype: DTypeLike = "float32",
     repeats: int = 5,
     cache: bool = True,
     algorithms: Sequence[str] | None = None,
-    stride=1,
-    padding="VALID",
-    dilation=1,
+    stride: int | Sequence[int] = 1,
+    padding: Padding = "VALID",
+    dilation: int | Sequence[int] = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
     data_format: str = "NHWC",
-    precision=None,
+    precision: PrecisionLike = None,
 ) -> AutotuneResult:
     """Time every applicable algorithm on the default device; cache and return the fastest.
 
@@ -178,7 +179,7 @@ def autotune(
         compiles[name], timings[name] = c * 1e3, t * 1e3
     if not timings:
         raise RuntimeError(f"{FN}: no algorithm could run this problem: {failed or unsupported}")
-    winner = min(timings, key=timings.get)
+    winner = min(timings, key=lambda a: timings[a])
 
     backend = jax.default_backend()
     key = _cache.make_key(x_nhwc, kshape, dtype, config, backend)
