@@ -1,20 +1,26 @@
-"""``python -m jaxconv.bench`` / ``jaxconv bench``: the convolution sweep, its report and plot.
+r"""``python benchmarks/bench.py`` (``nox -s bench``): the convolution sweep, its report and plot.
 
-The timed code lives in ``benchmarks/`` (pytest-benchmark; run from a clone of the repository).
-This module holds what the suite and the report share — the cases of DESIGN.md, the points of a
-sweep, the FLOP count, the machine description — plus the report builder and ``main(argv)``,
-which runs the suite in-process with a progress bar and writes under ``--out``
-(default ``bench-results/``):
+The timed code is the pytest-benchmark suite beside this file (``test_bench_*.py``). This module
+holds what the suite and the report share — the sweep built from the benchmark cases
+(:data:`jaxconv.conv.cases.CASES`), its points, the FLOP count, the machine description — plus
+the report builder and ``main(argv)``, which runs the suite in-process with a progress bar and
+writes under ``--out`` (default ``bench-results/``):
 
 - ``benchmark.json``: pytest-benchmark's JSON, plus a top-level ``"jaxconv"`` entry (missing
   peers, failed points, points skipped after the time budget, the matmul peak) and GFLOP/s in
   every point's ``extra_info``;
-- ``report.md``: per case and pass, kernel size x implementation tables (median ms, speedup over
+- ``report.md``: per case and pass, problem x implementation tables (median ms, speedup over
   XLA's ``lax.conv_general_dilated``, GFLOP/s and % of the matmul peak, compile time), the winner
   per row and the algorithm ``conv2d(..., algorithm="auto")`` chose; machine information;
-- ``conv_vs_kernel.png``: median time against kernel size, one line per implementation, one panel
-  per case and pass (:func:`jaxconv.viz.benchmark.plot_conv_vs_kernel`).
+- ``conv_vs_kernel.png``: median time against kernel size (or problem), one line per
+  implementation, one panel per case and pass (:func:`jaxconv.viz.benchmark.plot_conv_vs_kernel`).
 
+Every implementation of a point runs the same convolution (the case's padding, stride, dilation
+and groups). It is a script, not part of the installed package: run it from a clone,
+
+    python benchmarks/bench.py [--quick | --tiny] [--cases article,cnn] [--out DIR] [PYTEST ARGS]
+
+(``benchmarks/`` is on ``sys.path`` when pytest collects the suite, which ``import bench``\ s it).
 Nothing here imports torch, scipy or matplotlib at module level.
 """
 
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib
 import json
 import math
@@ -33,11 +40,26 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
+
+from jaxconv.conv import ConvConfig
+from jaxconv.conv._canonical import canonicalize
+from jaxconv.conv.cases import CASES, Problem
+
+ROOT = Path(__file__).resolve().parent.parent  # the clone: benchmarks/ and pyproject.toml
 BASELINE = "lax"
 PEERS = ("torch", "scipy")
 MODES = ("fwd", "fwd+bwd")
 MODE_TITLES = {"fwd": "forward", "fwd+bwd": "forward + backward (grad w.r.t. x and kernel)"}
 SIZES = ("full", "quick", "tiny")
+# The passes each case runs (cases not listed: both). The article's image has one sample and
+# three channels: only its forward pass is of interest.
+PASSES = {"article": ("fwd",)}
+# The smoke test's budget: the backward pass only, which also runs the forward.
+TINY_PASSES = {"layer": ("fwd+bwd",)}
+# SciPy correlates one (input, output) channel pair at a time, VALID: only the article's
+# three-channel image, forward.
+SCIPY_CASES = ("article",)
 # Per-point timing budget: rounds = clamp(max_time / (one call), min_rounds, max_rounds).
 TIMING = {
     "full": {"max_time": 0.3, "min_rounds": 3, "max_rounds": 50},
@@ -60,37 +82,76 @@ def rounds_for(estimate_s: float, size: str) -> int:
     return max(t["min_rounds"], min(t["max_rounds"], math.ceil(t["max_time"] / max(estimate_s, 1e-9))))
 
 
+@functools.cache
+def _canonical_config(problem: Problem) -> ConvConfig:
+    specs = [jax.ShapeDtypeStruct(s, "float32") for s in (problem.x_shape, problem.kernel_shape)]
+    *_, canon = canonicalize("bench", *specs, None, **problem.conv_kwargs())
+    return canon.config
+
+
 @dataclasses.dataclass(frozen=True)
 class Row:
-    """One convolution shape of a case: NHWC ``x_shape`` and HWIO ``kernel_shape``, VALID, stride 1."""
+    """One problem of a case: NHWC ``x_shape``, HWIO ``kernel_shape`` and ``conv2d``'s kwargs."""
 
     case: str
-    label: str  # "1", "3", ... (kernel size) or "C1", "C3" (LeNet layer)
-    x_shape: tuple[int, int, int, int]
-    kernel_shape: tuple[int, int, int, int]
+    problem: Problem
+
+    @property
+    def label(self) -> str:
+        """``"3"`` (kernel size), ``"C1"`` (LeNet layer), ``"3x3/2 32→64"`` (cnn layer) ..."""
+        return self.problem.label
+
+    @property
+    def x_shape(self) -> tuple[int, int, int, int]:
+        return self.problem.x_shape
+
+    @property
+    def kernel_shape(self) -> tuple[int, int, int, int]:
+        return self.problem.kernel_shape
 
     @property
     def k(self) -> int:
-        return self.kernel_shape[0]
+        return self.problem.k
+
+    @property
+    def conv_kwargs(self) -> dict[str, Any]:
+        """``stride``, ``padding``, ``dilation``, ``groups`` as ``conv2d`` takes them."""
+        return self.problem.conv_kwargs()
+
+    @property
+    def config(self) -> ConvConfig:
+        """The canonical configuration: explicit zero padding ``((top, bottom), (left, right))``."""
+        return _canonical_config(self.problem)
+
+    @property
+    def slug(self) -> str:
+        """The label in a point id: ``3x3/2 32→64`` -> ``3x3s2_32to64``."""
+        return self.label.replace("→", "to").replace("/", "s").replace(" ", "_")
 
     @property
     def xvalue(self) -> int | str:
-        """The plot's x coordinate: the kernel size, or the layer name when all share one size."""
+        """The plot's x coordinate: the kernel size, or the label for a set of distinct layers."""
         return int(self.label) if self.label.isdigit() else self.label
 
     @property
     def flops(self) -> int:
-        return conv_flops(self.x_shape, self.kernel_shape)
+        return self.problem.flops()
 
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    """A benchmark case of DESIGN.md: its rows, passes and the peers that apply to it."""
+    """A benchmark case (:data:`jaxconv.conv.cases.CASES`) at one size: rows, passes, peers."""
 
     name: str
+    title: str
     modes: tuple[str, ...]
     peers: tuple[str, ...]
     rows: tuple[Row, ...]
+
+    @property
+    def valid(self) -> bool:
+        """Whether every row is VALID, stride 1, dilation 1, one group (the article's kind)."""
+        return all(r.problem.valid for r in self.rows)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +164,7 @@ class Point:
 
     @property
     def id(self) -> str:
-        return f"{self.row.case}-{self.row.label}-{self.mode}-{self.impl}"
+        return f"{self.row.case}-{self.row.slug}-{self.mode}-{self.impl}"
 
     @property
     def group(self) -> str:
@@ -114,57 +175,70 @@ class Point:
         return self.row.flops * (3 if self.mode == "fwd+bwd" else 1)
 
 
-def conv_flops(x_shape, kernel_shape, *, stride=(1, 1), groups: int = 1) -> int:
-    """``2 * N * Ho * Wo * O * kh * kw * C / groups`` for a VALID conv of NHWC x, HWIO kernel."""
-    n, h, w, c = x_shape
+def conv_flops(x_shape, kernel_shape, *, stride=1, padding="VALID", dilation=1,
+               groups: int = 1) -> int:
+    """``2 * N * Ho * Wo * O * kh * kw * C / groups`` for NHWC ``x_shape``, HWIO ``kernel_shape``.
+
+    ``Ho, Wo`` follow from the padding (``"VALID"``, ``"SAME"``, explicit), stride and dilation;
+    ``C`` is the image's channel count (the kernel's input axis is taken to be ``C / groups``).
+    """
     kh, kw, _, o = kernel_shape
-    ho, wo = (h - kh) // stride[0] + 1, (w - kw) // stride[1] + 1
-    return 2 * n * ho * wo * o * kh * kw * c // groups
+    problem = Problem("", tuple(x_shape), (kh, kw, x_shape[-1] // groups, o), stride=stride,
+                      padding=padding, dilation=dilation, groups=groups)
+    return problem.flops()
+
+
+def _conv_words(problem: Problem) -> str:
+    """``VALID`` or ``padding SAME, stride 2, dilation 2, groups 96`` (the non-default parts)."""
+    if problem.valid:
+        return "VALID, stride 1"
+    words = [f"padding {problem.padding}"]
+    words += [f"{name} {getattr(problem, name)}" for name in ("stride", "dilation", "groups")
+              if getattr(problem, name) != 1]
+    return ", ".join(words)
 
 
 def case_shapes(case: Case) -> str:
     """The shapes of a case in words, e.g. ``x 1x320x400x3 (NHWC) → 3 channels, k x k kernels``."""
     dims = lambda shape: "x".join(map(str, shape))  # noqa: E731
-    if len({r.x_shape for r in case.rows}) == 1:
-        r = case.rows[0]
-        return f"x {dims(r.x_shape)} (NHWC) → {r.kernel_shape[3]} channels, k x k kernels (HWIO)"
+    rows = case.rows
+    if len({r.x_shape for r in rows}) == 1 and len({_conv_words(r.problem) for r in rows}) == 1:
+        r = rows[0]
+        return (f"x {dims(r.x_shape)} (NHWC) → {r.kernel_shape[3]} channels, k x k kernels "
+                f"(HWIO), {_conv_words(r.problem)}")
     return "; ".join(
         f"{r.label}: x {dims(r.x_shape)} (NHWC) → {r.kernel_shape[3]} channels, "
-        f"{r.k}x{r.k} kernel" for r in case.rows
+        f"{r.kernel_shape[0]}x{r.kernel_shape[1]} kernel, {_conv_words(r.problem)}" for r in rows
     )
 
 
 def row_title(row: Row) -> str:
-    return f"k={row.label}" if row.label.isdigit() else f"{row.label} {row.k}x{row.k}"
+    """``k=3`` for a kernel-size sweep, ``C1 5x5`` for a LeNet layer, else the problem's label."""
+    if row.label.isdigit():
+        return f"k={row.label}"
+    size = f"{row.kernel_shape[0]}x{row.kernel_shape[1]}"
+    return row.label if size in row.label else f"{row.label} {size}"
 
 
-def _sized_rows(case, x_shape, out, ks):
-    return tuple(Row(case, str(k), x_shape, (k, k, x_shape[3], out)) for k in ks)
+def _problems(case, size: str) -> tuple[Problem, ...]:
+    if size == "tiny":
+        return case.tiny
+    if size == "quick":
+        return tuple(p for p in case.problems if p.label in case.quick)
+    return case.problems
 
 
 def cases(size: str = "full") -> dict[str, Case]:
-    """The benchmark cases of DESIGN.md at ``size`` ``"full"``, ``"quick"`` (a subset) or ``"tiny"``."""
+    """The benchmark cases at ``size``: ``"full"``, ``"quick"`` (a subset) or ``"tiny"``."""
     if size not in SIZES:
         raise ValueError(f"cases: size must be one of {SIZES}, got {size!r}")
-    if size == "tiny":  # the smoke test's sizes: every code path, milliseconds each
-        article = _sized_rows("article", (1, 24, 30, 3), 3, (3,))
-        layer = _sized_rows("layer", (2, 10, 10, 4), 4, (3,))
-        lenet = ((4, 12, 12, 1), 6), ((4, 8, 8, 6), 16)
-    else:
-        article_ks = (1, 3, 5, 7, 10, 15, 21, 31) if size == "full" else (3, 15)
-        layer_ks = (1, 3, 5, 7, 11, 15) if size == "full" else (3,)
-        article = _sized_rows("article", (1, 320, 400, 3), 3, article_ks)
-        layer = _sized_rows("layer", (8, 64, 64, 32), 32, layer_ks)
-        lenet = ((256, 32, 32, 1), 6), ((256, 14, 14, 6), 16)
-    lenet_rows = tuple(
-        Row("lenet", name, x, (5, 5, x[3], o)) for name, (x, o) in zip(("C1", "C3"), lenet, strict=True)
-    )
-    return {
-        "article": Case("article", ("fwd",), ("torch", "scipy"), article),
-        # tiny: the backward pass only, which also runs the forward (the smoke test's budget)
-        "layer": Case("layer", ("fwd+bwd",) if size == "tiny" else MODES, ("torch",), layer),
-        "lenet": Case("lenet", ("fwd", "fwd+bwd"), ("torch",), lenet_rows),
-    }
+    out = {}
+    for name, case in CASES.items():
+        rows = tuple(Row(name, p) for p in _problems(case, size))
+        modes = (TINY_PASSES.get(name) if size == "tiny" else None) or PASSES.get(name, MODES)
+        peers = ("torch", "scipy") if name in SCIPY_CASES else ("torch",)
+        out[name] = Case(name, case.title, modes, peers, rows)
+    return out
 
 
 def peer_versions() -> dict[str, str | None]:
@@ -182,11 +256,11 @@ def peer_versions() -> dict[str, str | None]:
 
 def jaxconv_algorithms(row: Row) -> list[str]:
     """Registered jaxconv algorithms (registry order) that serve ``row`` in float32."""
-    from jaxconv.conv import ConvConfig, algorithms
+    from jaxconv.conv import algorithms
 
     def serves(a) -> bool:
         try:
-            return a.unsupported_reason(row.x_shape, row.kernel_shape, "float32", ConvConfig()) is None
+            return a.unsupported_reason(row.x_shape, row.kernel_shape, "float32", row.config) is None
         except Exception:  # a broken check: keep the point, so that it fails visibly
             return True
 
@@ -206,7 +280,8 @@ def points(selected: Sequence[str] | None = None, size: str = "full") -> list[Po
         for mode in case.modes:
             for row in case.rows:
                 impls = [BASELINE, *jaxconv_algorithms(row), "auto"]
-                impls += [p for p in case.peers if installed[p] and (p == "torch" or mode == "fwd")]
+                impls += [p for p in case.peers if installed[p]
+                          and (p == "torch" or (mode == "fwd" and row.problem.valid))]
                 out += [Point(row, mode, impl) for impl in impls]
     return out
 
@@ -224,22 +299,14 @@ def missing_peers(selected: Iterable[str] | None = None, size: str = "full") -> 
 
 def auto_choice(row: Row) -> tuple[str, dict[str, float] | None]:
     """The algorithm ``conv2d(..., algorithm="auto")`` picks for ``row`` and its cost estimates."""
-    import jaxconv
+    from jaxconv import select_algorithm
 
-    select = getattr(jaxconv, "select_algorithm", None)
-    if select is None:  # no selector yet: auto resolves to XLA's conv
-        return "direct", None
     try:
-        sel = select(row.x_shape, row.kernel_shape, dtype="float32", stride=1, padding="VALID")
-    except Exception as e:
+        sel = select_algorithm(row.x_shape, row.kernel_shape, dtype="float32", **row.conv_kwargs)
+    except Exception as e:  # reported in the table; the auto point itself fails visibly
         return f"? ({type(e).__name__})", None
-    costs = getattr(sel, "costs", None)
-    try:
-        costs = {str(k): float(v) for k, v in dict(costs).items()} if costs is not None else None
-    except (TypeError, ValueError):
-        costs = None
-    source = getattr(sel, "source", None)
-    return str(sel.algorithm) + (f" ({source})" if source == "autotune" else ""), costs
+    costs = {str(k): float(v) for k, v in sel.costs.items()} or None
+    return sel.algorithm + (" (autotune)" if sel.source == "autotune" else ""), costs
 
 
 def _cpu_model() -> str:
@@ -254,16 +321,18 @@ def _cpu_model() -> str:
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU model, cores, library versions, JAX backend and devices, XLA_FLAGS."""
-    import jax
+    """CPU model, cores, library versions, JAX backend and devices, XLA_FLAGS, the cost model."""
     import jaxlib
 
     import jaxconv
+    from jaxconv.conv import cost_model
 
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         affinity = os.cpu_count()
+    backend = jax.default_backend()
+    fit = cost_model.fits().get(cost_model.canonical_backend(backend)) or {}
     return {
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -274,11 +343,11 @@ def machine_info() -> dict[str, Any]:
         "jaxlib": jaxlib.__version__,
         "numpy": importlib.import_module("numpy").__version__,
         **{name: version for name, version in peer_versions().items()},
-        "backend": jax.default_backend(),
+        "backend": backend,
         "devices": [f"{d.device_kind} ({d.platform})" for d in jax.devices()],
         "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
         "algorithms": [a.name for a in importlib.import_module("jaxconv.conv").algorithms()],
-        "select_algorithm": hasattr(jaxconv, "select_algorithm"),
+        "cost_model_fitted": fit.get("measured_at"),
     }
 
 
@@ -319,13 +388,16 @@ def tables(data: Mapping) -> dict[tuple[str, str], dict]:
 
     ``cells[(row_label, impl)]`` holds ``ms``, ``gflops``, ``compile_s``; rows keep sweep order
     (by ``order``); columns are XLA, the jaxconv algorithms (registry order), auto, the peers.
+    ``title`` is the case's title and ``valid`` whether all its rows are VALID, stride 1.
     """
     out: dict[tuple[str, str], dict] = {}
     for b in data.get("benchmarks", []):
         info = b.get("extra_info", {})
         if info.get("kind") != "conv":
             continue
-        t = out.setdefault((info["case"], info["mode"]), {"rows": {}, "impls": [], "cells": {}})
+        t = out.setdefault((info["case"], info["mode"]), {
+            "rows": {}, "impls": [], "cells": {}, "title": info.get("case_title"), "valid": True})
+        t["valid"] = t["valid"] and info.get("valid", True)
         t["rows"].setdefault(info["row"], {
             "order": info.get("order", len(t["rows"])),
             "title": info.get("row_title", info["row"]),
@@ -376,12 +448,23 @@ def build_report(data: Mapping, *, wall_s: float | None = None) -> str:
     peak = meta.get("matmul_gflops") or _peak_gflops(data)
     lines = ["# jaxconv convolution benchmarks", ""]
     lines.append(
-        "VALID, stride 1, float32. Median of the timed rounds (compile and a checked warm-up "
-        "call outside them). Speedup = XLA time / time (> 1 is faster than "
-        "`jax.lax.conv_general_dilated`). GFLOP/s counts 2·N·Ho·Wo·O·kh·kw·C per forward pass, "
-        "3x that for forward + backward. **Bold** = fastest in the row."
+        "float32; every implementation runs the same convolution (padding, stride, dilation, "
+        "groups). Median of the timed rounds (compile and a checked warm-up call outside them). "
+        "Speedup = XLA time / time (> 1 is faster than `jax.lax.conv_general_dilated`). "
+        "GFLOP/s counts 2·N·Ho·Wo·O·kh·kw·C/groups per forward pass (Ho, Wo after padding, "
+        "stride and dilation), 3x that for forward + backward. **Bold** = fastest in the row."
     )
     lines.append("")
+    kinds: dict[str, bool] = {}
+    for (case, _), t in tables(data).items():
+        kinds[case] = kinds.get(case, True) and t["valid"]
+    if kinds:
+        valid = [f"**{c}**" for c, v in kinds.items() if v]
+        other = [f"**{c}**" for c, v in kinds.items() if not v]
+        lines.append("VALID, stride 1 (the article's convolutions): "
+                     + (", ".join(valid) or "none") + ". Not VALID (padding, strides, groups or "
+                     "dilation, per row below): " + (", ".join(other) or "none") + ".")
+        lines.append("")
     if peak:
         lines.append(f"float32 matmul peak ({meta.get('matmul_n', 2048)}² `jnp.dot`, same run): "
                      f"**{peak:.1f} GFLOP/s**.")
@@ -429,6 +512,9 @@ def build_report(data: Mapping, *, wall_s: float | None = None) -> str:
         shapes = next(iter(t["rows"].values()))["shapes"] if t["rows"] else ""
         numeric = all(str(r["x"]).isdigit() for r in t["rows"].values())
         lines += [f"## {case} — {MODE_TITLES.get(mode, mode)}", ""]
+        if t["title"]:
+            lines += [f"{t['title'][0].upper()}{t['title'][1:]}"
+                      + ("" if t["valid"] else " (not VALID)") + ".", ""]
         if shapes:
             lines += [f"{shapes}.", ""]
         first = "k" if numeric else "layer"
@@ -488,8 +574,9 @@ def build_report(data: Mapping, *, wall_s: float | None = None) -> str:
             info.append((lib, machine[lib] or "not installed"))
     info.append(("XLA_FLAGS", f"`{machine['XLA_FLAGS']}`" if machine.get("XLA_FLAGS") else "(unset)"))
     info.append(("algorithms", ", ".join(machine.get("algorithms", [])) or "?"))
-    info.append(("auto's choice from", "jaxconv.select_algorithm" if machine.get("select_algorithm")
-                 else "no selector yet (auto = direct)"))
+    fitted = machine.get("cost_model_fitted")
+    info.append(("auto's choice from", "jaxconv.select_algorithm: the autotune cache, else the "
+                 + (f"cost model fitted {fitted}" if fitted else "cost model")))
     if data.get("datetime"):
         info.append(("date", data["datetime"]))
     lines += _md_table(["", ""], info)
@@ -498,26 +585,13 @@ def build_report(data: Mapping, *, wall_s: float | None = None) -> str:
 
 
 def plot_data(data: Mapping) -> dict[str, dict[str, dict[Any, float]]]:
-    """``{panel title: {implementation: {x: median ms}}}`` for :func:`plot_conv_vs_kernel`."""
-    backend = data.get("machine_info", {}).get("jaxconv", {}).get("backend", "cpu")
-    out: dict[str, dict[str, dict[Any, float]]] = {}
-    for (case, mode), t in tables(data).items():
-        panel = out.setdefault(f"{case} ({'fwd+bwd' if mode == 'fwd+bwd' else 'forward'})", {})
-        for impl in t["impls"]:
-            series = {r["x"]: t["cells"][(label, impl)]["ms"]
-                      for label, r in t["rows"].items() if (label, impl) in t["cells"]}
-            panel[impl_label(impl, backend)] = series
-    return out
+    """``{panel title: {implementation: {x: median ms}}}``: :func:`jaxconv.viz.benchmark.plot_data`."""
+    from jaxconv.viz.benchmark import plot_data as _plot_data
+
+    return _plot_data(data)
 
 
 # --------------------------------------------------------------------------- runner
-
-
-def _suite_dir() -> Path | None:
-    for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
-        if (root / "benchmarks" / "test_bench_conv.py").is_file():
-            return root
-    return None
 
 
 class _Progress:
@@ -549,7 +623,7 @@ class _Progress:
 
     def pytest_collectreport(self, report):
         if report.failed:  # with the terminal plugin off, say why nothing runs
-            print(f"jaxconv bench: collecting {report.nodeid} failed:\n{report.longrepr}",
+            print(f"bench: collecting {report.nodeid} failed:\n{report.longrepr}",
                   file=self.stream)
 
     def pytest_runtest_logfinish(self, nodeid, location):
@@ -567,17 +641,13 @@ def run(out: Path, *, selected: Sequence[str], size: str, budget: float | None =
     """Run the pytest-benchmark suite, then write the report and the plot under ``out``."""
     import pytest
 
-    root = _suite_dir()
-    if root is None:
-        print("jaxconv bench: the benchmarks/ suite is not here; run it from a clone of the "
-              "repository (nox -s bench)", file=sys.stderr)
-        return 2
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "benchmark.json"
     json_path.unlink(missing_ok=True)
     args = [
-        *sorted(str(p) for p in (root / "benchmarks").glob("test_bench_*.py")),
-        f"--rootdir={root}",
+        "-c", str(ROOT / "pyproject.toml"),
+        *sorted(str(p) for p in (ROOT / "benchmarks").glob("test_bench_*.py")),
+        f"--rootdir={ROOT}",
         "-p", "no:cacheprovider",
         "-p", "no:terminal",  # the progress plugin reports instead
         "-o", "addopts=--strict-markers --strict-config",  # drop -ra: it needs the terminal
@@ -590,14 +660,12 @@ def run(out: Path, *, selected: Sequence[str], size: str, budget: float | None =
         *([f"--jaxconv-compile-cap={COMPILE_CAP_S[size]}"] if COMPILE_CAP_S[size] else []),
         *extra,
     ]
-    if (root / "pyproject.toml").is_file():
-        args[:0] = ["-c", str(root / "pyproject.toml")]
     progress = _Progress()
     start = time.perf_counter()
     code = pytest.main(args, plugins=[progress])
     wall = time.perf_counter() - start
     if not json_path.is_file() or json_path.stat().st_size == 0:
-        print(f"jaxconv bench: pytest exited with {int(code)} and timed nothing", file=sys.stderr)
+        print(f"bench: pytest exited with {int(code)} and timed nothing", file=sys.stderr)
         json_path.unlink(missing_ok=True)
         return int(code) or 1
     data = json.loads(json_path.read_text())
@@ -607,7 +675,7 @@ def run(out: Path, *, selected: Sequence[str], size: str, budget: float | None =
     try:
         from jaxconv.viz.benchmark import plot_conv_vs_kernel
     except ImportError as e:
-        print(f"jaxconv bench: no plot ({e}); install matplotlib", file=sys.stderr)
+        print(f"bench: no plot ({e}); install matplotlib", file=sys.stderr)
     else:
         fig = plot_conv_vs_kernel(plot_data(data), baseline=impl_label(BASELINE))
         fig.savefig(out / "conv_vs_kernel.png", dpi=120)
@@ -615,7 +683,7 @@ def run(out: Path, *, selected: Sequence[str], size: str, budget: float | None =
     for line in progress.failed:
         print(f"FAILED {line}", file=sys.stderr)
     if data.get("jaxconv", {}).get("skipped"):
-        print(f"jaxconv bench: {len(data['jaxconv']['skipped'])} point(s) skipped: a slow compile "
+        print(f"bench: {len(data['jaxconv']['skipped'])} point(s) skipped: a slow compile "
               "or the time budget (see report.md; --budget 0 lifts the budget)", file=sys.stderr)
     print(f"{len(data.get('benchmarks', []))} points in {wall:.0f} s; wrote "
           + ", ".join(map(str, written)))
@@ -623,17 +691,24 @@ def run(out: Path, *, selected: Sequence[str], size: str, budget: float | None =
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Time conv2d's algorithms, XLA, torch and SciPy across kernel sizes; write a report."""
+    """Time conv2d's algorithms, auto, XLA, torch and SciPy on the benchmark cases; write a report."""
     parser = argparse.ArgumentParser(
-        prog="jaxconv bench", description=main.__doc__,
+        prog="benchmarks/bench.py", description=main.__doc__,
         epilog="Other arguments go to pytest (e.g. -k fft). Same as `nox -s bench -- ARGS`.",
     )
-    parser.add_argument("--quick", action="store_true", help="a small subset (< 2 minutes)")
-    parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # smoke test
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--size", choices=SIZES, default=None,
+                       help="full (default): every problem of the cases; quick: a subset "
+                       "(< 2 minutes); tiny: toy shapes, every code path (a smoke test)")
+    sizes.add_argument("--quick", action="store_const", const="quick", dest="size",
+                       help="same as --size quick")
+    sizes.add_argument("--tiny", action="store_const", const="tiny", dest="size",
+                       help="same as --size tiny")
     parser.add_argument("--out", type=Path, default=Path("bench-results"),
                         help="output folder (default: bench-results)")
     parser.add_argument("--cases", default=",".join(cases()),
-                        help=f"comma-separated cases (default: {','.join(cases())})")
+                        help="comma-separated cases (default: all): " + "; ".join(
+                            f"{name}: {case.title}" for name, case in CASES.items()))
     parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                         help="skip (and list) the points that would start after this much sweep "
                         f"time (default: {BUDGET_S['full']:.0f}, {BUDGET_S['quick']:.0f} with "
@@ -643,7 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(selected) - set(cases()))
     if unknown or not selected:
         parser.error(f"--cases: unknown case(s) {unknown}; choose from {','.join(cases())}")
-    size = "tiny" if args.tiny else "quick" if args.quick else "full"
+    size = args.size or "full"
     budget = BUDGET_S[size] if args.budget is None else args.budget or None
     return run(args.out, selected=selected, size=size, budget=budget, extra=extra)
 

@@ -1,8 +1,8 @@
 """pytest-benchmark suite options and the extra data its JSON carries.
 
-Run it through ``python -m jaxconv.bench`` (or ``nox -s bench``), which adds the report and the
-plot; plain ``pytest benchmarks --benchmark-json=out.json`` works too. Options:
-``--jaxconv-size=full|quick|tiny``, ``--jaxconv-cases=article,layer,lenet``,
+Run it through ``python benchmarks/bench.py`` (or ``nox -s bench``), which adds the report and
+the plot; plain ``pytest benchmarks --benchmark-json=out.json`` works too. Options:
+``--jaxconv-size=full|quick|tiny``, ``--jaxconv-cases=article,layer,lenet,cnn``,
 ``--jaxconv-budget=SECONDS`` (points that would start later are skipped and listed) and
 ``--jaxconv-compile-cap=SECONDS`` (an implementation whose compile took longer skips its later
 rows in that case and pass; listed too).
@@ -10,17 +10,22 @@ rows in that case and pass; listed too).
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from jaxconv import bench
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:  # pytest's default import mode puts it there; others may not
+    sys.path.insert(0, HERE)
+import bench  # noqa: E402  (benchmarks/bench.py)
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("jaxconv benchmarks")
     group.addoption("--jaxconv-size", default="full", choices=bench.SIZES,
-                    help="sweep size: full (DESIGN.md), quick (a subset), tiny (smoke test)")
+                    help="sweep size: full (the benchmark cases), quick (a subset), tiny (smoke test)")
     group.addoption("--jaxconv-cases", default=",".join(bench.cases()),
                     help="comma-separated cases to run (default: all)")
     group.addoption("--jaxconv-budget", type=float, default=None, metavar="SECONDS",

@@ -1,9 +1,10 @@
-"""conv2d across kernel sizes: jaxconv's algorithms and auto against XLA, torch and SciPy.
+"""conv2d on the benchmark cases: jaxconv's algorithms and auto against XLA, torch and SciPy.
 
-One benchmark group per case x kernel size x pass. Every point is compiled (first call, timed
-into ``extra_info["compile_s"]``) and its result checked against XLA's
-``lax.conv_general_dilated`` before the timed rounds; each timed call blocks until the result
-is ready. Shapes are NHWC images and HWIO kernels, VALID, stride 1, float32.
+One benchmark group per case x problem x pass. Every point is compiled (first call, timed into
+``extra_info["compile_s"]``) and its result checked against XLA's ``lax.conv_general_dilated``
+before the timed rounds; each timed call blocks until the result is ready. Shapes are NHWC
+images and HWIO kernels, float32; every implementation runs the problem's own padding, stride,
+dilation and groups (XLA and torch with the canonical explicit zero padding).
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import functools
 import os
 import time
 
+import bench
 import jax
 import numpy as np
 import pytest
 from jax import lax
 
 import jaxconv
-from jaxconv import bench
 
 # Error allowed against XLA, relative to max|XLA result| (FFT error scales with the largest
 # output, not per element). GPUs and TPUs run XLA's float32 conv in TF32 / bf16 passes.
@@ -36,10 +37,14 @@ def _inputs(row: bench.Row):
     return x, k
 
 
-def _jax_conv(impl):
+def _jax_conv(row: bench.Row, impl: str):
     if impl == bench.BASELINE:
-        return lambda x, k: lax.conv_general_dilated(x, k, (1, 1), "VALID", dimension_numbers=DN)
-    return lambda x, k: jaxconv.conv2d(x, k, algorithm=impl)
+        c = row.config
+        return lambda x, k: lax.conv_general_dilated(
+            x, k, c.stride, c.padding, rhs_dilation=c.dilation, feature_group_count=c.groups,
+            dimension_numbers=DN)
+    kwargs = row.conv_kwargs
+    return lambda x, k: jaxconv.conv2d(x, k, algorithm=impl, **kwargs)
 
 
 def _sum_grad(conv):
@@ -47,7 +52,7 @@ def _sum_grad(conv):
 
 
 def _jax_call(point: bench.Point):
-    conv = _jax_conv(point.impl)
+    conv = _jax_conv(point.row, point.impl)
     f = jax.jit(conv if point.mode == "fwd" else _sum_grad(conv))
     x, k = (jax.device_put(a) for a in _inputs(point.row))
     return lambda: jax.block_until_ready(f(x, k))
@@ -60,18 +65,28 @@ def _torch_call(point: bench.Point):
     torch.set_num_threads(os.cpu_count() or 1)
     x, k = _inputs(point.row)
     xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))  # NCHW
-    wt = torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1)))  # OIHW
+    wt = torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1)))  # HWIO -> OIHW
+    c = point.row.config
+    (top, bottom), (left, right) = c.padding
+    symmetric = top == bottom and left == right
+    pad = (left, right, top, bottom)  # F.pad: last axis first
+    kwargs = dict(stride=c.stride, padding=(top, left) if symmetric else 0,
+                  dilation=c.dilation, groups=c.groups)
+
+    def conv(a, w):
+        # asymmetric (SAME with a stride, even extent) padding: explicit, as XLA gets it
+        return F.conv2d(a if symmetric else F.pad(a, pad), w, **kwargs)
 
     if point.mode == "fwd":
         def call():
             with torch.no_grad():
-                return F.conv2d(xt, wt)
+                return conv(xt, wt)
     else:
         xt.requires_grad_(True)
         wt.requires_grad_(True)
 
         def call():
-            return torch.autograd.grad(F.conv2d(xt, wt).sum(), (xt, wt))
+            return torch.autograd.grad(conv(xt, wt).sum(), (xt, wt))
 
     return call
 
@@ -86,6 +101,7 @@ def _torch_to_nhwc(out, mode):
 def _scipy_call(point: bench.Point):
     from scipy import signal
 
+    assert point.row.problem.valid, f"{point.id}: SciPy is timed on VALID, stride-1 problems only"
     x, k = _inputs(point.row)
     n, c, o = x.shape[0], x.shape[3], k.shape[3]
     planes = [[np.ascontiguousarray(x[b, :, :, i]) for i in range(c)] for b in range(n)]
@@ -154,17 +170,23 @@ def test_conv(benchmark, point: bench.Point, size: str, sweep):
     estimate = time.perf_counter() - start
 
     row = point.row
+    case = bench.cases(size)[row.case]
     benchmark.group = point.group
     choice, costs = bench.auto_choice(row) if point.impl == "auto" else (None, None)
+    c = row.config
     benchmark.extra_info.update({
         "kind": "conv",
         "case": row.case,
+        "case_title": case.title,
         "row": row.label,
         "row_title": bench.row_title(row),
-        "order": bench.cases(size)[row.case].rows.index(row),
+        "order": case.rows.index(row),
         "shape": f"x {'x'.join(map(str, row.x_shape))}, kernel {'x'.join(map(str, row.kernel_shape))}",
+        "config": {"stride": list(c.stride), "padding": [list(p) for p in c.padding],
+                   "dilation": list(c.dilation), "groups": c.groups},
+        "valid": row.problem.valid,
         "x": row.xvalue,
-        "shapes": bench.case_shapes(bench.cases(size)[row.case]),
+        "shapes": bench.case_shapes(case),
         "mode": point.mode,
         "impl": point.impl,
         "flops": point.flops,

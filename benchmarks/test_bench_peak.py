@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import time
 
+import bench
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from jaxconv import bench
 
 
 def test_matmul_peak(benchmark, size: str):

@@ -1,4 +1,4 @@
-"""The benchmark report, plot and sweep (``jaxconv.bench``), on synthetic data and tiny sizes.
+"""The benchmark report, plot and sweep (``benchmarks/bench.py``), on synthetic data and tiny sizes.
 
 Timings are never asserted: only the structure of what the sweep writes.
 """
@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from jaxconv import bench
-from jaxconv.conv import ConvConfig, algorithms
+from jaxconv.conv import algorithms
+from jaxconv.conv.cases import CASES
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the runner is a script of the clone, not the package
+import bench  # noqa: E402
 
 
 def _point(case, mode, row, impl, ms, *, flops=1e9, compile_s=0.5, auto=None):
@@ -69,6 +71,77 @@ def test_conv_flops_known_answer():
     # article, k=3: 2 * N * Ho * Wo * O * kh * kw * C = 2 * 1 * 318 * 398 * 3 * 3 * 3 * 3
     assert bench.conv_flops((1, 320, 400, 3), (3, 3, 3, 3)) == 2 * 318 * 398 * 81
     assert bench.conv_flops((8, 64, 64, 32), (5, 5, 32, 32), groups=2) == 8 * 60 * 60 * 32 * 25 * 32
+
+
+def test_conv_flops_counts_padding_stride_and_groups():
+    # SAME, stride 2: 64x64 -> 32x32; depthwise: groups = C, one input channel per output
+    assert bench.conv_flops((8, 64, 64, 32), (3, 3, 32, 64), stride=2, padding="SAME") == (
+        2 * 8 * 32 * 32 * 64 * 9 * 32)
+    assert bench.conv_flops((8, 32, 32, 96), (3, 3, 1, 96), padding="SAME", groups=96) == (
+        2 * 8 * 32 * 32 * 96 * 9)
+    assert bench.conv_flops((1, 10, 10, 1), (3, 3, 1, 1), dilation=2) == 2 * 6 * 6 * 9
+    for case in bench.cases("full").values():
+        for row in case.rows:
+            assert row.flops == row.problem.flops()
+
+
+def test_cases_come_from_jaxconv_conv_cases():
+    for size, pick in (("full", lambda c: c.problems), ("tiny", lambda c: c.tiny),
+                       ("quick", lambda c: tuple(p for p in c.problems if p.label in c.quick))):
+        built = bench.cases(size)
+        assert list(built) == list(CASES)
+        for name, case in CASES.items():
+            assert tuple(r.problem for r in built[name].rows) == pick(case)
+            assert built[name].title == case.title
+
+
+def test_cnn_case_rows_passes_and_peers(monkeypatch):
+    monkeypatch.setattr(bench, "peer_versions", lambda: {"torch": "2.0", "scipy": "1.0"})
+    cnn = bench.cases("full")["cnn"]
+    assert not cnn.valid and bench.cases("full")["article"].valid
+    assert cnn.modes == ("fwd", "fwd+bwd") and bench.cases("tiny")["cnn"].modes == cnn.modes
+    pts = bench.points(["cnn"])
+    assert len({p.id for p in pts}) == len(pts)
+    assert {p.mode for p in pts} == {"fwd", "fwd+bwd"}
+    assert "scipy" not in {p.impl for p in pts}
+    for row in cnn.rows:
+        for mode in cnn.modes:
+            assert {"lax", "direct", "auto", "torch"} <= {
+                p.impl for p in pts if p.row == row and p.mode == mode}
+    assert [bench.row_title(r) for r in cnn.rows] == [p.label for p in CASES["cnn"].problems]
+    strided = next(r for r in cnn.rows if r.label == "3x3/2 32→64")
+    assert strided.config.padding == ((0, 1), (0, 1)) and strided.config.stride == (2, 2)
+    assert strided.slug == "3x3s2_32to64"
+    assert strided.xvalue == "3x3/2 32→64"
+    choice, _ = bench.auto_choice(strided)
+    assert choice.split()[0] in {a.name for a in algorithms()}
+    assert "padding SAME, stride 2" in bench.case_shapes(cnn)
+    assert bench.case_shapes(bench.cases("full")["layer"]).endswith("VALID, stride 1")
+
+
+def test_report_says_which_cases_are_valid_and_labels_cnn_rows(data):
+    pytest.importorskip("matplotlib")
+    for impl, ms in (("lax", 4.0), ("direct", 4.0), ("torch", 2.0)):
+        p = _point("cnn", "fwd", "3x3/2 32→64", impl, ms)
+        p["extra_info"].update(row_title="3x3/2 32→64", x="3x3/2 32→64", valid=False,
+                               case_title="the layers of modern CNNs: SAME padding")
+        data["benchmarks"].append(p)
+    for b in data["benchmarks"]:
+        if b["extra_info"].get("case") == "article":
+            b["extra_info"].update(valid=True, case_title="the cat, VALID")
+    report = bench.build_report(data)
+    assert "VALID, stride 1 (the article's convolutions): **article**, **layer**." in report
+    assert "Not VALID (padding, strides, groups or dilation, per row below): **cnn**." in report
+    assert "## cnn — forward" in report
+    assert "The layers of modern CNNs: SAME padding (not VALID)." in report
+    assert _table_row(report, "## cnn — forward", "layer").startswith("| layer | XLA lax.conv |")
+    assert _table_row(report, "## cnn — forward", "3x3/2 32→64").endswith("| torch | — |")
+    panels = bench.plot_data(data)
+    assert panels["cnn (forward)"]["torch"] == {"3x3/2 32→64": 2.0}
+    from jaxconv.viz.benchmark import plot_conv_vs_kernel
+
+    fig = plot_conv_vs_kernel(panels, baseline="XLA lax.conv")
+    assert [t.get_text() for t in fig.axes[-1].get_xticklabels()] == ["3x3/2 32→64"]
 
 
 def test_report_tables_ratio_winner_and_auto(data):
@@ -154,7 +227,7 @@ def test_points_cover_registered_algorithms_and_peers():
     for case in bench.cases("full").values():
         for row in case.rows:
             serving = [a.name for a in algorithms() if a.unsupported_reason(
-                row.x_shape, row.kernel_shape, "float32", ConvConfig()) is None]
+                row.x_shape, row.kernel_shape, "float32", row.config) is None]
             for mode in case.modes:
                 impls = {p.impl for p in pts if p.row == row and p.mode == mode}
                 assert {"lax", "auto", *serving} <= impls
@@ -175,7 +248,7 @@ def test_missing_peers_listed(monkeypatch):
 
 
 def test_bench_tiny_sweep_writes_json_report_and_plot(tmp_path):
-    """``python -m jaxconv.bench`` end to end at tiny sizes (a smoke test, not a timing)."""
+    """``python benchmarks/bench.py`` end to end at tiny sizes (a smoke test, not a timing)."""
     pytest.importorskip("pytest_benchmark")
     pytest.importorskip("matplotlib")
     # The sweep is a pytest run of its own: drop pytest-xdist's worker variables (set when this
@@ -183,7 +256,7 @@ def test_bench_tiny_sweep_writes_json_report_and_plot(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     env.update(MPLBACKEND="Agg", JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
     proc = subprocess.run(
-        [sys.executable, "-m", "jaxconv.bench", "--tiny", "--cases", "article,layer",
+        [sys.executable, "benchmarks/bench.py", "--tiny", "--cases", "article,layer,cnn",
          "--out", str(tmp_path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
@@ -198,4 +271,9 @@ def test_bench_tiny_sweep_writes_json_report_and_plot(tmp_path):
     assert "## article — forward" in report and "## layer — forward + backward" in report
     assert "| k=3 | " in report
     assert "## lenet" not in report
+    # SAME padding and depthwise groups, through every implementation and torch
+    assert "## cnn — forward" in report and "## cnn — forward + backward" in report
+    assert "| 3x3 8 | " in report and "| dw3x3 8 | " in report
+    assert "**cnn**" in report.split("## article", 1)[0]  # listed as not VALID
+    assert not data["jaxconv"]["failures"]
     assert (tmp_path / "conv_vs_kernel.png").stat().st_size > 0

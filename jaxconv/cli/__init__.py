@@ -16,7 +16,6 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "figures": ("jaxconv.figures", "main", "regenerate the article's figures from the bundled cat"),
     "show": ("jaxconv.figures", "show_main", "run an image through a layer stack and save the stages"),
     "train": ("jaxconv.models.train", "main", "train LeNet-5 on digits or MNIST"),
-    "bench": ("jaxconv.bench", "main", "time the convolution algorithms across kernel sizes"),
     "autotune": ("jaxconv.cli.autotune", "main", "measure and cache the fastest algorithm for a shape"),
     "info": ("jaxconv.cli", "info_main", "versions, backend, devices and the conv algorithms"),
 }

@@ -1,4 +1,8 @@
-"""Benchmark plots: convolution time against kernel size, one line per implementation."""
+"""Benchmark plots: convolution time against kernel size, one line per implementation.
+
+:func:`plot_data` turns the pytest-benchmark JSON of ``nox -s bench`` (``benchmarks/bench.py``)
+into the ``{panel: {implementation: {x: ms}}}`` mapping :func:`plot_conv_vs_kernel` draws.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,43 @@ from typing import Any
 
 from matplotlib import rcParams
 from matplotlib.figure import Figure
+
+BASELINE = "lax"
+PEERS = ("torch", "scipy")
+_LABELS = {"lax": "XLA lax.conv"}
+
+
+def impl_label(impl: str, backend: str = "cpu") -> str:
+    """The legend name of an implementation; CPU-only peers say so on other backends."""
+    label = _LABELS.get(impl, impl)
+    return label + " (CPU)" if impl in PEERS and backend != "cpu" else label
+
+
+def plot_data(data: Mapping[str, Any]) -> dict[str, dict[str, dict[Any, float]]]:
+    """``{panel title: {implementation: {x: median ms}}}`` from a benchmark sweep's JSON.
+
+    One panel per case and pass (``"article (forward)"``, ``"layer (fwd+bwd)"``), in the order
+    the sweep ran them; in each, XLA first, then jaxconv's algorithms (first-seen order),
+    ``auto``, and the peers; ``x`` is the kernel size or the problem's label.
+    """
+    backend = data.get("machine_info", {}).get("jaxconv", {}).get("backend", "cpu")
+    panels: dict[tuple[str, str], dict[str, list[tuple[Any, Any, float]]]] = {}
+    for b in data.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        if info.get("kind") != "conv":
+            continue
+        series = panels.setdefault((info["case"], info["mode"]), {}).setdefault(info["impl"], [])
+        series.append((info.get("order", len(series)), info.get("x", info["row"]),
+                       1e3 * b["stats"]["median"]))
+    rank = {BASELINE: 0, "auto": 2, **{p: 3 + i for i, p in enumerate(PEERS)}}  # algorithms: 1
+    out: dict[str, dict[str, dict[Any, float]]] = {}
+    for (case, mode), impls in panels.items():
+        title = f"{case} ({'fwd+bwd' if mode == 'fwd+bwd' else 'forward'})"
+        out[title] = {
+            impl_label(impl, backend): {x: ms for _, x, ms in sorted(impls[impl], key=lambda p: p[0])}
+            for impl in sorted(impls, key=lambda i: rank.get(i, 1))  # stable: first-seen order
+        }
+    return out
 
 
 def plot_conv_vs_kernel(
@@ -24,7 +65,7 @@ def plot_conv_vs_kernel(
     Args:
       results: ``{panel title: {implementation: {x: milliseconds}}}``, where ``x`` is a kernel
         size (numeric axis) or a label such as ``"C1"`` (categorical axis, in first-seen order);
-        ``jaxconv.bench.plot_data(json)`` builds it from the suite's pytest-benchmark JSON.
+        :func:`plot_data` builds it from the JSON of a ``nox -s bench`` sweep.
       ax: an Axes, or a sequence of Axes with one per panel, to draw into.
       fig: a Figure to lay the panels out in (ignored when ``ax`` is given); by default a new one.
       baseline: the implementation drawn thick and black (e.g. ``"XLA lax.conv"``).
@@ -82,7 +123,10 @@ def plot_conv_vs_kernel(
                 style.update(linestyle="none", markersize=7)
             a.plot([pos[x] for x in keys], [points[x] for x in keys], label=name, **style)
         a.set_yscale("log")
-        a.set_xticks([pos[x] for x in ticks], [str(x) for x in ticks])
+        # Problem labels ("3x3/2 32→64") side by side would overlap: slant them.
+        slant = not numeric and sum(len(str(x)) for x in ticks) > 24
+        a.set_xticks([pos[x] for x in ticks], [str(x) for x in ticks],
+                     **({"rotation": 30, "ha": "right", "fontsize": "small"} if slant else {}))
         if not numeric:
             a.set_xlim(-0.5, len(ticks) - 0.5)
         a.set_xlabel("kernel size k (k x k)" if numeric else "layer")
