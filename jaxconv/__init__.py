@@ -27,7 +27,15 @@ from .activations import (
     softplus,
     tanh,
 )
-from .conv import Selection, algorithms, autotune, conv2d, select_algorithm
+from .conv import (
+    Selection,
+    algorithms,
+    autotune,
+    calibrate,
+    conv2d,
+    select_algorithm,
+    set_autotune,
+)
 from .pooling import (
     adaptive_avg_pool2d,
     adaptive_max_pool2d,
@@ -52,6 +60,7 @@ __all__ = [
     "algorithms",
     "autotune",
     "avg_pool2d",
+    "calibrate",
     "conv2d",
     "elu",
     "gelu",
@@ -69,6 +78,7 @@ __all__ = [
     "relu6",
     "select_algorithm",
     "selu",
+    "set_autotune",
     "sigmoid",
     "silu",
     "softmax",

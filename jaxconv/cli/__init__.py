@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "show": ("jaxconv.figures", "show_main", "run an image through a layer stack and save the stages"),
     "train": ("jaxconv.models.train", "main", "train LeNet-5 on digits or MNIST"),
     "autotune": ("jaxconv.cli.autotune", "main", "measure and cache the fastest algorithm for a shape"),
+    "calibrate": ("jaxconv.cli.calibrate", "main", "rescale auto's cost model for this machine (< 1 min)"),
     "info": ("jaxconv.cli", "info_main", "versions, backend, devices and the conv algorithms"),
 }
 

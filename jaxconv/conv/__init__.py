@@ -3,8 +3,8 @@
 Modules, in the order data flows: ``_canonical`` (validation) -> ``select`` (``auto``: the
 autotune ``cache``, else the ``cost_model``) -> ``_registry`` (one :class:`Algorithm` record per
 algorithm, registered by its own module: ``direct``, ``xla_padded``, ``fft``, ``im2col``,
-``winograd``). ``tuning`` measures algorithms and fills the cache; ``cases`` holds the benchmark
-problems.
+``winograd``). ``tuning`` measures algorithms and fills the cache, ``calibration`` rescales the
+cost model for this machine; ``cases`` holds the benchmark problems.
 """
 
 from . import direct as _direct  # noqa: F401  (registers "direct")
@@ -15,19 +15,23 @@ from . import xla_padded as _xla_padded  # noqa: F401  (registers "xla_padded")
 from ._conv2d import conv2d
 from ._registry import Algorithm, ConvConfig, algorithms, applicable, register
 from .cache import AutotuneCacheWarning
-from .select import Selection, select_algorithm
+from .calibration import CalibrationResult, calibrate
+from .select import Selection, select_algorithm, set_autotune
 from .tuning import AutotuneResult, autotune
 
 __all__ = [
     "Algorithm",
     "AutotuneCacheWarning",
     "AutotuneResult",
+    "CalibrationResult",
     "ConvConfig",
     "Selection",
     "algorithms",
     "applicable",
     "autotune",
+    "calibrate",
     "conv2d",
     "register",
     "select_algorithm",
+    "set_autotune",
 ]

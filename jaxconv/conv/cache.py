@@ -216,8 +216,8 @@ def lookup(x_shape: Any, kernel_shape: Any, dtype: Any, config: ConvConfig,
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Exclusive lock on the cache's folder across processes (and threads of this one).
+def folder_lock(path: Path) -> Iterator[None]:
+    """Exclusive lock on ``path``'s folder across processes (and threads of this one).
 
     The folder, not a lock file, so that nothing but the cache itself is ever left behind.
     """
@@ -267,7 +267,7 @@ def store(key: dict[str, Any], entry: dict[str, Any]) -> Path:
     """Add ``entry`` under ``key`` to the cache file, merged with what is there under a lock."""
     path = cache_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(path):
+    with folder_lock(path):
         entries = _parse(path, quiet=True)  # a corrupt or foreign file is being replaced
         entries[key_str(key)] = {**entry, "key": key}
         write_json_atomic(path, {"schema": SCHEMA, "version": VERSION, "entries": entries})

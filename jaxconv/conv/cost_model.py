@@ -7,18 +7,25 @@ and the constants, in seconds per unit, are fitted per backend by ``benchmarks/f
 and stored in ``cost_model.json`` beside this module, with the machine, date, grid and fit
 quality they come from. An algorithm without constants for a backend is never picked by the
 model there (``jaxconv.autotune`` still measures it).
+
+``jaxconv.calibrate()`` measures per-algorithm correction factors on the user's machine and
+stores them in ``calibration.json`` beside the autotune cache (keyed by backend, device kind and
+jax version); :func:`constants` applies them.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
-from . import _registry
+from . import _registry, cache
 from ._registry import ConvConfig
 
 SCHEMA = "jaxconv-cost-model"
@@ -40,10 +47,85 @@ def fits() -> dict[str, dict[str, Any]]:
     return data["fits"]
 
 
-def constants(backend: str) -> dict[str, dict[str, float]]:
-    """Algorithm -> {term: seconds per unit} on ``backend`` (empty when none were fitted)."""
+def constants(backend: str, *, calibrated: bool = True) -> dict[str, dict[str, float]]:
+    """Algorithm -> {term: seconds per unit} on ``backend`` (empty when none were fitted).
+
+    With ``calibrated``, each algorithm's constants are multiplied by this device's calibration
+    factor, when ``jaxconv.calibrate()`` has measured one.
+    """
     fit = fits().get(canonical_backend(backend))
-    return fit["constants"] if fit else {}
+    if not fit:
+        return {}
+    scales = calibration(backend).get("scales", {}) if calibrated else {}
+    return {
+        name: {t: v * scales.get(name, 1.0) for t, v in consts.items()}
+        for name, consts in fit["constants"].items()
+    }
+
+
+# ----------------------------------------------------------------------------- calibration
+
+CALIBRATION_SCHEMA = "jaxconv-calibration"
+CALIBRATION_FILE = "calibration.json"
+
+
+def calibration_path() -> Path:
+    return cache.cache_dir() / CALIBRATION_FILE
+
+
+def calibration_key(backend: str) -> str:
+    return f"{backend}|{cache.device_kind(backend)}|jax {jax.__version__}"
+
+
+def _valid_calibration(entry: Any) -> bool:
+    scales = entry.get("scales") if isinstance(entry, dict) else None
+    return isinstance(scales, dict) and all(
+        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+        and math.isfinite(v) and v > 0
+        for k, v in scales.items()
+    )
+
+
+def _read_calibrations(path: Path) -> dict[str, dict]:
+    """Valid entries of the calibration file; ``{}`` when it is missing or unusable."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}  # a calibration problem must never break a convolution: the fit applies
+    if not isinstance(data, dict) or data.get("schema") != CALIBRATION_SCHEMA:
+        return {}
+    entries = data.get("entries")
+    if not isinstance(entries, dict):
+        return {}
+    return {k: v for k, v in entries.items() if _valid_calibration(v)}
+
+
+@functools.lru_cache(maxsize=8)
+def _calibrations_at(path: str, signature: tuple[int, int] | None) -> dict[str, dict]:
+    return _read_calibrations(Path(path)) if signature is not None else {}
+
+
+def calibration(backend: str) -> dict[str, Any]:
+    """This device's calibration entry (``{"scales": {...}, ...}``), or ``{}``."""
+    path = calibration_path()
+    try:
+        st = path.stat()
+        signature: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        signature = None
+    return _calibrations_at(str(path), signature).get(calibration_key(backend), {})
+
+
+def store_calibration(backend: str, entry: dict[str, Any]) -> Path:
+    """Save ``entry`` as this device's calibration (merged with other devices' under a lock)."""
+    path = calibration_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with cache.folder_lock(path):
+        entries = _read_calibrations(path)
+        entries[calibration_key(backend)] = entry
+        cache.write_json_atomic(path, {"schema": CALIBRATION_SCHEMA, "version": 1,
+                                       "entries": entries})
+    return path
 
 
 def cost_terms(name: str, x_shape: Any, kernel_shape: Any, config: ConvConfig) -> dict[str, float]:
@@ -65,9 +147,9 @@ def _dtype_scale(term: str, dtype: Any) -> float:
 
 
 def estimate_seconds(name: str, x_shape: Any, kernel_shape: Any, dtype: Any, config: ConvConfig,
-                     backend: str = "cpu") -> float | None:
+                     backend: str = "cpu", *, calibrated: bool = True) -> float | None:
     """Estimated run time of ``name`` in seconds, or ``None`` when the model cannot say."""
-    consts = constants(backend).get(name)
+    consts = constants(backend, calibrated=calibrated).get(name)
     if consts is None or _registry.get(name).cost_terms is None:
         return None
     terms = cost_terms(name, x_shape, kernel_shape, config)

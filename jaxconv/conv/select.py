@@ -24,13 +24,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
+import warnings
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
 
-from . import _registry, cache, cost_model
+from . import _registry, cache, cost_model, tuning
 from ._canonical import Padding, PrecisionLike, canonicalize, shape_specs
 from ._registry import ConvConfig
 
@@ -46,6 +48,31 @@ MIN_DIRECT_SECONDS = 2e-4
 MODEL_DTYPES = ("float32", "float64")
 # Backends where only a measurement (autotune) may displace XLA's convolution.
 ACCELERATOR_BACKENDS = ("gpu", "cuda", "rocm", "tpu", "metal")
+# Set to "1" to measure every new problem on first use (see :func:`set_autotune`).
+AUTOTUNE_ENV = "JAXCONV_AUTOTUNE"
+_autotune_override: bool | None = None
+
+
+def set_autotune(enabled: bool | None) -> None:
+    """Measure-on-first-use mode for ``algorithm="auto"`` (``torch.backends.cudnn.benchmark``).
+
+    When on, the first trace of each problem that has no autotune entry yet times every
+    applicable algorithm on the default device (as :func:`jaxconv.autotune` does), caches the
+    winner on disk and uses it; later traces and later processes reuse the entry. That first
+    trace takes a compile and a few runs of each algorithm. ``None`` defers to the
+    ``JAXCONV_AUTOTUNE`` environment variable (``"1"``: on); the default is off.
+    """
+    global _autotune_override
+    if enabled is not None and not isinstance(enabled, bool):
+        raise TypeError(f"set_autotune: enabled must be True, False or None, got {enabled!r}")
+    _autotune_override = enabled
+
+
+def autotune_enabled() -> bool:
+    """Whether ``auto`` measures new problems on first use (:func:`set_autotune`)."""
+    if _autotune_override is not None:
+        return _autotune_override
+    return os.environ.get(AUTOTUNE_ENV, "") == "1"
 
 
 # --------------------------------------------------------------------------- selection
@@ -207,6 +234,11 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered
     )
 
 
+def clear_caches() -> None:
+    """Forget memoized choices (after the cost model's constants changed)."""
+    _model_choice.cache_clear()
+
+
 def select(x_shape, kernel_shape, dtype, config: ConvConfig, backend: str | None = None,
            *, use_cache: bool = True) -> Selection:
     """The :class:`Selection` for canonical NHWC ``x_shape``, HWIO ``kernel_shape``, ``config``."""
@@ -239,6 +271,12 @@ def choose_algorithm(x_shape, kernel_shape, dtype, config: ConvConfig,
     cached = _cached_choice(x_shape, kernel_shape, dtype, config, backend)
     if cached is not None:
         return cached[0]
+    if autotune_enabled() and backend == jax.default_backend() and math.prod(x_shape) > 0:
+        try:
+            return tuning.measure(x_shape, kernel_shape, dtype, config, repeats=3).winner
+        except Exception as e:  # measuring must never break a convolution: the model decides
+            warnings.warn(f"jaxconv: measuring algorithms on first use failed ({e}); using the "
+                          "cost model", cache.AutotuneCacheWarning, stacklevel=2)
     return _model_choice(x_shape, kernel_shape, jnp.dtype(dtype).name, config, backend,
                          _registry.names())[0]
 

@@ -138,8 +138,6 @@ def autotune(
     _, _, _, canon = canonicalize(FN, x_spec, k_spec, None, stride=stride, padding=padding,
                                   dilation=dilation, groups=groups, padding_mode=padding_mode,
                                   data_format=data_format, precision=precision)
-    x_nhwc, dtype, config = canon.x_shape, jnp.dtype(canon.dtype), canon.config
-    kshape = canon.kernel_shape
 
     if algorithms is None:
         names = _registry.names()
@@ -157,6 +155,19 @@ def autotune(
     unknown = [n for n in names if n not in _registry.names()]
     if unknown:
         raise ValueError(f"{FN}: unknown algorithms {unknown}; registered: {list(_registry.names())}")
+    return measure(canon.x_shape, canon.kernel_shape, canon.dtype, canon.config, names=names,
+                   repeats=repeats, cache=cache)
+
+
+def measure(x_shape: Sequence[int], kernel_shape: Sequence[int], dtype: DTypeLike,
+            config: ConvConfig, *, names: Sequence[str] | None = None, repeats: int = 5,
+            cache: bool = True) -> AutotuneResult:
+    """:func:`autotune` on a canonical problem (batched channels-last shapes, zero-padding config).
+
+    What ``auto`` calls in its measure-on-first-use mode (``JAXCONV_AUTOTUNE=1``).
+    """
+    x_nhwc, kshape, dtype = tuple(x_shape), tuple(kernel_shape), jnp.dtype(dtype)
+    names = _registry.names() if names is None else tuple(names)
     unsupported = {}
     candidates = []
     for name in names:
