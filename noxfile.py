@@ -25,9 +25,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint with ruff (pyflakes, pycodestyle, isort, bugbear, pyupgrade, NumPy rules)."""
-    session.install("ruff>=0.6")
+    """Lint with ruff and type-check the package with mypy."""
+    session.install("-e", ".[all]", "ruff>=0.6", "mypy>=1.10")
     session.run("ruff", "check", "jaxconv", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("mypy")
 
 
 @nox.session(default=False)
