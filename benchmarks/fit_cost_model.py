@@ -1,70 +1,134 @@
-"""Re-measure the constants of ``algorithm="auto"``'s cost model on this machine.
+"""Re-measure the constants of ``algorithm="auto"``'s cost model on this machine and store them.
 
-Times every registered algorithm over a grid of float32 problems (DESIGN.md's article, layer and
-lenet cases plus a spread of batch sizes, image sizes, channel counts and kernel sizes), fits each
-algorithm's constants (seconds per unit of each term of ``jaxconv.conv.select.cost_terms``) by
-non-negative least squares on *relative* error (each row divided by its measured time, so a 1 ms
-and a 1 s problem weigh the same), and prints the table to paste into
-``jaxconv/conv/select.py`` (``COST_CONSTANTS[backend]``), with the fit's errors and the choices
-the new constants make on the benchmark cases.
+Times every registered algorithm that has cost terms (``Algorithm.cost_terms``) over a grid of
+float32 problems: the benchmark cases (``jaxconv.conv.cases``: article, layer, lenet, cnn), a
+deterministic spread of batch sizes, image sizes, channel counts and kernel sizes, and SAME,
+strided, grouped and dilated variants. It fits each algorithm's constants (seconds per unit of
+each of its cost terms) by least squares on log-time, and writes them, with the machine, the
+date, the grid, the method and the fit quality, to ``jaxconv/conv/cost_model.json`` (the record
+of this backend is replaced, other backends are kept), atomically. It then prints the choices
+the new constants make on the benchmark cases against the measured best.
 
-    python benchmarks/fit_cost_model.py                       # measure and fit (~5-10 min)
-    python benchmarks/fit_cost_model.py --save fit.json       # keep the raw timings
+    python benchmarks/fit_cost_model.py                       # measure, fit, write (~15-20 min)
+    python benchmarks/fit_cost_model.py --dry-run             # ... print the record, write nothing
+    python benchmarks/fit_cost_model.py --out /tmp/cm.json    # ... write elsewhere
+    python benchmarks/fit_cost_model.py --quick --out /tmp/cm.json   # toy grid: end to end in ~1 min
+    python benchmarks/fit_cost_model.py --save fit.json       # also keep the raw timings
     python benchmarks/fit_cost_model.py --load fit.json       # refit without measuring
     python benchmarks/fit_cost_model.py --table               # auto vs each algorithm vs torch
     python benchmarks/fit_cost_model.py --table --grad        # the same for the gradient
 
-Compile time is excluded from the timings (it is reported); the algorithms of a problem are
-timed round-robin for ``--repeats`` rounds after a warm-up run and the minimum is fitted (load
-from other processes only ever adds time). On a shared machine, run it when it is quiet.
+The constants are fitted on the stride-1, dilation-1 problems, where the selector uses them
+(it keeps ``direct`` for strided and dilated convolutions); the strided and dilated variants are
+measured and the model's error on them is recorded in ``quality_note``. Compile time is excluded
+from the timings; the algorithms of a problem are timed round-robin for ``--repeats`` rounds
+after a warm-up run and the minimum is fitted (load from other processes only ever adds time).
+On a shared machine, run it when it is quiet.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import datetime
 import json
 import math
+import os
+import platform
 import sys
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
 
 import jaxconv  # registers every algorithm
-from jaxconv.conv import _registry, select
+from jaxconv.conv import _registry, cost_model, select
+from jaxconv.conv._canonical import canonicalize
 from jaxconv.conv._registry import ConvConfig
+from jaxconv.conv.cases import CASES, Problem
 
-BENCH_CASES = {
-    "article": [((1, 320, 400, 3), (k, k, 3, 3)) for k in (1, 3, 5, 7, 10, 15, 21, 31)],
-    "layer": [((8, 64, 64, 32), (k, k, 32, 32)) for k in (1, 3, 5, 7, 11, 15)],
-    "lenet": [((256, 32, 32, 1), (5, 5, 1, 6)), ((256, 14, 14, 6), (5, 5, 6, 16))],
-}
-
-
-def grid() -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
-    """The problems to time: the benchmark cases plus a deterministic spread of others."""
-    problems = [p for ps in BENCH_CASES.values() for p in ps]
-    rng = np.random.default_rng(1)
-    extra = []
-    for n, hw, (c, o) in [
-        (1, 128, (3, 8)), (1, 256, (1, 1)), (4, 64, (3, 16)), (2, 96, (16, 16)), (16, 32, (32, 32)),
-        (4, 32, (64, 64)), (1, 64, (64, 64)), (8, 28, (1, 8)), (32, 16, (8, 8)), (2, 160, (8, 4)),
-        (4, 48, (24, 24)), (1, 200, (3, 3)),
-    ]:
-        for k in rng.choice([1, 2, 3, 5, 7, 9, 13], size=3, replace=False):
-            if k < hw:
-                extra.append(((n, hw, hw, c), (int(k), int(k), c, o)))
-    return problems + extra
+DEFAULT_OUT = Path(cost_model.__file__).resolve().with_name(cost_model.DATA_FILE)
+# The spread around the benchmark cases: (N, H = W, (C, O)), three kernel sizes each.
+SPREAD = [
+    (1, 128, (3, 8)), (1, 256, (1, 1)), (4, 64, (3, 16)), (2, 96, (16, 16)), (16, 32, (32, 32)),
+    (4, 32, (64, 64)), (1, 64, (64, 64)), (8, 28, (1, 8)), (32, 16, (8, 8)), (2, 160, (8, 4)),
+    (4, 48, (24, 24)), (1, 200, (3, 3)),
+]
+# Layers that get grouped, strided and dilated variants (3x3 kernels).
+VARIANT_BASES = [(2, 96, 16), (16, 32, 32), (4, 32, 64), (4, 48, 24)]
+METHOD = ("non-negative least squares on relative error as a start, then least squares on "
+          "log-time with a soft-L1 loss (f_scale 0.3), constants kept non-negative; the "
+          "benchmark cases weigh double; fitted on the stride-1, dilation-1 problems; direct "
+          "and xla_padded without 1x1 kernels (a single GEMM in XLA, kept direct by rule)")
 
 
-def time_problem(names, x_shape, kernel_shape, repeats, budget_s, padding=((0, 0), (0, 0))):
-    """{name: (compile s, min s, median s)} of each algorithm on a VALID stride-1 problem.
+@dataclasses.dataclass(frozen=True)
+class GridPoint:
+    """A problem of the grid; ``case`` names its benchmark case, ``only`` limits the algorithms."""
+
+    problem: Problem
+    case: str | None = None
+    only: tuple[str, ...] | None = None
+
+
+def _variants(n: int, hw: int, c: int) -> list[Problem]:
+    x = (n, hw, hw, c)
+    return [
+        Problem(f"dw3x3 {c}", x, (3, 3, 1, c), padding="SAME", groups=c),
+        Problem(f"3x3 g4 {c}", x, (3, 3, c // 4, c), padding="SAME", groups=4),
+        Problem(f"3x3/2 {c}", x, (3, 3, c, 2 * c), stride=2, padding="SAME"),
+        Problem(f"3x3 d2 {c}", x, (3, 3, c, c), padding="SAME", dilation=2),
+    ]
+
+
+def grid(quick: bool = False, padded: tuple[str, ...] = ("direct",)) -> list[GridPoint]:
+    """The problems to time: the benchmark cases, a spread of others, and their variants.
+
+    ``quick``: the cases' tiny problems and a few small variants (an end-to-end check, not a
+    fit worth keeping). ``padded``: algorithms also timed on the SAME variant of each VALID
+    problem (XLA:CPU's direct convolution takes another path with zero padding).
+    """
+    if quick:
+        out = [GridPoint(p, name) for name, case in CASES.items() for p in case.tiny]
+        out += [GridPoint(p) for p in _variants(2, 12, 8)]
+    else:
+        out = [GridPoint(p, name) for name, case in CASES.items() for p in case.problems]
+        rng = np.random.default_rng(1)
+        for n, hw, (c, o) in SPREAD:
+            for k in rng.choice([1, 2, 3, 5, 7, 9, 13], size=3, replace=False):
+                if k < hw:
+                    out.append(GridPoint(Problem(f"{k}", (n, hw, hw, c), (int(k), int(k), c, o))))
+        out += [GridPoint(p) for base in VARIANT_BASES for p in _variants(*base)]
+    if padded:
+        out += [GridPoint(dataclasses.replace(g.problem, label=f"{g.problem.label} SAME",
+                                              padding="SAME"), None, tuple(padded))
+                for g in list(out) if g.problem.valid and g.problem.k > 1]
+    return out
+
+
+def canonical(problem: Problem) -> tuple[tuple[int, ...], tuple[int, ...], ConvConfig]:
+    """``(x_shape, kernel_shape, config)`` as the algorithms see them (explicit zero padding)."""
+    specs = [jax.ShapeDtypeStruct(s, "float32") for s in (problem.x_shape, problem.kernel_shape)]
+    *_, canon = canonicalize("fit_cost_model", *specs, None, **problem.conv_kwargs())
+    return canon.x_shape, canon.kernel_shape, canon.config
+
+
+def modelled() -> list[str]:
+    """The registered algorithms that have cost terms."""
+    return [a.name for a in _registry.algorithms() if a.cost_terms is not None]
+
+
+def time_problem(names, x_shape, kernel_shape, config: ConvConfig, repeats: int, budget_s: float):
+    """{name: (compile s, min s, median s)} of each algorithm that serves the problem.
 
     The algorithms are timed round-robin (one run of each per round), so load from other
     processes hits them alike; the *minimum* over rounds is what the fit uses (other load only
     ever adds time), the median is kept for reference.
     """
-    config = ConvConfig(padding=padding)
     rng = np.random.default_rng(0)
     x = jax.numpy.asarray(rng.standard_normal(x_shape), np.float32)
     k = jax.numpy.asarray(rng.standard_normal(kernel_shape), np.float32)
@@ -89,39 +153,50 @@ def time_problem(names, x_shape, kernel_shape, repeats, budget_s, padding=((0, 0
     return {n: (compile_s[n], float(np.min(t)), float(np.median(t))) for n, t in times.items()}
 
 
-def same_pads(kernel_shape):
-    """Zero padding that keeps the size (SAME, odd extra at the end)."""
-    return tuple(((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel_shape[:2])
+def _config_dict(config: ConvConfig) -> dict[str, Any]:
+    return {"stride": list(config.stride), "padding": [list(p) for p in config.padding],
+            "dilation": list(config.dilation), "groups": config.groups}
 
 
-def measure(names, problems, repeats, budget_s, padded_names=("direct",)):
-    """Time ``names`` on every problem (VALID), and ``padded_names`` on its SAME variant too.
+def _config(row: dict) -> ConvConfig:
+    return ConvConfig(stride=tuple(row["stride"]), padding=tuple(tuple(p) for p in row["padding"]),
+                      dilation=tuple(row["dilation"]), groups=row["groups"])
 
-    XLA:CPU's direct convolution takes a different path with zero padding; the other
-    algorithms' costs follow from the padded shape, so only ``direct`` is timed padded.
-    """
+
+def fitted_kind(row: dict) -> bool:
+    """Stride 1, dilation 1: the problems the selector uses the cost model for."""
+    return set(row["stride"]) == {1} and set(row["dilation"]) == {1}
+
+
+def measure(names, points: list[GridPoint], repeats: int, budget_s: float) -> list[dict]:
+    """Time ``names`` (or a point's ``only``) on every grid point; one row per algorithm."""
     rows = []
-    for i, (xs, ks) in enumerate(problems):
-        line = [f"[{i + 1}/{len(problems)}] x {xs} k {ks}:"]
-        variants = [(((0, 0), (0, 0)), names)]
-        if ks[0] * ks[1] > 1 and padded_names:
-            variants.append((same_pads(ks), padded_names))
-        for pads, algs in variants:
-            for name, (c, tmin, tmed) in time_problem(algs, xs, ks, repeats, budget_s, pads).items():
-                rows.append({"alg": name, "x": list(xs), "k": list(ks), "padding": pads,
-                             "compile_s": c, "t": tmin, "t_median": tmed})
-                line.append(f"{name}{' SAME' if any(map(any, pads)) else ''} {tmin * 1e3:.2f} ms")
+    for i, g in enumerate(points):
+        xs, ks, config = canonical(g.problem)
+        algs = [n for n in names if g.only is None or n in g.only]
+        line = [f"[{i + 1}/{len(points)}] {g.case or 'grid'} {g.problem.label}: x {xs} k {ks}:"]
+        for name, (c, tmin, tmed) in time_problem(algs, xs, ks, config, repeats, budget_s).items():
+            rows.append({"alg": name, "case": g.case, "label": g.problem.label, "x": list(xs),
+                         "k": list(ks), **_config_dict(config), "compile_s": c, "t": tmin,
+                         "t_median": tmed})
+            line.append(f"{name} {tmin * 1e3:.2f} ms")
         print(" ".join(line), file=sys.stderr, flush=True)
     return rows
 
 
-def _config(row) -> ConvConfig:
-    pads = row.get("padding", ((0, 0), (0, 0)))
-    return ConvConfig(padding=tuple(tuple(p) for p in pads))
+def _terms(name: str, row: dict) -> dict[str, float]:
+    return cost_model.cost_terms(name, row["x"], row["k"], _config(row))
 
 
-def fit(rows, name):
-    """Fit one algorithm's constants; returns (constants, relative errors of the fit).
+def _fit_rows(rows: list[dict], name: str) -> list[dict]:
+    sel = [r for r in rows if r["alg"] == name and fitted_kind(r)]
+    if name in ("direct", "xla_padded"):  # 1x1: a plain GEMM in XLA; auto keeps direct by rule
+        sel = [r for r in sel if r["k"][0] * r["k"][1] > 1]
+    return sel
+
+
+def fit(rows: list[dict], name: str) -> tuple[dict[str, float], np.ndarray]:
+    """Fit one algorithm's constants; returns (constants, estimate / measurement per fitted row).
 
     Non-negative least squares on relative error gives a start; then least squares on
     log-time with a robust (soft-L1) loss, constants kept positive through ``exp``, so a few
@@ -129,17 +204,13 @@ def fit(rows, name):
     """
     from scipy.optimize import least_squares, nnls
 
-    sel = [r for r in rows if r["alg"] == name]
-    if name in ("direct", "xla_padded"):  # 1x1: a plain GEMM in XLA; auto keeps direct by rule
-        sel = [r for r in sel if r["k"][0] * r["k"][1] > 1]
-    terms = [select.cost_terms(name, r["x"], r["k"], np.float32, _config(r)) for r in sel]
-    keys = list(terms[0])
-    a = np.array([[t[k] for k in keys] for t in terms], float)
+    sel = _fit_rows(rows, name)
+    terms = [_terms(name, r) for r in sel]
+    keys = list(dict.fromkeys(k for t in terms for k in t))
+    a = np.array([[t.get(k, 0.0) for k in keys] for t in terms], float)
     y = np.array([r["t"] for r in sel], float)
-    # DESIGN.md's benchmark cases count double: they are what auto's targets are measured on.
-    bench = {(tuple(x), tuple(k)) for ps in BENCH_CASES.values() for x, k in ps}
-    wt = np.array([2.0 if (tuple(r["x"]), tuple(r["k"])) in bench and not any(map(any, _config(r).padding))
-                   else 1.0 for r in sel])
+    # The benchmark cases count double: they are what auto's targets are measured on.
+    wt = np.array([2.0 if r.get("case") else 1.0 for r in sel])
     scale = a.max(axis=0)
     scale[scale == 0] = 1.0
     an = a / scale
@@ -152,9 +223,173 @@ def fit(rows, name):
     )
     coef = np.zeros(len(keys))
     coef[used] = np.exp(res.x)
+    # a term the fit drove to nothing (under a millionth of every time) is stored as 0
+    coef[np.max(an * coef / y[:, None], axis=0, initial=0.0) < 1e-6] = 0.0
     coef = coef / scale
-    rel = a @ coef / y - 1.0
-    return dict(zip(keys, coef, strict=True)), rel
+    consts = {k: float(f"{v:.3g}") for k, v in zip(keys, coef, strict=True)}
+    return consts, np.array([estimate(consts, name, r) / r["t"] for r in sel])
+
+
+def estimate(consts: dict[str, float], name: str, row: dict) -> float:
+    return sum(consts.get(t, 0.0) * v for t, v in _terms(name, row).items())
+
+
+def _factor(ratios) -> float:
+    """Median factor between estimate and measurement: ``exp(median |log(est / meas)|)``."""
+    return float(np.exp(np.median(np.abs(np.log(ratios)))))
+
+
+def cpu_description() -> str:
+    """CPU model and core count, from ``/proc/cpuinfo`` where there is one."""
+    model = None
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    model = model or platform.processor() or platform.machine()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    text = f"{model}, {os.cpu_count()} cores ({usable} usable), {platform.system()} {platform.machine()}"
+    with contextlib.suppress(OSError, AttributeError):
+        text += f"; load average {os.getloadavg()[0]:.1f} when the measurement started"
+    return text
+
+
+def describe_grid(rows: list[dict], repeats: int, quick: bool = False) -> str:
+    problems = {(tuple(r["x"]), tuple(r["k"]), json.dumps(_config_dict(_config(r)))): r
+                for r in rows}.values()
+    cases = sorted({r["case"] for r in problems if r.get("case")}, key=list(CASES).index)
+    n_fit = sum(fitted_kind(r) for r in problems)
+    padded_only = sorted({r["alg"] for r in rows if r["label"].endswith(" SAME")})
+    return (
+        f"{len(problems)} float32 problems ({n_fit} stride 1, dilation 1, fitted; "
+        f"{len(problems) - n_fit} strided or dilated, measured only): "
+        + (f"--quick, a check only: the tiny problems of the benchmark cases {', '.join(cases)} "
+           "and SAME, grouped, strided and dilated 3x3 variants of a 2x12x12x8 image" if quick else
+           f"the benchmark cases {', '.join(cases)} (counted double), a spread of N, H = W, C, O "
+           "and k, and SAME, grouped (depthwise, 4 groups), strided and dilated 3x3 variants")
+        + (f"; {', '.join(padded_only)} also on each VALID problem's SAME variant" if padded_only else "")
+        + f"; algorithms round-robin per problem, minimum of {repeats} rounds"
+    )
+
+
+def fit_record(rows: list[dict], names: list[str], repeats: int, machine: str,
+               measured_at: str, old: dict | None, quick: bool = False) -> dict[str, Any]:
+    """The ``fits[backend]`` record of ``cost_model.json`` for these timings."""
+    constants, quality, worst, off = {}, {}, {}, {}
+    for name in names:
+        if len(_fit_rows(rows, name)) < 2:
+            print(f"# {name}: fewer than 2 problems to fit; not fitted", file=sys.stderr)
+            continue
+        consts, ratios = fit(rows, name)
+        constants[name], quality[name] = consts, round(_factor(ratios), 2)
+        worst[name] = float(np.exp(np.max(np.abs(np.log(ratios)))))
+        other = [r for r in rows if r["alg"] == name and not fitted_kind(r)]
+        if other:
+            off[name] = float(np.median([estimate(consts, name, r) / r["t"] for r in other]))
+        print(f"# {name}: {len(ratios)} problems; estimate/measured within a factor "
+              f"{quality[name]:.2f} (median), {worst[name]:.1f} (worst)", file=sys.stderr)
+    note = ("median factor between estimate and measurement, max(est/meas, meas/est), over the "
+            "fitted problems; the worst: " + ", ".join(f"{n} {w:.1f}x" for n, w in worst.items()))
+    if off:
+        note += ("; on the strided and dilated problems (not fitted; the selector keeps "
+                 "direct there) the median estimate / measurement is "
+                 + ", ".join(f"{n} {v:.2g}" for n, v in off.items()))
+    kept = {n: c for n, c in ((old or {}).get("constants") or {}).items() if n not in constants}
+    if kept:
+        note += (f"; {', '.join(kept)}: not measured in this run, constants kept from the fit of "
+                 f"{old.get('measured_at', '?')}")
+    return {
+        "measured_at": measured_at,
+        "machine": machine,
+        "jax": jax.__version__,
+        "grid": describe_grid(rows, repeats, quick),
+        "method": METHOD,
+        "quality": {**{n: q for n, q in (old or {}).get("quality", {}).items() if n in kept}, **quality},
+        "quality_note": note,
+        "constants": {**kept, **constants},
+    }
+
+
+def read_model(path: Path) -> dict[str, Any]:
+    """The cost-model file at ``path`` (checked), or a new one when there is none."""
+    if not path.is_file():
+        return {"schema": cost_model.SCHEMA, "version": cost_model.VERSION,
+                "description": "Seconds per unit of each algorithm's cost terms "
+                "(Algorithm.cost_terms), per backend. Written by benchmarks/fit_cost_model.py.",
+                "fits": {}}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("schema") != cost_model.SCHEMA or data.get("version") != cost_model.VERSION:
+        raise SystemExit(f"fit_cost_model: {path} is not a {cost_model.SCHEMA} version "
+                         f"{cost_model.VERSION} file")
+    return data
+
+
+def write_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, ensure_ascii=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def model_with(backend: str, record: dict[str, Any]):
+    """The selector, in this process, with ``record`` as the fit of ``backend`` (uncalibrated)."""
+    saved = {name: getattr(cost_model, name) for name in ("fits", "calibration")
+             if hasattr(cost_model, name)}
+    new_fits = {**cost_model.fits(), backend: record}
+    cost_model.fits = lambda: new_fits
+    if "calibration" in saved:  # jaxconv.calibrate()'s factors belong to the old constants
+        cost_model.calibration = lambda backend: {}
+    select._model_choice.cache_clear()  # the selector's memo of estimates
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(cost_model, name, value)
+        select._model_choice.cache_clear()
+
+
+def print_choices(rows: list[dict], backend: str, record: dict[str, Any]) -> None:
+    """What the new constants choose on the benchmark cases, against the measured best."""
+    print("\n# choices on the benchmark cases (measured ms; * = auto's pick)")
+    by_problem: dict[tuple, dict[str, float]] = {}
+    for r in rows:
+        if r.get("case"):
+            key = (r["case"], r["label"], tuple(r["x"]), tuple(r["k"]))
+            by_problem.setdefault(key, {})[r["alg"]] = r["t"]
+    with model_with(backend, record):
+        for case, problems in CASES.items():
+            ratios = []
+            for p in problems.problems + problems.tiny:
+                xs, ks, config = canonical(p)
+                meas = by_problem.get((case, p.label, xs, ks))
+                if not meas or "direct" not in meas:
+                    continue
+                pick = select.select(xs, ks, np.float32, config, backend, use_cache=False)
+                t_pick = meas.get(pick.algorithm, math.nan)
+                ratios.append(meas["direct"] / t_pick)
+                cells = " ".join(f"{a}{'*' if a == pick.algorithm else ''} {t * 1e3:.2f}"
+                                 for a, t in sorted(meas.items()))
+                print(f"# {case} {p.label}: {cells}  (auto/best {t_pick / min(meas.values()):.2f})")
+            if ratios:
+                gm = math.exp(np.mean(np.log(ratios)))
+                print(f"# {case}: geometric-mean speed-up of auto over direct {gm:.2f}x, "
+                      f"worst {min(ratios):.2f}x")
 
 
 def _median_interleaved(fns: dict, rounds: int, budget_s: float) -> dict:
@@ -174,38 +409,39 @@ def table_main(cases, rounds: int, budget_s: float, grad: bool) -> None:
     """Print a markdown table: median ms of every algorithm, auto and torch, side by side."""
     try:
         import torch
-
+        import torch.nn.functional as F
     except ImportError:
         torch = None
     names = list(_registry.names())
     mode = "gradient w.r.t. x and kernel" if grad else "forward"
-    print(f"# {mode}, float32, VALID, stride 1; median ms of {rounds} interleaved rounds; "
+    print(f"# {mode}, float32; median ms of {rounds} interleaved rounds; "
           f"{jax.default_backend()} ({jax.devices()[0].device_kind}), jax {jax.__version__}"
           + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ""))
     compile_ms = {}
     for case in cases:
         cols = [*names, "auto", "torch"]
-        print(f"\n{case}:\n")
-        print("| k | " + " | ".join(cols) + " | auto picks | direct/auto | torch/auto |")
+        print(f"\n{case} ({CASES[case].title}):\n")
+        print("| problem | " + " | ".join(cols) + " | auto picks | direct/auto | torch/auto |")
         print("|---" * (len(cols) + 4) + "|")
         speedups, vs_torch = [], []
-        for xs, ks in BENCH_CASES[case]:
+        for p in CASES[case].problems:
+            xs, ks, config = canonical(p)
+            kwargs = p.conv_kwargs()
             rng = np.random.default_rng(0)
             x = jax.numpy.asarray(rng.standard_normal(xs), np.float32)
             k = jax.numpy.asarray(rng.standard_normal(ks), np.float32)
-            pick = jaxconv.select_algorithm(xs, ks).algorithm
+            pick = jaxconv.select_algorithm(xs, ks, **kwargs).algorithm
             fns = {}
             for name in [*names, "auto"]:
                 if name != "auto" and _registry.get(name).unsupported_reason(
-                        xs, ks, np.float32, ConvConfig()) is not None:
+                        xs, ks, np.float32, config) is not None:
                     continue
 
-                def conv(a, b, name=name):
-                    return jaxconv.conv2d(a, b, algorithm=name)
+                def conv(a, b, name=name, kwargs=kwargs):
+                    return jaxconv.conv2d(a, b, algorithm=name, **kwargs)
 
                 if grad:
-                    g = jax.numpy.asarray(rng.standard_normal((1,)), np.float32)
-                    f = jax.jit(jax.grad(lambda a, b, conv=conv, g=g: jax.numpy.sum(conv(a, b)) * g[0],
+                    f = jax.jit(jax.grad(lambda a, b, conv=conv: jax.numpy.sum(conv(a, b)),
                                          argnums=(0, 1)))
                 else:
                     f = jax.jit(conv)
@@ -215,19 +451,25 @@ def table_main(cases, rounds: int, budget_s: float, grad: bool) -> None:
                 jax.block_until_ready(compiled(x, k))
                 fns[name] = lambda c=compiled, x=x, k=k: jax.block_until_ready(c(x, k))
             if torch is not None:
-                xt = torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2).copy())
-                kt = torch.from_numpy(np.asarray(k).transpose(3, 2, 0, 1).copy())
+                (top, bottom), (left, right) = config.padding
+                xt = torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2).copy())  # NCHW
+                kt = torch.from_numpy(np.asarray(k).transpose(3, 2, 0, 1).copy())  # HWIO -> OIHW
+
+                def tconv(a, w, config=config, pad=(left, right, top, bottom)):
+                    return F.conv2d(F.pad(a, pad), w, stride=config.stride,
+                                    dilation=config.dilation, groups=config.groups)
+
                 if grad:
                     xt.requires_grad_(True)
                     kt.requires_grad_(True)
 
-                    def tfn(xt=xt, kt=kt):
+                    def tfn(xt=xt, kt=kt, tconv=tconv):
                         xt.grad = kt.grad = None
-                        torch.nn.functional.conv2d(xt, kt).sum().backward()
+                        tconv(xt, kt).sum().backward()
                 else:
-                    def tfn(xt=xt, kt=kt):
+                    def tfn(xt=xt, kt=kt, tconv=tconv):
                         with torch.no_grad():
-                            torch.nn.functional.conv2d(xt, kt)
+                            tconv(xt, kt)
                 tfn()
                 fns["torch"] = tfn
             t = _median_interleaved(fns, rounds, budget_s)
@@ -235,7 +477,7 @@ def table_main(cases, rounds: int, budget_s: float, grad: bool) -> None:
             speedups.append(t["direct"] / t["auto"])
             if "torch" in t:
                 vs_torch.append(t["torch"] / t["auto"])
-            print(f"| {ks[0]} | " + " | ".join(cells) + f" | {pick} | {speedups[-1]:.2f} | "
+            print(f"| {p.label} | " + " | ".join(cells) + f" | {pick} | {speedups[-1]:.2f} | "
                   + (f"{vs_torch[-1]:.2f} |" if "torch" in t else "- |"), flush=True)
         gm = math.exp(np.mean(np.log(speedups)))
         line = f"\n{case}: geometric-mean direct/auto {gm:.2f}x (worst {min(speedups):.2f}x)"
@@ -249,18 +491,29 @@ def table_main(cases, rounds: int, budget_s: float, grad: bool) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="the cost-model JSON to update (default: the package's "
+                        "jaxconv/conv/cost_model.json)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the new fit record instead of writing it")
+    parser.add_argument("--quick", action="store_true",
+                        help="a toy grid (the cases' tiny problems and a few variants) and 2 "
+                        "rounds: checks the script end to end in about a minute; not a fit to keep")
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 5; 2 with --quick)")
     parser.add_argument("--budget", type=float, default=1.5,
                         help="a problem whose first run takes longer is timed once (seconds)")
-    parser.add_argument("--algorithms", nargs="*", help="default: every registered algorithm")
+    parser.add_argument("--algorithms", nargs="*",
+                        help="default: every registered algorithm with cost terms (others keep "
+                        "their constants)")
     parser.add_argument("--padded", nargs="*", default=["direct"],
-                        help="algorithms also timed on each problem's SAME variant")
-    parser.add_argument("--save", help="write the raw timings to this JSON file")
+                        help="algorithms also timed on each VALID problem's SAME variant")
+    parser.add_argument("--save", help="also write the raw timings to this JSON file")
     parser.add_argument("--load", nargs="+", help="refit from timings saved with --save")
     parser.add_argument("--table", action="store_true",
                         help="instead of fitting, time direct, every algorithm, auto and torch")
     parser.add_argument("--grad", action="store_true", help="with --table: time the gradient")
-    parser.add_argument("--cases", nargs="*", default=["article", "layer"], choices=list(BENCH_CASES))
+    parser.add_argument("--cases", nargs="*", default=["article", "layer"], choices=list(CASES),
+                        help="with --table: the benchmark cases")
     parser.add_argument("--rounds", type=int, default=5, help="with --table: timed rounds")
     args = parser.parse_args(argv)
 
@@ -268,69 +521,45 @@ def main(argv=None) -> int:
         table_main(args.cases, args.rounds, args.budget, args.grad)
         return 0
 
+    backend = cost_model.canonical_backend(jax.default_backend())
+    names = args.algorithms or modelled()
+    unknown = [n for n in names if n not in modelled()]
+    if unknown:
+        parser.error(f"--algorithms: {unknown} are not registered or have no cost terms; "
+                     f"choose from {modelled()}")
     if args.load:
-        rows = []
+        rows, saved = [], {}
         for path in args.load:
-            with open(path) as f:
-                rows += json.load(f)["rows"]
+            with open(path, encoding="utf-8") as f:
+                saved = json.load(f)
+            rows += saved["rows"]
+        repeats = saved.get("repeats", args.repeats or 5)
+        quick = saved.get("quick", False)
+        machine = saved.get("machine", cpu_description())
+        measured_at = saved.get("measured_at", "?")
+        names = [n for n in names if any(r["alg"] == n for r in rows)]
     else:
-        names = args.algorithms or list(_registry.names())
-        rows = measure(names, grid(), args.repeats, args.budget, tuple(args.padded))
+        repeats = args.repeats or (2 if args.quick else 5)
+        quick = args.quick
+        machine = cpu_description()
+        measured_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        rows = measure(names, grid(args.quick, tuple(args.padded)), repeats, args.budget)
         if args.save:
-            with open(args.save, "w") as f:
-                json.dump({"jax": jax.__version__, "backend": jax.default_backend(),
-                           "device_kind": jax.devices()[0].device_kind, "rows": rows}, f, indent=1)
+            write_atomic(Path(args.save), {
+                "jax": jax.__version__, "backend": backend, "machine": machine,
+                "device_kind": jax.devices()[0].device_kind, "measured_at": measured_at,
+                "repeats": repeats, "quick": quick, "rows": rows})
 
-    backend = jax.default_backend()
-    table = {}
-    print(f"# fitted {time.strftime('%Y-%m-%d')} on {backend} "
-          f"({jax.devices()[0].device_kind}), jax {jax.__version__}")
-    for name in dict.fromkeys(r["alg"] for r in rows):
-        if name not in select.TERMS:
-            print(f"# {name}: measured but has no cost terms in select.TERMS; not fitted")
-            continue
-        consts, rel = fit(rows, name)
-        table[name] = consts
-        ratio = np.abs(np.log1p(rel))
-        print(f"# {name}: {len(rel)} problems; estimate/measured within a factor "
-              f"{np.exp(np.median(ratio)):.2f} (median), {np.exp(np.max(ratio)):.1f} (worst)")
-    print(f'    "{backend}": {{')
-    for name, consts in table.items():
-        body = ", ".join(f'"{k}": {v:.3g}' for k, v in consts.items())
-        print(f'        "{name}": {{{body}}},')
-    print("    },")
-
-    # What the new constants would choose on the benchmark cases, against the measured best.
-    old = select.COST_CONSTANTS.get(backend)
-    select.COST_CONSTANTS[backend] = table
-    select._model_choice.cache_clear()
-    try:
-        print("\n# choices on the benchmark cases (measured ms; * = auto's pick)")
-        by_problem = {}
-        for r in rows:
-            if any(map(any, _config(r).padding)):
-                continue
-            by_problem.setdefault((tuple(r["x"]), tuple(r["k"])), {})[r["alg"]] = r["t"]
-        for case, problems in BENCH_CASES.items():
-            ratios = []
-            for xs, ks in problems:
-                meas = by_problem.get((xs, ks))
-                if not meas or "direct" not in meas:
-                    continue
-                pick = select.select(xs, ks, np.float32, ConvConfig(), backend, use_cache=False)
-                t_pick = meas.get(pick.algorithm, math.nan)
-                ratios.append(meas["direct"] / t_pick)
-                cells = " ".join(f"{a}{'*' if a == pick.algorithm else ''} {t * 1e3:.2f}"
-                                 for a, t in sorted(meas.items()))
-                print(f"# {case} k={ks[0]}: {cells}  (auto/best {t_pick / min(meas.values()):.2f})")
-            if ratios:
-                gm = math.exp(np.mean(np.log(ratios)))
-                print(f"# {case}: geometric-mean speed-up of auto over direct {gm:.2f}x, "
-                      f"worst {min(ratios):.2f}x")
-    finally:
-        if old is not None:
-            select.COST_CONSTANTS[backend] = old
-        select._model_choice.cache_clear()
+    model = read_model(args.out if args.out.is_file() else DEFAULT_OUT)
+    record = fit_record(rows, names, repeats, machine, measured_at, model["fits"].get(backend),
+                        quick)
+    if args.dry_run:
+        print(json.dumps({backend: record}, indent=1, ensure_ascii=False))
+    else:
+        model["fits"][backend] = record
+        write_atomic(args.out, model)
+        print(f"wrote the {backend} fit ({', '.join(record['constants'])}) to {args.out}")
+    print_choices(rows, backend, record)
     return 0
 
 
