@@ -171,3 +171,15 @@ def test_cost_terms():
     w = winograd.winograd_cost_terms((8, 64, 64, 32), (3, 3, 32, 16), cfg)
     assert w["tiles"] == 8 * 31 * 31
     assert w["flops"] == 2 * 16 * 8 * 31 * 31 * 32 * 16
+
+
+def test_im2col_working_memory_is_bounded():
+    """The patch matrix is never built whole: the compiled temporaries stay well under the
+    input's size (the whole patch matrix would be kh * kw = 81 times it)."""
+    shape, k = (1, 256, 256, 16), 9
+    x = jax.ShapeDtypeStruct(shape, jnp.float32)
+    kernel = jax.ShapeDtypeStruct((k, k, 16, 16), jnp.float32)
+    compiled = jax.jit(lambda a, b: im2col.conv_im2col(a, b, ConvConfig())).lower(x, kernel).compile()
+    temp = compiled.memory_analysis().temp_size_in_bytes
+    input_bytes = 4 * np.prod(shape)
+    assert temp < input_bytes + 4 * im2col.CPU_CHUNK_BYTES, (temp, input_bytes)
