@@ -1,4 +1,4 @@
-r"""``python benchmarks/bench.py`` (``nox -s bench``): the convolution sweep, its report and plot.
+"""``python benchmarks/bench.py`` (``nox -s bench``): the convolution sweep, its report and plot.
 
 The timed code is the pytest-benchmark suite beside this file (``test_bench_*.py``). This module
 holds what the suite and the report share — the sweep built from the benchmark cases
@@ -20,7 +20,7 @@ and groups). It is a script, not part of the installed package: run it from a cl
 
     python benchmarks/bench.py [--quick | --tiny] [--cases article,cnn] [--out DIR] [PYTEST ARGS]
 
-(``benchmarks/`` is on ``sys.path`` when pytest collects the suite, which ``import bench``\ s it).
+(the suite imports this file as ``bench``: pytest puts ``benchmarks/`` on ``sys.path``).
 Nothing here imports torch, scipy or matplotlib at module level.
 """
 
