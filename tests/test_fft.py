@@ -163,3 +163,44 @@ def test_registered_and_serves_everything():
     algo = _registry.get("fft")
     config = ConvConfig(stride=(3, 2), dilation=(2, 3), groups=2, padding=((4, 0), (1, 1)))
     assert algo.unsupported_reason((1, 5, 5, 2), (2, 2, 1, 2), jnp.float16, config) is None
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(), dict(padding="SAME"), dict(stride=2, dilation=2, padding="SAME"),
+     dict(groups=3, padding=2), dict(padding=1, stride=(1, 3))],
+)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_inputs_stay_in_their_receptive_field(kwargs, bad):
+    """One bad pixel makes exactly the outputs that read it non-finite, as a direct sum does
+    (not a whole transform tile), and the others keep their values."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 40, 44, 3)).astype(np.float32)
+    x[1, 17, 9, 1] = bad
+    k = rng.standard_normal((5, 5, 3 // kwargs.get("groups", 1), 6)).astype(np.float32)
+    y = np.asarray(jaxconv.conv2d(x, k, algorithm="fft", **kwargs))
+    ref = np.asarray(jaxconv.conv2d(x, k, algorithm="direct", precision="highest", **kwargs))
+    np.testing.assert_array_equal(~np.isfinite(y), ~np.isfinite(ref))
+    assert 0 < (~np.isfinite(ref)).sum() < ref.size // 10
+    ok = np.isfinite(ref)
+    assert np.abs(y[ok] - ref[ok]).max() <= 1e-5 * np.abs(ref[ok]).max()
+
+
+def test_finite_inputs_near_the_float_range_stay_finite():
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((1, 40, 40, 3)) * 1e36).astype(np.float32)
+    k = (rng.standard_normal((7, 7, 3, 3)) * 1e-3).astype(np.float32)
+    y = np.asarray(jaxconv.conv2d(x, k, algorithm="fft"))
+    ref = np.asarray(jaxconv.conv2d(x, k, algorithm="direct", precision="highest"))
+    assert np.isfinite(y).all()
+    assert np.abs(y - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("shapes", [((1, 320, 400, 3), (15, 15, 3, 3)),
+                                    ((8, 64, 64, 32), (3, 3, 32, 32))])
+def test_precision_highest_keeps_auto_to_elementwise_errors(shapes):
+    """``precision="highest"``: auto only picks algorithms whose error is relative to each
+    output (never fft or winograd), even where the cost model would."""
+    sel = jaxconv.select_algorithm(*shapes, backend="cpu", precision="highest")
+    assert _registry.get(sel.algorithm).error == "elementwise"
+    assert "relative to each output" in sel.unsupported["fft"]

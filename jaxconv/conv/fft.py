@@ -290,6 +290,14 @@ def conv_fft(x, kernel, config: ConvConfig, *, tiles="auto"):
     kernel = kernel.astype(cdt)
     n, h, w, c = x.shape
     kh, kw = kernel.shape[:2]
+    # A transform mixes every input into every output: one NaN or Inf would poison them all.
+    # Non-finite inputs are zeroed here and their outputs marked NaN afterwards (_nonfinite_mask).
+    finite = jnp.isfinite(x)
+    x = jnp.where(finite, x, jnp.zeros((), cdt))
+    # Scale both operands by powers of two (exact) so that finite inputs near the top of the
+    # float range do not overflow inside the transforms; the scales are constants to autodiff.
+    sx, sk = (lax.stop_gradient(_pow2_scale(a)) for a in (x, kernel))
+    x, kernel = x / sx, kernel / sk
     (pt, pb), (pl, pr) = config.padding
     if any(config.padding[0]) or any(config.padding[1]):
         x = lax.pad(x, jnp.zeros((), cdt), ((0, 0, 0), (pt, pb, 0), (pl, pr, 0), (0, 0, 0)))
@@ -304,7 +312,36 @@ def conv_fft(x, kernel, config: ConvConfig, *, tiles="auto"):
     if sh > 1 or sw > 1:
         ho, wo = config.output_hw((h, w), (kh, kw))
         y = y[:, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw]
+    y = (y * sx) * sk
+    y = jnp.where(_nonfinite_mask(finite, kernel.shape, config), jnp.nan, y)
     return y.astype(out_dtype)
+
+
+def _pow2_scale(a):
+    """The power of two at or above ``max|a|`` (1 for an all-zero or non-finite ``a``)."""
+    m = jnp.max(jnp.abs(a))
+    ok = jnp.isfinite(m) & (m > 0)
+    return jnp.where(ok, jnp.exp2(jnp.ceil(jnp.log2(jnp.where(ok, m, 1)))), 1).astype(a.dtype)
+
+
+def _nonfinite_mask(finite, kernel_shape, config: ConvConfig):
+    """Outputs ``(N, H', W', O)`` whose receptive field holds a non-finite input of their group.
+
+    A separable max over the (dilated, strided) kernel window of the per-group "not finite"
+    indicator: ``kh + kw`` operations per pixel and group, no transform.
+    """
+    n, h, w, c = finite.shape
+    kh, kw, _, o = kernel_shape
+    g = config.groups
+    bad = jnp.any(~finite.reshape(n, h, w, g, c // g), axis=-1).astype(jnp.float32)
+    (pt, pb), (pl, pr) = config.padding
+    (sh, sw), (dh, dw) = config.stride, config.dilation
+    zero = jnp.zeros((), jnp.float32)
+    bad = lax.reduce_window(bad, zero, lax.max, (1, kh, 1, 1), (1, sh, 1, 1), ((0, 0), (pt, pb), (0, 0), (0, 0)),
+                            window_dilation=(1, dh, 1, 1))
+    bad = lax.reduce_window(bad, zero, lax.max, (1, 1, kw, 1), (1, 1, sw, 1), ((0, 0), (0, 0), (pl, pr), (0, 0)),
+                            window_dilation=(1, 1, dw, 1))
+    return jnp.repeat(bad > 0, o // g, axis=-1)
 
 
 def fft_model_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> dict[str, float]:

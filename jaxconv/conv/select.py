@@ -30,6 +30,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jax.typing import DTypeLike
 
 from . import _registry, cache, cost_model, tuning
@@ -144,6 +145,19 @@ def _odd(dtype, config: ConvConfig) -> bool:
     )
 
 
+def _highest(config: ConvConfig) -> bool:
+    p = config.precision
+    return lax.Precision.HIGHEST in (p if isinstance(p, tuple) else (p,))
+
+
+def _precision_reason(alg: _registry.Algorithm, config: ConvConfig) -> str | None:
+    """Why ``auto`` must not pick ``alg`` at this precision, or ``None``."""
+    if alg.error == "global" and _highest(config):
+        return (f"precision='highest' asks for an error relative to each output; {alg.name}'s "
+                "is relative to the largest output (auto never picks it; name it to use it)")
+    return None
+
+
 def _cached_choice(x_shape, kernel_shape, dtype, config, backend):
     """``(winner, measured_ms)`` from the autotune cache when it applies here, else ``None``."""
     try:
@@ -155,7 +169,10 @@ def _cached_choice(x_shape, kernel_shape, dtype, config, backend):
     winner = entry.get("winner")
     if winner not in _registry.names():  # tuned with an algorithm this build does not have
         return None
-    if _registry.get(winner).unsupported_reason(x_shape, kernel_shape, dtype, config) is not None:
+    alg = _registry.get(winner)
+    if alg.unsupported_reason(x_shape, kernel_shape, dtype, config) is not None:
+        return None
+    if _precision_reason(alg, config) is not None:
         return None
     return winner, {str(k): float(v) for k, v in entry["timings_ms"].items()}
 
@@ -170,6 +187,7 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered
     unsupported, applicable = {}, []
     for alg in _registry.algorithms():
         why = alg.unsupported_reason(x_shape, kernel_shape, dtype, config)
+        why = why or _precision_reason(alg, config)
         if why is None:
             applicable.append(alg.name)
         else:
@@ -273,7 +291,9 @@ def choose_algorithm(x_shape, kernel_shape, dtype, config: ConvConfig,
         return cached[0]
     if autotune_enabled() and backend == jax.default_backend() and math.prod(x_shape) > 0:
         try:
-            return tuning.measure(x_shape, kernel_shape, dtype, config, repeats=3).winner
+            names = [a.name for a in _registry.algorithms() if _precision_reason(a, config) is None]
+            return tuning.measure(x_shape, kernel_shape, dtype, config, names=names,
+                                  repeats=3).winner
         except Exception as e:  # measuring must never break a convolution: the model decides
             warnings.warn(f"jaxconv: measuring algorithms on first use failed ({e}); using the "
                           "cost model", cache.AutotuneCacheWarning, stacklevel=2)
