@@ -292,11 +292,16 @@ def conv_fft(x, kernel, config: ConvConfig, *, tiles="auto"):
     kh, kw = kernel.shape[:2]
     # A transform mixes every input into every output: one NaN or Inf would poison them all.
     # Non-finite inputs are zeroed here and their outputs marked NaN afterwards (_nonfinite_mask).
+    # Both operands are scaled by powers of two (exact) so that finite inputs near the top of the
+    # float range do not overflow inside the transforms; the scales are constants to autodiff.
+    # One reduction, max|x|, tells both the scale and whether every input is finite.
+    mx = lax.stop_gradient(jnp.max(jnp.abs(x)))
+    all_finite = jnp.isfinite(mx)
     finite = jnp.isfinite(x)
     x = jnp.where(finite, x, jnp.zeros((), cdt))
-    # Scale both operands by powers of two (exact) so that finite inputs near the top of the
-    # float range do not overflow inside the transforms; the scales are constants to autodiff.
-    sx, sk = (lax.stop_gradient(_pow2_scale(a)) for a in (x, kernel))
+    mx = lax.cond(all_finite, lambda: mx, lambda: lax.stop_gradient(jnp.max(jnp.abs(x))))
+    sx = _pow2_scale(mx)
+    sk = _pow2_scale(lax.stop_gradient(jnp.max(jnp.abs(kernel))))
     x, kernel = x / sx, kernel / sk
     (pt, pb), (pl, pr) = config.padding
     if any(config.padding[0]) or any(config.padding[1]):
@@ -313,15 +318,18 @@ def conv_fft(x, kernel, config: ConvConfig, *, tiles="auto"):
         ho, wo = config.output_hw((h, w), (kh, kw))
         y = y[:, : (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw]
     y = (y * sx) * sk
-    y = jnp.where(_nonfinite_mask(finite, kernel.shape, config), jnp.nan, y)
+    # lax.cond: the mask's window reductions run only when there is something to mark.
+    y = lax.cond(
+        all_finite, lambda y: y,
+        lambda y: jnp.where(_nonfinite_mask(finite, kernel.shape, config), jnp.nan, y), y,
+    )
     return y.astype(out_dtype)
 
 
-def _pow2_scale(a):
-    """The power of two at or above ``max|a|`` (1 for an all-zero or non-finite ``a``)."""
-    m = jnp.max(jnp.abs(a))
+def _pow2_scale(m):
+    """The power of two at or above ``m >= 0`` (1 for zero or non-finite ``m``)."""
     ok = jnp.isfinite(m) & (m > 0)
-    return jnp.where(ok, jnp.exp2(jnp.ceil(jnp.log2(jnp.where(ok, m, 1)))), 1).astype(a.dtype)
+    return jnp.where(ok, jnp.exp2(jnp.ceil(jnp.log2(jnp.where(ok, m, 1)))), 1).astype(m.dtype)
 
 
 def _nonfinite_mask(finite, kernel_shape, config: ConvConfig):
