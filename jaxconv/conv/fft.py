@@ -294,13 +294,10 @@ def conv_fft(x, kernel, config: ConvConfig, *, tiles="auto"):
     # Non-finite inputs are zeroed here and their outputs marked NaN afterwards (_nonfinite_mask).
     # Both operands are scaled by powers of two (exact) so that finite inputs near the top of the
     # float range do not overflow inside the transforms; the scales are constants to autodiff.
-    # One reduction, max|x|, tells both the scale and whether every input is finite.
-    mx = lax.stop_gradient(jnp.max(jnp.abs(x)))
-    all_finite = jnp.isfinite(mx)
     finite = jnp.isfinite(x)
+    all_finite = jnp.all(finite)
     x = jnp.where(finite, x, jnp.zeros((), cdt))
-    mx = lax.cond(all_finite, lambda: mx, lambda: lax.stop_gradient(jnp.max(jnp.abs(x))))
-    sx = _pow2_scale(mx)
+    sx = _pow2_scale(lax.stop_gradient(jnp.max(jnp.abs(x))))
     sk = _pow2_scale(lax.stop_gradient(jnp.max(jnp.abs(kernel))))
     x, kernel = x / sx, kernel / sk
     (pt, pb), (pl, pr) = config.padding
