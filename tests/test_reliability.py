@@ -1,0 +1,190 @@
+"""Reliability: atomic writes, hostile inputs (checkpoints, IDX files, images, specs), CLI errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import pathlib
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from jaxconv import _io
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------------------ atomic writes
+
+
+def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    _io.atomic_write(target, "new")
+    assert target.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_atomic_write_failure_keeps_the_old_file(tmp_path):
+    target = tmp_path / "a.bin"
+    target.write_bytes(b"precious")
+
+    def writer(f):
+        f.write(b"half")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        _io.atomic_write(target, writer)
+    assert target.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+
+
+def test_atomic_write_cleans_stale_temporaries_of_dead_processes(tmp_path):
+    target = tmp_path / "m.json"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    pid = int(dead.stdout)
+    stale = tmp_path / f".m.json.{pid}.{'a' * 32}.part"
+    stale.write_text("{")
+    other = tmp_path / f".other.json.{pid}.{'b' * 32}.part"  # another target's: not ours to clean
+    other.write_text("{")
+    _io.atomic_write(target, "{}")
+    assert not stale.exists() and other.exists()
+
+
+def test_check_output_rejects_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match=r"cat\.bmp.*unsupported image format"):
+        _io.check_output(tmp_path / "cat.bmp", "show", image=True)
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        _io.check_output(tmp_path, "show")
+    ro = tmp_path / "ro.png"
+    ro.write_bytes(b"x")
+    ro.chmod(0o444)
+    with pytest.raises(PermissionError, match=r"ro\.png.*read-only"):
+        _io.check_output(ro, "show", image=True)
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        _io.check_output(tmp_path / "nope" / "x.png", "show")
+    assert _io.check_output(tmp_path / "new" / "x.png", "f", make_parents=True).parent.is_dir()
+
+
+def test_available_memory_is_a_positive_int_or_none():
+    m = _io.available_memory()
+    assert m is None or (isinstance(m, int) and m > 0)
+
+
+# ------------------------------------------------------------------------------ models
+
+
+@pytest.mark.parametrize("variant", ["modern", "classic"])
+def test_lenet_on_an_empty_batch_gives_empty_outputs(variant):
+    import jax.numpy as jnp
+
+    from jaxconv.models import LeNet5
+
+    model = LeNet5(4, variant=variant, rngs=0)  # algorithm "auto": selection never sees N=0
+    assert model(jnp.zeros((0, 32, 32, 1))).shape == (0, 4)
+    feats = model.features(jnp.zeros((0, 32, 32, 1)))
+    full = model.features(jnp.zeros((1, 32, 32, 1)))
+    assert list(feats) == list(full)
+    assert all(feats[k].shape == (0, *full[k].shape[1:]) for k in full)
+
+
+def test_param_shapes_match_the_models():
+    import jax
+    from flax import nnx
+
+    from jaxconv.models import LeNet5
+    from jaxconv.models.lenet import param_shapes
+
+    for model in (LeNet5(7, rngs=0), LeNet5.classic(3, rngs=0)):
+        got = jax.tree.map(lambda a: tuple(a.shape), nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+        assert got == param_shapes(model.variant, model.num_classes)
+
+
+def _checkpoint_payload(tmp_path):
+    """A valid payload (as a dict) and a writer for crafted variants of it."""
+    from flax import serialization
+
+    from jaxconv.models import LeNet5, save_checkpoint
+
+    good = save_checkpoint(tmp_path / "good.msgpack", LeNet5(rngs=0), extra={"epoch": 1})
+    payload = serialization.msgpack_restore(good.read_bytes())
+
+    def write(name, p):
+        path = tmp_path / name
+        path.write_bytes(serialization.msgpack_serialize(p))
+        return path
+
+    return payload, write
+
+
+def test_crafted_checkpoint_is_rejected_before_building_a_model(tmp_path, monkeypatch):
+    import jaxconv.models.checkpoint as ck
+    from jaxconv.models import CheckpointError, load_checkpoint
+
+    payload, write = _checkpoint_payload(tmp_path)
+    huge = write("huge.msgpack", {**payload, "num_classes": 10**7})
+
+    def no_model(*a, **k):
+        raise AssertionError("a model was built before the shapes were checked")
+
+    monkeypatch.setattr(ck, "LeNet5", no_model)
+    with pytest.raises(CheckpointError, match=r"huge\.msgpack"):
+        load_checkpoint(huge)
+    fc3 = {**payload["params"]["fc3"], "kernel": np.zeros((84, 10**4), np.float32)[:, :3]}
+    bad_shape = write("shape.msgpack", {**payload, "params": {**payload["params"], "fc3": fc3}})
+    with pytest.raises(CheckpointError, match=r"shape\.msgpack: the stored parameters do not fit"):
+        load_checkpoint(bad_shape)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"variant": None}, "no 'variant' entry"),
+        ({"params": None}, "no 'params' entry"),
+        ({"variant": 3}, "variant must be one of"),
+        ({"num_classes": "10"}, "num_classes must be an int"),
+        ({"num_classes": True}, "num_classes must be an int"),
+        ({"params": [1, 2]}, "params must be a dict of arrays"),
+        ({"params": {"conv1": "x"}}, "params/conv1 must be a numeric array"),
+        ({"extra": "{not json"}, "extra must be a JSON object"),
+        ({"extra": "[1, 2]"}, "extra must be a JSON object"),
+        ({"extra": 5}, "extra must be a JSON object"),
+        ({"opt_state": [1]}, "opt_state must map"),
+    ],
+)
+def test_checkpoint_schema_errors_name_the_file(tmp_path, change, message):
+    from jaxconv.models import CheckpointError, check_checkpoint, load_checkpoint
+
+    payload, write = _checkpoint_payload(tmp_path)
+    p = {k: v for k, v in {**payload, **change}.items() if v is not None}
+    path = write("crafted.msgpack", p)
+    for fn in (load_checkpoint, check_checkpoint):
+        with pytest.raises(CheckpointError, match=r"crafted\.msgpack") as info:
+            fn(path)
+        assert message in str(info.value)
+
+
+def test_missing_checkpoint_is_a_checkpoint_error(tmp_path):
+    from jaxconv.models import CheckpointError, load_checkpoint
+
+    with pytest.raises(CheckpointError, match=r"cannot read '.*missing\.msgpack'"):
+        load_checkpoint(tmp_path / "missing.msgpack")
+
+
+def test_save_checkpoint_failure_keeps_the_old_one_and_leaves_no_part(tmp_path):
+    from jaxconv.models import LeNet5, load_checkpoint, save_checkpoint
+
+    path = save_checkpoint(tmp_path / "c.msgpack", LeNet5(rngs=0), extra={"epoch": 1})
+    before = path.read_bytes()
+    with pytest.raises(TypeError, match="JSON-serializable"):
+        save_checkpoint(path, LeNet5(rngs=1), extra={"bad": object()})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.msgpack"]
+    assert load_checkpoint(path)[1]["extra"] == {"epoch": 1}
