@@ -188,3 +188,46 @@ def test_save_checkpoint_failure_keeps_the_old_one_and_leaves_no_part(tmp_path):
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.msgpack"]
     assert load_checkpoint(path)[1]["extra"] == {"epoch": 1}
+
+
+# ------------------------------------------------------------------------------ IDX files
+
+
+def _idx_header(shape, kind=0x08):
+    return bytes([0, 0, kind, len(shape)]) + b"".join(struct.pack(">I", d) for d in shape)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_huge_header_is_a_clear_error(tmp_path, gz):
+    from jaxconv.data import IDXError, read_idx
+
+    data = _idx_header((2**31, 2**31, 4)) + b"\0" * 16
+    path = tmp_path / "huge-idx3-ubyte"
+    path.write_bytes(gzip.compress(data) if gz else data)
+    with pytest.raises(IDXError, match=rf"huge-idx3-ubyte: truncated: .*needs {2**64} data bytes"):
+        read_idx(path)
+
+
+def test_idx_gzip_bomb_stops_at_the_declared_size(tmp_path, monkeypatch):
+    import gzip as gzip_module
+
+    from jaxconv.data import IDXError, read_idx
+
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    with gzip_module.open(path, "wb", compresslevel=9) as f:
+        f.write(_idx_header((2, 3, 4)))
+        zeros = b"\0" * (1 << 20)
+        for _ in range(64):  # 64 MB of zeros, 64 kB compressed
+            f.write(zeros)
+    read = []
+    real_read = gzip_module.GzipFile.read
+
+    def counting_read(self, size=-1):
+        out = real_read(self, size)
+        read.append(len(out))
+        return out
+
+    monkeypatch.setattr(gzip_module.GzipFile, "read", counting_read)
+    with pytest.raises(IDXError, match=r"bomb-idx3-ubyte\.gz: over \d+ trailing bytes.*disagree"):
+        read_idx(path)
+    assert sum(read) <= 2 << 20  # the declared 24 bytes and at most one chunk more, not 64 MB
