@@ -231,3 +231,49 @@ def test_idx_gzip_bomb_stops_at_the_declared_size(tmp_path, monkeypatch):
     with pytest.raises(IDXError, match=r"bomb-idx3-ubyte\.gz: over \d+ trailing bytes.*disagree"):
         read_idx(path)
     assert sum(read) <= 2 << 20  # the declared 24 bytes and at most one chunk more, not 64 MB
+
+
+# ------------------------------------------------------------------------------ images
+
+
+def _peak_bytes(fn):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_load_image_converts_straight_to_float32(tmp_path, rng, mode):
+    from PIL import Image
+
+    from jaxconv.data import load_image
+
+    path = tmp_path / "big.png"
+    Image.fromarray(rng.integers(0, 256, (1000, 800, 3), dtype=np.uint8)).save(path)
+    out = load_image(path, mode=mode)
+    assert out.dtype == np.float32
+    peak = _peak_bytes(lambda: load_image(path, mode=mode))
+    rgb32 = 1000 * 800 * 3 * 4
+    assert peak < 1.6 * rgb32, peak  # no float64 copy (that alone is 2x)
+    ref = np.asarray(Image.open(path).convert("RGB"), np.float64) / 255
+    if mode == "L":
+        ref = (ref @ np.array([0.299, 0.587, 0.114]))[..., None]
+    np.testing.assert_allclose(out, ref, atol=1e-6)
+
+
+def test_load_image_max_side_only_shrinks(tmp_path):
+    from PIL import Image
+
+    from jaxconv.data import load_image
+
+    path = tmp_path / "a.png"
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(path)
+    assert load_image(path, max_side=30).shape == (20, 30, 3)
+    assert load_image(path, max_side=100).shape == (40, 60, 3)
+    with pytest.raises(ValueError, match="max_side must be None or an int >= 1, got 0"):
+        load_image(path, max_side=0)
