@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "atomic_write", "available_memory", "check_output", "clean_stale",
+__all__ = ["NotEnoughMemoryError", "atomic_open", "atomic_write", "available_memory", "check_output", "clean_stale",
            "figure_format", "save_figure"]
 
 _TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{32}\.part$")
@@ -172,6 +172,10 @@ def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format=fmt, **kwargs)
     return path
+
+
+class NotEnoughMemoryError(MemoryError):
+    """A computation would not fit in the available memory; raised before allocating it."""
 
 
 def available_memory() -> int | None:

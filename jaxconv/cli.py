@@ -5,7 +5,8 @@ only when run, so ``jaxconv info`` stays fast and a missing optional dependency 
 command that needs it.
 
 Errors: a command that fails on the library's errors (``ValueError`` and its subclasses such as
-``CheckpointError``, ``IDXError``, ``ImageLoadError``, ``SpecError``; ``TypeError``; ``OSError``)
+``CheckpointError``, ``IDXError``, ``ImageLoadError``, ``SpecError``; ``TypeError``; ``OSError``;
+``MemoryError``)
 prints one line, ``jaxconv COMMAND: message`` naming the input, and exits with status 1; a bad
 argument (:class:`UsageError`) exits with 2. ``jaxconv --debug COMMAND ...`` (or
 ``JAXCONV_DEBUG=1``) shows the traceback instead.
@@ -33,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 DEBUG_ENV = "JAXCONV_DEBUG"
 _debug = False
 # The library's errors: reported in one line. Anything else is a bug and keeps its traceback.
-ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, ImportError)
+ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, ImportError, MemoryError)
 
 
 class UsageError(ValueError):

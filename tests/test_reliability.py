@@ -277,3 +277,127 @@ def test_load_image_max_side_only_shrinks(tmp_path):
     assert load_image(path, max_side=100).shape == (40, 60, 3)
     with pytest.raises(ValueError, match="max_side must be None or an int >= 1, got 0"):
         load_image(path, max_side=0)
+
+
+# ------------------------------------------------------------------------------ jaxconv show
+
+
+def _image(path, shape=(20, 30, 3)):
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)).save(path)
+    return path
+
+
+def _run_cli(argv, capsys):
+    from jaxconv import cli
+
+    rc = cli.main(argv)
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def _one_line(err, *needles):
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for n in needles:
+        assert n in err, err
+
+
+def test_show_unsupported_out_format_keeps_the_input(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    import jaxconv.data
+
+    src = tmp_path / "cat.bmp"
+    Image.fromarray(np.full((20, 30, 3), 7, np.uint8)).save(src)
+    before = src.read_bytes()
+    calls = []
+    real = jaxconv.data.load_image
+    monkeypatch.setattr(jaxconv.data, "load_image", lambda *a, **k: calls.append(a) or real(*a, **k))
+    rc, _, err = _run_cli(["show", str(src), "--layers", "relu", "--out", str(src)], capsys)
+    assert rc == 2
+    _one_line(err, "jaxconv show: ", "cat.bmp", "unsupported image format")
+    assert src.read_bytes() == before
+    assert not calls  # rejected before any work
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.bmp"]
+
+
+def test_show_failed_write_keeps_the_existing_out(tmp_path, capsys, monkeypatch):
+    from matplotlib.figure import Figure
+
+    src = _image(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    out.write_bytes(b"previous figure")
+
+    def broken(self, *a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", broken)
+    rc, _, err = _run_cli(["show", str(src), "--layers", "relu", "--out", str(out)], capsys)
+    assert rc == 1
+    _one_line(err, "cannot write", "out.png", "No space left on device")
+    assert out.read_bytes() == b"previous figure"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.png"]
+
+
+@pytest.mark.parametrize("kind", ["folder", "read-only"])
+def test_show_unwritable_out_is_one_line(tmp_path, capsys, kind):
+    src = _image(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    if kind == "folder":
+        out.mkdir()
+    else:
+        out.write_bytes(b"keep")
+        out.chmod(0o444)
+    rc, _, err = _run_cli(["show", str(src), "--layers", "relu", "--out", str(out)], capsys)
+    assert rc == 1
+    _one_line(err, "out.png", "folder" if kind == "folder" else "read-only")
+    if kind == "read-only":
+        assert out.read_bytes() == b"keep"
+
+
+def test_show_too_many_filters_is_a_spec_error(tmp_path, capsys):
+    src = _image(tmp_path / "in.png")
+    rc, _, err = _run_cli(["show", str(src), "--layers", "conv3x3:100000", "--out",
+                           str(tmp_path / "o.png")], capsys)
+    assert rc == 2
+    _one_line(err, "conv3x3:100000", "filters must be <= 4096, got 100000")
+
+
+def test_show_checks_memory_before_allocating(tmp_path, capsys, monkeypatch):
+    from jaxconv import _io, layers
+
+    src = _image(tmp_path / "in.png")
+    monkeypatch.setattr(_io, "available_memory", lambda: 10 * 2**20)  # 10 MiB
+    applied = []
+    real_build = layers.build
+
+    def spy_build(spec, **kw):
+        init, apply = real_build(spec, **kw)
+        return init, lambda *a: applied.append(1) or apply(*a)
+
+    monkeypatch.setattr(layers, "build", spy_build)
+    rc, _, err = _run_cli(["show", str(src), "--layers", "conv3x3:4000", "--out",
+                           str(tmp_path / "o.png")], capsys)
+    assert rc == 1 and not applied
+    _one_line(err, "needs about", "GiB", "available", "fewer filters or a smaller --size")
+    assert layers.memory_estimate("conv3x3:2,maxpool2", (20, 30, 3)) == 4 * (
+        20 * 30 * 3 + 18 * 28 * 2 + 9 * 14 * 2)
+
+
+def test_show_decodes_the_image_once(tmp_path, capsys, monkeypatch):
+    import jaxconv.data
+
+    src = _image(tmp_path / "in.png", (60, 90, 3))
+    calls = []
+    real = jaxconv.data.load_image
+
+    def spy(*a, **k):
+        calls.append((a, k))
+        return real(*a, **k)
+
+    monkeypatch.setattr(jaxconv.data, "load_image", spy)
+    rc, out, _ = _run_cli(["show", str(src), "--layers", "relu", "--size", "30", "--out",
+                           str(tmp_path / "o.png")], capsys)
+    assert rc == 0 and len(calls) == 1
+    assert "20×30×3" in out
