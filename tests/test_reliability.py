@@ -6,11 +6,9 @@ import gzip
 import json
 import os
 import pathlib
-import signal
 import struct
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -456,3 +454,111 @@ def test_figures_writes_manifest_and_gallery_atomically(tmp_path, monkeypatch):
     figures.make_figures(tmp_path, small=True, only="pooling", progress=False)
     assert written == ["manifest.json", "index.html"]
     assert json.loads((tmp_path / "manifest.json").read_text())["figures"][0]["file"] == "pooling.png"
+
+
+# ------------------------------------------------------------------------------ jaxconv train
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--epochs", "0"], ["--epochs must be a positive int, got 0"]),
+        (["--batch-size", "-3"], ["--batch-size must be a positive int, got -3"]),
+        (["--lr", "nan"], ["--lr must be > 0, got nan"]),
+        (["--algorithm", "bogus"], ["--algorithm must be 'auto' or one of", "'bogus'"]),
+        (["--resume"], ["--resume needs --out DIR"]),
+    ],
+)
+def test_train_usage_errors_are_one_line_exit_2(capsys, monkeypatch, args, needles):
+    import jaxconv.models.train as train_module
+
+    monkeypatch.setattr(train_module, "_load_data", lambda *a: pytest.fail("data was loaded"))
+    rc, _, err = _run_cli(["train", "--no-progress", *args], capsys)
+    assert rc == 2
+    _one_line(err, "jaxconv train: ", *needles)
+
+
+def test_train_resume_from_a_corrupt_checkpoint_is_one_line(tmp_path, capsys, monkeypatch):
+    import jaxconv.models.train as train_module
+
+    monkeypatch.setattr(train_module, "_load_data", lambda *a: pytest.fail("data was loaded"))
+    (tmp_path / "checkpoint.msgpack").write_bytes(b"\x93garbage")
+    rc, _, err = _run_cli(["train", "--no-progress", "--out", str(tmp_path), "--resume"], capsys)
+    assert rc == 1
+    _one_line(err, "jaxconv train: ", "checkpoint.msgpack")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.msgpack"]
+
+
+def test_train_resume_checks_the_training_state(tmp_path, capsys, monkeypatch):
+    import jaxconv.models.train as train_module
+    from jaxconv.models import LeNet5, save_checkpoint
+
+    monkeypatch.setattr(train_module, "_load_data", lambda *a: pytest.fail("data was loaded"))
+    save_checkpoint(tmp_path / "checkpoint.msgpack", LeNet5(rngs=0), extra={"epoch": "three"})
+    rc, _, err = _run_cli(["train", "--no-progress", "--out", str(tmp_path), "--resume"], capsys)
+    assert rc == 1
+    _one_line(err, "checkpoint.msgpack", "'epoch' must be an int")
+
+
+def test_train_bad_idx_files_are_one_line(tmp_path, capsys):
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (tmp_path / name).write_bytes(_idx_header((2**31, 2**31)))
+    rc, _, err = _run_cli(["train", "--data", "mnist", "--mnist-dir", str(tmp_path),
+                           "--no-progress"], capsys)
+    assert rc == 1
+    _one_line(err, "jaxconv train: ", "train-images-idx3-ubyte", "truncated")
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
+    from jaxconv import cli
+    from jaxconv.models import CheckpointError
+
+    (tmp_path / "checkpoint.msgpack").write_bytes(b"\x93garbage")
+    argv = ["train", "--no-progress", "--out", str(tmp_path), "--resume"]
+    with pytest.raises(CheckpointError):
+        cli.main(["--debug", *argv])
+    assert not cli.debug()  # --debug does not outlive the call
+    monkeypatch.setenv("JAXCONV_DEBUG", "1")
+    with pytest.raises(CheckpointError):
+        cli.main(argv)
+
+
+def test_debug_through_python_m(tmp_path):
+    (tmp_path / "checkpoint.msgpack").write_bytes(b"\x93garbage")
+    argv = ["train", "--no-progress", "--out", str(tmp_path), "--resume"]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("JAXCONV_DEBUG", None)
+    plain = subprocess.run([sys.executable, "-m", "jaxconv", *argv], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    assert plain.stderr.strip().splitlines()[-1].startswith("jaxconv train: ")
+    loud = subprocess.run([sys.executable, "-m", "jaxconv", "--debug", *argv], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert loud.returncode == 1 and "Traceback" in loud.stderr and "CheckpointError" in loud.stderr
+
+
+def test_train_kill_while_writing_metrics_keeps_the_previous_file(tmp_path, monkeypatch):
+    if not pathlib.Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc/self/fd")
+    from jaxconv.models.train import train
+
+    rng = np.random.default_rng(0)
+    data = (rng.normal(size=(64, 32, 32, 1)).astype(np.float32), np.arange(64) % 10,
+            rng.normal(size=(16, 32, 32, 1)).astype(np.float32), np.arange(16) % 10)
+    (tmp_path / "metrics.json").write_text('{"previous": true}\n')
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if "metrics.json" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise KeyboardInterrupt  # killed after the data, before the rename
+        return real_fsync(fd)
+
+    monkeypatch.setattr(_io.os, "fsync", fsync)
+    with pytest.raises(KeyboardInterrupt):
+        train(data=data, epochs=1, batch_size=32, out=tmp_path, progress=False, devices=1,
+              augment=False)
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"previous": True}
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint.msgpack", "confusion_matrix.png", "metrics.json", "training_curves.png"]
