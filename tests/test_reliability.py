@@ -562,3 +562,14 @@ def test_train_kill_while_writing_metrics_keeps_the_previous_file(tmp_path, monk
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "checkpoint.msgpack", "confusion_matrix.png", "metrics.json", "training_curves.png"]
+
+
+def test_save_checkpoint_removes_part_files_of_killed_writers(tmp_path):
+    from jaxconv.models import LeNet5, save_checkpoint
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    stale = tmp_path / f".checkpoint.msgpack.{int(dead.stdout)}.{'c' * 32}.part"
+    stale.write_bytes(b"half a checkpoint")
+    save_checkpoint(tmp_path / "checkpoint.msgpack", LeNet5(rngs=0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.msgpack"]

@@ -18,7 +18,6 @@ import math
 import os
 import sys
 import urllib.request
-import uuid
 import zlib
 from pathlib import Path
 from typing import NamedTuple
@@ -277,23 +276,22 @@ def _sha256(path: Path) -> str:
 
 def _download(url: str, dest: Path, sha256: str | None, timeout: float) -> None:
     """Fetch ``url`` into ``dest`` atomically: a temp file in the same folder, checked, renamed."""
+    from jaxconv._io import atomic_open
+
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
     try:
-        h = hashlib.sha256()
-        with open(tmp, "xb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
+        with atomic_open(dest, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
+            h = hashlib.sha256()
             for chunk in iter(lambda: r.read(1 << 20), b""):
                 h.update(chunk)
                 f.write(chunk)
-        if sha256 is not None and h.hexdigest() != sha256:
-            raise OSError(
-                f"mnist: SHA-256 mismatch for {url}: expected {sha256}, got {h.hexdigest()}; "
-                "the download was discarded"
-            )
-        os.replace(tmp, dest)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and not str(e).startswith("mnist:"):
+            if sha256 is not None and h.hexdigest() != sha256:  # raised inside: nothing renamed
+                raise OSError(
+                    f"mnist: SHA-256 mismatch for {url}: expected {sha256}, got {h.hexdigest()}; "
+                    "the download was discarded"
+                )
+    except OSError as e:
+        if not str(e).startswith("mnist:"):
             raise OSError(
                 f"mnist: could not download {url} ({e}); nothing was written. Pass "
                 "mnist(path=FOLDER) with the four IDX files to work offline"
