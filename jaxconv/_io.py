@@ -141,6 +141,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", *,
         with open(tmp, xmode, **kwargs) as f:
             yield f
             f.flush()
+            with contextlib.suppress(OSError):  # a replaced file keeps its permissions
+                os.chmod(f.fileno(), stat.S_IMODE(os.stat(path).st_mode))
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -573,3 +573,11 @@ def test_save_checkpoint_removes_part_files_of_killed_writers(tmp_path):
     stale.write_bytes(b"half a checkpoint")
     save_checkpoint(tmp_path / "checkpoint.msgpack", LeNet5(rngs=0))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.msgpack"]
+
+
+def test_atomic_write_keeps_the_permissions_of_the_replaced_file(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    target.chmod(0o600)
+    _io.atomic_write(target, "new")
+    assert target.read_text() == "new" and (target.stat().st_mode & 0o777) == 0o600
