@@ -428,7 +428,10 @@ def read_bench(path: str | os.PathLike) -> dict:
     Raises ``ValueError`` naming the file when it is unreadable, not JSON, not a pytest-benchmark
     record of the suite, or holds no convolution timings; ``OSError`` when it cannot be read.
     """
-    from jaxconv.bench import plot_data
+    try:  # where it lives now; older trees had it in jaxconv.bench
+        from jaxconv.viz.benchmark import plot_data
+    except ImportError:
+        from jaxconv.bench import plot_data
 
     name = os.fspath(path)
     try:
