@@ -47,7 +47,7 @@ def _alive(pid: int) -> bool:
 def clean_stale(path: str | os.PathLike) -> list[Path]:
     """Remove our temporaries for ``path`` whose writing process is gone; return them."""
     path = Path(path)
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(path.parent.iterdir()) if path.parent.is_dir() else []
     except OSError:
@@ -135,10 +135,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", *,
         raise IsADirectoryError(f"cannot write {os.fspath(path)!r}: it is a folder")
     clean_stale(path)
     tmp = _tmp_name(path)
-    xmode = "xb" if mode == "wb" else "x"
-    kwargs = {} if mode == "wb" else {"encoding": encoding or "utf-8"}
     try:
-        with open(tmp, xmode, **kwargs) as f:
+        f: IO[Any]
+        with (open(tmp, "xb") if mode == "wb" else open(tmp, "x", encoding=encoding or "utf-8")) as f:
             yield f
             f.flush()
             with contextlib.suppress(OSError):  # a replaced file keeps its permissions

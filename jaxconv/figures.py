@@ -428,10 +428,12 @@ def read_bench(path: str | os.PathLike) -> dict:
     Raises ``ValueError`` naming the file when it is unreadable, not JSON, not a pytest-benchmark
     record of the suite, or holds no convolution timings; ``OSError`` when it cannot be read.
     """
+    import importlib
+
     try:  # where it lives now; older trees had it in jaxconv.bench
-        from jaxconv.viz.benchmark import plot_data
-    except ImportError:
-        from jaxconv.bench import plot_data
+        plot_data = importlib.import_module("jaxconv.viz.benchmark").plot_data
+    except (ImportError, AttributeError):
+        plot_data = importlib.import_module("jaxconv.bench").plot_data
 
     name = os.fspath(path)
     try:
@@ -673,8 +675,8 @@ def _figures_main(args: argparse.Namespace) -> int:
     skipped = [e for e in manifest["figures"] if not e["file"]]
     print(f"wrote {len(made)} figures to {args.out}/ in {time.perf_counter() - t0:.1f} s; "
           f"gallery: {Path(args.out) / 'index.html'}")
-    for e in skipped:
-        print(f"  skipped {e['name']}: {e['skipped']}")
+    for entry in skipped:
+        print(f"  skipped {entry['name']}: {entry['skipped']}")
     return 0
 
 

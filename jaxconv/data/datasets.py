@@ -47,7 +47,7 @@ MNIST_SHA256 = {
 }
 
 # IDX type byte -> big-endian NumPy dtype.
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -378,7 +378,7 @@ def mnist(
             raise FileNotFoundError(f"mnist: path {folder} is not a folder")
     else:
         folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "mnist"
-        sums = dict(MNIST_SHA256) if checksums is None else dict(checksums)
+        sums: dict[str, str | None] = dict(MNIST_SHA256) if checksums is None else dict(checksums)
         if download:
             _fetch(folder, url or os.environ.get("JAXCONV_MNIST_URL") or MNIST_URL, sums, timeout)
     x_train, y_train = _mnist_split(folder, MNIST_FILES["train_images"], MNIST_FILES["train_labels"])

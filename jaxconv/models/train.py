@@ -293,7 +293,7 @@ def train(
     opt_state = _ADAM.init(params)
     start_epoch, history, prior_seconds = 0, [], 0.0
     main_process = jax.process_index() == 0
-    if resume_extra is not None:
+    if resume_extra is not None and ckpt is not None:
         restored, info = load_checkpoint(ckpt, variant=variant, algorithm=algorithm,
                                          opt_state=opt_state)
         if restored.num_classes != num_classes:
