@@ -83,6 +83,8 @@ class Context:
     cat: np.ndarray
     checkpoint: Path | None = None
     bench: Path | None = None
+    bench_data: dict | None = None  # plot_data(...) of the bench JSON, checked up front
+    trained: Any = None  # the model of --checkpoint, loaded (and so checked) up front
     epochs: int = 5
     _lenet: Any = None  # cached (random, trained, note)
     _stack_seed: int | None = None
@@ -105,7 +107,11 @@ def slug(spec: str) -> str:
 
 def _save(fig, ctx: Context, file: str, **kwargs) -> str:
     # No "Software"/date metadata: the same seed gives the same bytes (for a given matplotlib).
-    fig.savefig(ctx.out / file, dpi=kwargs.pop("dpi", ctx.dpi), metadata={"Software": None}, **kwargs)
+    # Atomic (a temporary renamed into place): a kill never leaves a truncated PNG behind.
+    from jaxconv._io import save_figure
+
+    save_figure(fig, ctx.out / file, dpi=kwargs.pop("dpi", ctx.dpi), metadata={"Software": None},
+                **kwargs)
     return file
 
 
@@ -297,7 +303,7 @@ def _lenets(ctx: Context):
     if ctx.checkpoint is not None:
         from jaxconv.models import load_checkpoint
 
-        trained, _ = load_checkpoint(ctx.checkpoint)
+        trained = ctx.trained if ctx.trained is not None else load_checkpoint(ctx.checkpoint)[0]
         note = f"checkpoint {ctx.checkpoint}"
     else:
         try:
@@ -411,14 +417,51 @@ def _make_bench(ctx: Context, spec: FigureSpec) -> dict:
 
     if ctx.bench is None:
         raise Skip("no --bench JSON given and no bench-results/benchmark.json here (run `nox -s bench` first)")
-    from jaxconv.bench import plot_data
-
-    try:
-        data = json.loads(Path(ctx.bench).read_text())
-    except (OSError, ValueError) as e:
-        raise Skip(f"cannot read the bench JSON {str(ctx.bench)!r} ({e})") from None
-    fig = viz.plot_conv_vs_kernel(plot_data(data))
+    data = ctx.bench_data if ctx.bench_data is not None else read_bench(ctx.bench)
+    fig = viz.plot_conv_vs_kernel(data)
     return {"file": _save(fig, ctx, "benchmark.png"), "source": str(ctx.bench)}
+
+
+def read_bench(path: str | os.PathLike) -> dict:
+    """The plot data (``jaxconv.bench.plot_data``) of a benchmark JSON, checked.
+
+    Raises ``ValueError`` naming the file when it is unreadable, not JSON, not a pytest-benchmark
+    record of the suite, or holds no convolution timings; ``OSError`` when it cannot be read.
+    """
+    import importlib
+
+    try:  # where it lives now; older trees had it in jaxconv.bench
+        plot_data = importlib.import_module("jaxconv.viz.benchmark").plot_data
+    except (ImportError, AttributeError):
+        plot_data = importlib.import_module("jaxconv.bench").plot_data
+
+    name = os.fspath(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"make_figures: bench JSON {name!r} is not UTF-8 text ({e.reason})") from None
+    except OSError as e:
+        raise OSError(e.errno, f"make_figures: cannot read the bench JSON {name!r} "
+                               f"({e.strerror or e})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"make_figures: bench JSON {name!r} is not valid JSON ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise ValueError(f"make_figures: bench JSON {name!r} is not a pytest-benchmark record "
+                         "(expected an object with a 'benchmarks' list; run `nox -s bench`)")
+    try:
+        plot = plot_data(data)
+        ok = bool(plot) and all(
+            isinstance(series, dict) and all(isinstance(v, int | float) for v in series.values())
+            for panel in plot.values() for series in panel.values()
+        )
+    except (KeyError, TypeError, AttributeError, ValueError, ZeroDivisionError) as e:
+        raise ValueError(f"make_figures: bench JSON {name!r} does not follow the benchmark "
+                         f"schema ({type(e).__name__}: {e})") from None
+    if not ok:
+        raise ValueError(f"make_figures: bench JSON {name!r} holds no convolution timings")
+    return plot
 
 
 FIGURES: tuple[FigureSpec, ...] = (
@@ -515,14 +558,37 @@ def make_figures(out: str | os.PathLike, *, style: str = "modern", seed: int = 0
 
     ``small`` renders a 4x smaller cat at low resolution with fewer kernel sizes and one epoch
     of training (for smoke tests); the shapes in the manifest are then those of the small cat.
+
+    Every input is checked before the first file is written: the style and figure names, the
+    folder (writable), ``epochs``, the checkpoint (loaded, so its schema and shapes are checked)
+    and the bench JSON (its schema); a bad one raises ``ValueError``/``OSError`` (a
+    ``CheckpointError`` for the checkpoint) naming it, and nothing is written. Every file is
+    written atomically (a temporary renamed into place), so a killed run leaves no truncated
+    figure, and the manifest lists only figures completely written.
     """
     if style not in STYLES:
         raise ValueError(f"make_figures: style must be one of {', '.join(STYLES)}, got {style!r}")
+    from jaxconv._io import check_output
     from jaxconv.data import cat, load_image
 
     selected = _select(only)
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise ValueError(f"make_figures: epochs must be a positive int, got {epochs!r}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"make_figures: out {str(out)!r} exists and is not a folder")
+    names = {f.name for f in selected}
+    trained = None
+    if checkpoint is not None and names & {"lenet_trained_vs_random", "saliency"}:
+        from jaxconv.models import load_checkpoint
+
+        trained, _ = load_checkpoint(checkpoint)
+    elif checkpoint is not None:  # not used by these figures, but still a bad argument
+        from jaxconv.models import check_checkpoint
+
+        check_checkpoint(checkpoint)
+    bench_data = read_bench(bench) if bench is not None and "benchmark" in names else None
+    check_output(out / "manifest.json", "make_figures", make_parents=True)
     if small:
         from importlib import resources
 
@@ -532,7 +598,7 @@ def make_figures(out: str | os.PathLike, *, style: str = "modern", seed: int = 0
         image = cat()
     ctx = Context(out=out, style=style, seed=seed, small=small, dpi=40 if small else 100, cat=image,
                   checkpoint=Path(checkpoint) if checkpoint else None,
-                  bench=Path(bench) if bench else None,
+                  bench=Path(bench) if bench else None, bench_data=bench_data, trained=trained,
                   epochs=epochs if epochs is not None else (1 if small else 5))
     from tqdm.auto import tqdm
 
@@ -549,9 +615,11 @@ def make_figures(out: str | os.PathLike, *, style: str = "modern", seed: int = 0
             entry["skipped"] = str(e)
         entry["seconds"] = round(time.perf_counter() - t0, 2)
         entries.append(entry)
+    from jaxconv._io import atomic_write
+
     manifest = {"figures": entries}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    (out / "index.html").write_text(_index_html(entries, style, seed))
+    atomic_write(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    atomic_write(out / "index.html", _index_html(entries, style, seed))
     return manifest
 
 
@@ -584,20 +652,31 @@ def main(argv: Sequence[str] | None = None, *, default_out: str = "figures") -> 
     parser.add_argument("--small", action="store_true", help=argparse.SUPPRESS)  # smoke tests
     parser.add_argument("--epochs", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    t0 = time.perf_counter()
+    from jaxconv.cli import guard
+
+    return guard("jaxconv figures", _figures_main, args)
+
+
+def _figures_main(args: argparse.Namespace) -> int:
+    from jaxconv.cli import UsageError
+
     try:
-        manifest = make_figures(args.out, style=args.style, seed=args.seed, small=args.small,
-                                only=args.only, checkpoint=args.checkpoint, bench=_default_bench(args.bench),
-                                epochs=args.epochs, progress=not args.no_progress)
+        _select(args.only)
     except ValueError as e:
-        print(f"jaxconv figures: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(str(e)) from None
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    t0 = time.perf_counter()
+    manifest = make_figures(args.out, style=args.style, seed=args.seed, small=args.small,
+                            only=args.only, checkpoint=args.checkpoint,
+                            bench=_default_bench(args.bench), epochs=args.epochs,
+                            progress=not args.no_progress)
     made = [e for e in manifest["figures"] if e["file"]]
     skipped = [e for e in manifest["figures"] if not e["file"]]
     print(f"wrote {len(made)} figures to {args.out}/ in {time.perf_counter() - t0:.1f} s; "
           f"gallery: {Path(args.out) / 'index.html'}")
-    for e in skipped:
-        print(f"  skipped {e['name']}: {e['skipped']}")
+    for entry in skipped:
+        print(f"  skipped {entry['name']}: {entry['skipped']}")
     return 0
 
 
@@ -622,33 +701,45 @@ def show_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--style", choices=STYLES, default="modern",
                         help="'article': wrap-around RGB, jet colormap; 'modern': min-max, colorbars")
     args = parser.parse_args(argv)
+    from jaxconv.cli import guard
 
-    def fail(message: str) -> int:
-        print(f"jaxconv show: {message}", file=sys.stderr)
-        return 1
+    return guard("jaxconv show", _show_main, args)
 
+
+MEMORY_FACTOR = 3  # stage outputs (float32), plus float64 copies while plotting, one at a time
+
+
+def _show_main(args: argparse.Namespace) -> int:
     from jaxconv import layers
-    from jaxconv.data import ImageLoadError, load_image
+    from jaxconv._io import NotEnoughMemoryError, available_memory, check_output, save_figure
+    from jaxconv.cli import UsageError
+    from jaxconv.data import load_image
 
     try:
         init, apply = layers.build(args.layers)
     except layers.SpecError as e:
-        return fail(f"bad --layers {args.layers!r}: {e.reason}")
+        raise UsageError(f"bad --layers {args.layers!r}: {e.reason}") from None
     if args.size < 0:
-        return fail(f"--size must be >= 0, got {args.size}")
+        raise UsageError(f"--size must be >= 0, got {args.size}")
     out = Path(args.out) if args.out else Path(f"{Path(args.image).stem}_stages.png")
-    if not out.parent.is_dir():
-        return fail(f"cannot write {str(out)!r}: no such folder {str(out.parent)!r}")
-    try:
-        x = load_image(args.image)
-        if args.size and max(x.shape[:2]) > args.size:  # only ever shrink
-            x = load_image(args.image, size=args.size)
-    except ImageLoadError as e:
-        return fail(str(e))
+    try:  # before any work: the format, the folder, a read-only file or a folder at --out
+        check_output(out, "--out", image=True)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    x = load_image(args.image, max_side=args.size or None)  # decoded once
     try:
         _, params = init(args.seed, x.shape)
     except layers.SpecError as e:
-        return fail(f"--layers {args.layers!r} does not fit the {x.shape[0]}x{x.shape[1]} image: {e.reason}")
+        raise UsageError(f"--layers {args.layers!r} does not fit the {x.shape[0]}x{x.shape[1]} "
+                         f"image: {e.reason}") from None
+    need = MEMORY_FACTOR * layers.memory_estimate(args.layers, x.shape, itemsize=4)
+    free = available_memory()
+    if free is not None and need > free:
+        raise NotEnoughMemoryError(
+            f"--layers {args.layers!r} on the {x.shape[0]}x{x.shape[1]} image needs about "
+            f"{need / 2**30:.1f} GiB for its stages, and {free / 2**30:.1f} GiB is available; "
+            "use fewer filters or a smaller --size"
+        )
     y, stages = apply(params, x)
     dead = dead_stages(stages)
     if dead:
@@ -665,11 +756,10 @@ def show_main(argv: Sequence[str] | None = None) -> int:
                     zero_centered=False if article else "auto", colorbar=not article,
                     interpolation="bilinear" if article else "nearest")
     fig.suptitle(f"{args.layers}  →  {viz.fmt_shape(np.shape(y))}")
-    try:
-        fig.savefig(out, dpi=100)
+    try:  # atomic: a failed write leaves whatever was at --out as it was
+        save_figure(fig, out, dpi=100)
     except (OSError, ValueError) as e:
-        out.unlink(missing_ok=True)
-        return fail(f"cannot write {str(out)!r}: {' '.join(str(e).split())}")
+        raise OSError(f"cannot write {str(out)!r}: {' '.join(str(e).split())}") from None
     print(f"wrote {out}: {' → '.join([viz.fmt_shape(x.shape), *(viz.fmt_shape(v.shape) for v in stages.values())])}")
     return 0
 

@@ -43,6 +43,8 @@ FN = "layers"
 _CONV = re.compile(r"conv(\d+)(?:x(\d+))?:(\d+)")
 _POOL = re.compile(r"(max|avg)pool(\d+)")
 GRAMMAR = "convKxK:F (e.g. conv3x3:3), maxpoolP, avgpoolP or an activation name"
+MAX_FILTERS = 4096  # per conv layer: more is a typo (or an out-of-memory) rather than a figure
+MAX_KERNEL = 4096  # per side; a kernel must also fit its input
 
 
 class SpecError(ValueError):
@@ -112,10 +114,19 @@ def parse(spec: str) -> tuple[Layer, ...]:
             filters = int(m[3])
             if min(kh, kw, filters) < 1:
                 raise SpecError(spec, start, end, index, "kernel size and filters must be >= 1")
+            if filters > MAX_FILTERS:
+                raise SpecError(spec, start, end, index,
+                                f"filters must be <= {MAX_FILTERS}, got {filters}")
+            if max(kh, kw) > MAX_KERNEL:
+                raise SpecError(spec, start, end, index,
+                                f"kernel size must be <= {MAX_KERNEL}, got {kh}x{kw}")
             layers.append(Layer("conv", token, (kh, kw), filters, start=start, end=end))
         elif m := _POOL.fullmatch(low):
             if int(m[2]) < 1:
                 raise SpecError(spec, start, end, index, "the pooling window must be >= 1")
+            if int(m[2]) > MAX_KERNEL:
+                raise SpecError(spec, start, end, index,
+                                f"the pooling window must be <= {MAX_KERNEL}, got {int(m[2])}")
             layers.append(Layer(f"{m[1]}pool", token, window=int(m[2]), start=start, end=end))
         else:
             key = low.replace("-", "_")
@@ -242,3 +253,18 @@ def output_shape(spec: str, input_shape) -> tuple[int, ...]:
     for i, layer in enumerate(layers):
         shape = _shape_after(spec, layer, i, shape)
     return shape
+
+
+def memory_estimate(spec: str, input_shape, itemsize: int = 4) -> int:
+    """Bytes the stack's stage outputs take on ``input_shape`` (input included; no arrays made).
+
+    Every stage is kept (``apply`` returns them all), so the sum is a lower bound on what a run
+    needs; a convolution's working memory comes on top.
+    """
+    layers = parse(spec)
+    shape = tuple(int(s) for s in input_shape)
+    total = math.prod(shape)
+    for i, layer in enumerate(layers):
+        shape = _shape_after(spec, layer, i, shape)
+        total += math.prod(shape)
+    return total * int(itemsize)

@@ -3,13 +3,22 @@
 Each command lives beside the code it drives and exposes ``main(argv) -> int``; it is imported
 only when run, so ``jaxconv info`` stays fast and a missing optional dependency only affects the
 command that needs it.
+
+Errors: a command that fails on the library's errors (``ValueError`` and its subclasses such as
+``CheckpointError``, ``IDXError``, ``ImageLoadError``, ``SpecError``; ``TypeError``; ``OSError``;
+``MemoryError``)
+prints one line, ``jaxconv COMMAND: message`` naming the input, and exits with status 1; a bad
+argument (:class:`UsageError`) exits with 2. ``jaxconv --debug COMMAND ...`` (or
+``JAXCONV_DEBUG=1``) shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 # command -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -22,11 +31,55 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+DEBUG_ENV = "JAXCONV_DEBUG"
+_debug = False
+# The library's errors: reported in one line. Anything else is a bug and keeps its traceback.
+ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, ImportError, MemoryError)
+
+
+class UsageError(ValueError):
+    """A bad command-line argument: one line on stderr and exit status 2."""
+
+
+def debug() -> bool:
+    """Whether errors show their traceback: ``jaxconv --debug`` or ``JAXCONV_DEBUG=1``."""
+    return _debug or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def describe(e: BaseException) -> str:
+    """An error as one line (a layer-spec error without its caret drawing)."""
+    from_layers = sys.modules.get("jaxconv.layers")
+    if from_layers is not None and isinstance(e, from_layers.SpecError):
+        return f"bad layer spec {e.spec!r}: {e.reason}"
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def guard(prog: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+    """Run ``fn``; report the library's errors as one line ``PROG: message``.
+
+    Returns ``fn``'s status, 2 for a :class:`UsageError`, 1 for the other errors of
+    :data:`ERRORS`, 130 for Ctrl-C. With :func:`debug` the error propagates (traceback).
+    """
+    try:
+        return int(fn(*args, **kwargs) or 0)
+    except KeyboardInterrupt:
+        if debug():
+            raise
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except ERRORS as e:
+        if debug():
+            raise
+        print(f"{prog}: {describe(e)}", file=sys.stderr)
+        return 2 if isinstance(e, UsageError) else 1
+
+
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: jaxconv COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, _, help_) in COMMANDS.items()]
-    lines += ["", "Run 'jaxconv COMMAND --help' for a command's options."]
+    lines += ["", "Run 'jaxconv COMMAND --help' for a command's options.",
+              f"'jaxconv --debug COMMAND ...' (or {DEBUG_ENV}=1) shows an error's traceback."]
     return "\n".join(lines)
 
 
@@ -59,7 +112,18 @@ def info_main(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global _debug
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug_flag = False
+    while argv and argv[0] == "--debug":
+        debug_flag = True
+        argv.pop(0)
+    if debug_flag:
+        previous, _debug = _debug, True
+        try:
+            return main(argv)
+        finally:
+            _debug = previous
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0 if argv else 2
@@ -85,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return 1
-    return int(getattr(module, func_name)(rest) or 0)
+    return guard(f"jaxconv {name}", getattr(module, func_name), rest)
 
 
 if __name__ == "__main__":  # pragma: no cover

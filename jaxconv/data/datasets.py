@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import sys
 import urllib.request
-import uuid
 import zlib
 from pathlib import Path
 from typing import NamedTuple
@@ -47,7 +47,7 @@ MNIST_SHA256 = {
 }
 
 # IDX type byte -> big-endian NumPy dtype.
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -134,14 +134,92 @@ def digits() -> Digits:
 # --------------------------------------------------------------------------------------- IDX
 
 
-def _read_bytes(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the file is called
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise IDXError(f"read_idx: {path}: corrupt or truncated gzip data ({e})") from e
-    return raw
+_CHUNK = 1 << 20
+
+
+def _read_idx_bytes(path: Path) -> tuple[bytes, bytes]:
+    """``(header, data)`` of an IDX file, gzipped or not, reading no more than the header says.
+
+    The data size is computed from the header with Python ints (no overflow) and compared with
+    what the file holds; gzip data is decompressed incrementally and reading stops as soon as it
+    exceeds the declared size (a small "gzip bomb" cannot expand to gigabytes).
+    """
+    with path.open("rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"  # gzip magic, whatever the file is called
+        raw.seek(0)
+        if gz:
+            try:
+                with gzip.GzipFile(fileobj=raw, mode="rb") as f:
+                    return _read_idx_stream(path, f, None)
+            except (OSError, EOFError, zlib.error) as e:
+                raise IDXError(f"read_idx: {path}: corrupt or truncated gzip data ({e})") from e
+        return _read_idx_stream(path, raw, os.fstat(raw.fileno()).st_size)
+
+
+def _read_idx_stream(path: Path, f, file_size: int | None) -> tuple[bytes, bytes]:
+    head = f.read(4)
+    if len(head) < 4:
+        raise IDXError(f"read_idx: {path}: truncated: {len(head)} bytes, not even a 4-byte header")
+    if head[0] != 0 or head[1] != 0:
+        raise IDXError(
+            f"read_idx: {path}: bad magic number 0x{head.hex()}; an IDX file starts with two "
+            "zero bytes, a type byte and the number of dimensions"
+        )
+    kind, ndim = head[2], head[3]
+    if kind not in _IDX_DTYPES:
+        raise IDXError(
+            f"read_idx: {path}: bad magic number 0x{head.hex()}: unknown type byte "
+            f"0x{kind:02x} (expected one of {', '.join(f'0x{k:02x}' for k in _IDX_DTYPES)})"
+        )
+    dims = f.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise IDXError(
+            f"read_idx: {path}: truncated header: {ndim} dimensions need {4 + 4 * ndim} bytes, "
+            f"the file has {4 + len(dims)}"
+        )
+    shape = tuple(int.from_bytes(dims[4 * i:4 * i + 4], "big") for i in range(ndim))
+    dtype = _IDX_DTYPES[kind]
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+    header = 4 + 4 * ndim
+    name = dtype.newbyteorder("=").name
+    if file_size is not None:  # plain file: compare with its size before reading anything
+        got = file_size - header
+        if got < expected:
+            raise IDXError(
+                f"read_idx: {path}: truncated: shape {shape} of {name} needs {expected} data "
+                f"bytes, the file has {got}"
+            )
+        if got > expected:
+            raise IDXError(
+                f"read_idx: {path}: {got - expected} trailing bytes after the data of shape "
+                f"{shape}; the header's counts disagree with the file size"
+            )
+        data = f.read(expected)
+        if len(data) != expected:
+            raise IDXError(f"read_idx: {path}: truncated while reading ({len(data)} of {expected} bytes)")
+        return head + dims, data
+    # Read at most one chunk past the declared size: enough to count a few trailing bytes.
+    limit = expected + _CHUNK
+    chunks, got = [], 0
+    while got <= limit:
+        chunk = f.read(min(_CHUNK, limit + 1 - got))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    if got > expected:
+        extra = f"{got - expected}" if got <= limit else f"over {limit - expected}"
+        raise IDXError(
+            f"read_idx: {path}: {extra} trailing bytes after the data of shape {shape}; the "
+            f"header's counts disagree with the decompressed size (the header declares "
+            f"{expected} data bytes; reading stopped there)"
+        )
+    if got < expected:
+        raise IDXError(
+            f"read_idx: {path}: truncated: shape {shape} of {name} needs {expected} data bytes, "
+            f"the file has {got}"
+        )
+    return head + dims, b"".join(chunks)
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -150,7 +228,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     The IDX format: two zero bytes, a type byte (``0x08`` uint8, ``0x09`` int8, ``0x0B`` int16,
     ``0x0C`` int32, ``0x0D`` float32, ``0x0E`` float64), a byte with the number of dimensions,
     one big-endian uint32 per dimension, then the data in C order. Gzip is detected from the
-    content, not the name.
+    content, not the name, and decompressed no further than the header's declared size.
 
     Args:
       path: the file.
@@ -164,41 +242,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
       FileNotFoundError: no such file.
     """
     path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise IDXError(f"read_idx: {path}: truncated: {len(data)} bytes, not even a 4-byte header")
-    if data[0] != 0 or data[1] != 0:
-        raise IDXError(
-            f"read_idx: {path}: bad magic number 0x{data[:4].hex()}; an IDX file starts with two "
-            "zero bytes, a type byte and the number of dimensions"
-        )
-    kind, ndim = data[2], data[3]
-    if kind not in _IDX_DTYPES:
-        raise IDXError(
-            f"read_idx: {path}: bad magic number 0x{data[:4].hex()}: unknown type byte "
-            f"0x{kind:02x} (expected one of {', '.join(f'0x{k:02x}' for k in _IDX_DTYPES)})"
-        )
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise IDXError(
-            f"read_idx: {path}: truncated header: {ndim} dimensions need {header} bytes, the file "
-            f"has {len(data)}"
-        )
-    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
+    head, data = _read_idx_bytes(path)
+    kind, ndim = head[2], head[3]
+    shape = tuple(int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     dtype = _IDX_DTYPES[kind]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    got = len(data) - header
-    if got < expected:
-        raise IDXError(
-            f"read_idx: {path}: truncated: shape {shape} of {dtype.newbyteorder('=').name} needs "
-            f"{expected} data bytes, the file has {got}"
-        )
-    if got > expected:
-        raise IDXError(
-            f"read_idx: {path}: {got - expected} trailing bytes after the data of shape {shape}; "
-            "the header's counts disagree with the file size"
-        )
-    arr = np.frombuffer(data, dtype, offset=header).reshape(shape)
+    arr = np.frombuffer(data, dtype).reshape(shape)
     return arr.astype(dtype.newbyteorder("="))
 
 
@@ -228,23 +276,22 @@ def _sha256(path: Path) -> str:
 
 def _download(url: str, dest: Path, sha256: str | None, timeout: float) -> None:
     """Fetch ``url`` into ``dest`` atomically: a temp file in the same folder, checked, renamed."""
+    from jaxconv._io import atomic_open
+
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
     try:
-        h = hashlib.sha256()
-        with open(tmp, "xb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
+        with atomic_open(dest, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
+            h = hashlib.sha256()
             for chunk in iter(lambda: r.read(1 << 20), b""):
                 h.update(chunk)
                 f.write(chunk)
-        if sha256 is not None and h.hexdigest() != sha256:
-            raise OSError(
-                f"mnist: SHA-256 mismatch for {url}: expected {sha256}, got {h.hexdigest()}; "
-                "the download was discarded"
-            )
-        os.replace(tmp, dest)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and not str(e).startswith("mnist:"):
+            if sha256 is not None and h.hexdigest() != sha256:  # raised inside: nothing renamed
+                raise OSError(
+                    f"mnist: SHA-256 mismatch for {url}: expected {sha256}, got {h.hexdigest()}; "
+                    "the download was discarded"
+                )
+    except OSError as e:
+        if not str(e).startswith("mnist:"):
             raise OSError(
                 f"mnist: could not download {url} ({e}); nothing was written. Pass "
                 "mnist(path=FOLDER) with the four IDX files to work offline"
@@ -331,7 +378,7 @@ def mnist(
             raise FileNotFoundError(f"mnist: path {folder} is not a folder")
     else:
         folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "mnist"
-        sums = dict(MNIST_SHA256) if checksums is None else dict(checksums)
+        sums: dict[str, str | None] = dict(MNIST_SHA256) if checksums is None else dict(checksums)
         if download:
             _fetch(folder, url or os.environ.get("JAXCONV_MNIST_URL") or MNIST_URL, sums, timeout)
     x_train, y_train = _mnist_split(folder, MNIST_FILES["train_images"], MNIST_FILES["train_labels"])

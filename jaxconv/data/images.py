@@ -71,8 +71,12 @@ def _check_size(size: Any) -> tuple[int, int] | int | None:
     )
 
 
-def _to_float(im) -> np.ndarray:
-    """A decoded Pillow image as ``(H, W, C)`` float64 in [0, 1], C in {1, 2, 3, 4}; alpha last."""
+def _to_float(im, work: np.dtype) -> np.ndarray:
+    """A decoded Pillow image as ``(H, W, C)`` in [0, 1] of dtype ``work``, C in {1, 2, 3, 4}.
+
+    Converted straight from the decoded pixels to ``work`` (float32 for a float32 result): no
+    float64 copy of a large photo is ever made.
+    """
     mode = im.mode
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -84,14 +88,16 @@ def _to_float(im) -> np.ndarray:
         im = im.convert("RGBA")
     elif mode.startswith("I;16") or mode == "I":
         # 16-bit (and 32-bit integer) grayscale: keep the precision an 8-bit convert would drop.
-        a = np.asarray(im).astype(np.float64)
-        scale = 65535.0 if mode.startswith("I;16") or a.max(initial=0) <= 65535 else 2.0**32 - 1
-        return np.clip(a / scale, 0.0, 1.0)[..., None]
+        raw = np.asarray(im)
+        scale = 65535.0 if mode.startswith("I;16") or raw.max(initial=0) <= 65535 else 2.0**32 - 1
+        a = raw.astype(np.float64 if raw.dtype.itemsize > 2 else work)
+        return np.clip(a / scale, 0.0, 1.0).astype(work, copy=False)[..., None]
     elif mode == "F":
-        return np.clip(np.asarray(im, dtype=np.float64), 0.0, 1.0)[..., None]
+        return np.clip(np.asarray(im, dtype=work), 0.0, 1.0)[..., None]
     elif mode not in ("L", "RGB", "RGBA"):
         im = im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, ...
-    a = np.asarray(im).astype(np.float64) / 255.0
+    a = np.asarray(im).astype(work)
+    a /= 255.0
     return a[..., None] if a.ndim == 2 else a
 
 
@@ -110,10 +116,11 @@ def _resize(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
                    .resize((w, h), Image.Resampling.LANCZOS))
         for c in range(a.shape[-1])
     ]
-    return np.clip(np.stack(chans, axis=-1).astype(np.float64), 0.0, 1.0)
+    return np.clip(np.stack(chans, axis=-1).astype(a.dtype, copy=False), 0.0, 1.0)
 
 
-def load_image(path: Any, size: Any = None, mode: str = "RGB", *, dtype: Any = np.float32) -> np.ndarray:
+def load_image(path: Any, size: Any = None, mode: str = "RGB", *, dtype: Any = np.float32,
+               max_side: int | None = None) -> np.ndarray:
     """Load an image file as a float array in **HWC** layout with values in ``[0, 1]``.
 
     The EXIF orientation is applied (a phone photo comes out upright); transparency is composited
@@ -127,7 +134,10 @@ def load_image(path: Any, size: Any = None, mode: str = "RGB", *, dtype: Any = n
         the longer side has that many pixels, keeping the aspect). Lanczos filter.
       mode: ``"RGB"`` (C=3), ``"L"`` (C=1, ITU-R 601 luma) or ``"RGBA"`` (C=4, alpha kept
         instead of composited).
-      dtype: a floating dtype for the result (default float32).
+      dtype: a floating dtype for the result (default float32); the pixels are converted to it
+        (at least float32) straight from the decoded image.
+      max_side: shrink (never enlarge) so that the longer side has at most this many pixels,
+        keeping the aspect; applied when ``size`` is ``None``. The image is decoded once.
 
     Returns:
       ``(H, W, C)`` array, C = 3, 1 or 4 for ``mode`` RGB, L, RGBA.
@@ -144,6 +154,10 @@ def load_image(path: Any, size: Any = None, mode: str = "RGB", *, dtype: Any = n
         raise TypeError(f"load_image: dtype must be a floating dtype, got {dtype}")
     if not isinstance(path, str | os.PathLike):
         raise TypeError(f"load_image: path must be a str or os.PathLike, got {path!r}")
+    if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int)
+                                 or max_side < 1):
+        raise ValueError(f"load_image: max_side must be None or an int >= 1, got {max_side!r}")
+    work = np.dtype(np.result_type(dtype, np.float32))
 
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -158,7 +172,7 @@ def load_image(path: Any, size: Any = None, mode: str = "RGB", *, dtype: Any = n
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 im = ImageOps.exif_transpose(im)
-            a = _to_float(im)
+            a = _to_float(im, work)
     except ImageLoadError:
         raise
     except FileNotFoundError:
@@ -181,7 +195,7 @@ def load_image(path: Any, size: Any = None, mode: str = "RGB", *, dtype: Any = n
     has_alpha = c in (2, 4)
     if mode == "RGBA":
         if not has_alpha:
-            a = np.concatenate([a, np.ones((*a.shape[:-1], 1))], axis=-1)
+            a = np.concatenate([a, np.ones((*a.shape[:-1], 1), a.dtype)], axis=-1)
         if a.shape[-1] == 2:  # gray + alpha
             a = np.concatenate([np.repeat(a[..., :1], 3, axis=-1), a[..., 1:]], axis=-1)
     else:
@@ -191,9 +205,11 @@ def load_image(path: Any, size: Any = None, mode: str = "RGB", *, dtype: Any = n
             a = np.repeat(a, 3, axis=-1)
         elif mode == "L" and a.shape[-1] == 3:
             # ITU-R 601-2 luma, as Pillow's convert("L").
-            a = a @ np.array([0.299, 0.587, 0.114])
+            a = a @ np.array([0.299, 0.587, 0.114], a.dtype)
             a = a[..., None]
 
+    if size is None and max_side is not None and max(a.shape[:2]) > max_side:
+        size = max_side
     if size is not None:
         h, w = a.shape[:2]
         if isinstance(size, int):
@@ -201,4 +217,4 @@ def load_image(path: Any, size: Any = None, mode: str = "RGB", *, dtype: Any = n
             size = (max(1, round(h * scale)), max(1, round(w * scale)))
         if size != (h, w):
             a = _resize(a, size)
-    return a.astype(dtype)
+    return a.astype(dtype, copy=False)

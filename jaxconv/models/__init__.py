@@ -5,7 +5,7 @@
 tqdm: ``pip install 'jaxconv[models]'``) and is imported only when asked for.
 """
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, check_checkpoint, load_checkpoint, save_checkpoint
 from .lenet import C3_TABLE, VARIANTS, LeNet5
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "VARIANTS",
     "CheckpointError",
     "LeNet5",
+    "check_checkpoint",
     "load_checkpoint",
     "save_checkpoint",
 ]

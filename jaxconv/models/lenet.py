@@ -22,7 +22,7 @@ from flax import nnx
 
 import jaxconv
 
-__all__ = ["C3_TABLE", "VARIANTS", "LeNet5"]
+__all__ = ["C3_TABLE", "VARIANTS", "LeNet5", "param_shapes"]
 
 VARIANTS = ("modern", "classic")
 INPUT_SHAPE = (32, 32, 1)  # H, W, C
@@ -136,7 +136,29 @@ class _Dense(nnx.Module):
 
 
 def _flatten(x):
-    return x.reshape(x.shape[0], -1)
+    # The explicit size, not -1: a reshape of an empty batch cannot infer it.
+    return x.reshape(x.shape[0], math.prod(x.shape[1:]))
+
+
+def param_shapes(variant: str, num_classes: int) -> dict[str, dict[str, tuple[int, ...]]]:
+    """The parameter shapes of a LeNet5, as ``nnx.to_pure_dict`` nests them, with no arrays made.
+
+    ``{"conv1": {"kernel": (5, 5, 1, 6), "bias": (6,)}, ...}``; checkpoints are checked against it
+    before a model is built.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"param_shapes: variant must be one of {VARIANTS}, got {variant!r}")
+    k = int(num_classes)
+
+    def layer(kernel, out):
+        return {"kernel": tuple(kernel), "bias": (out,)}
+
+    if variant == "modern":
+        return {"conv1": layer((5, 5, 1, 6), 6), "conv2": layer((5, 5, 6, 16), 16),
+                "fc1": layer((400, 120), 120), "fc2": layer((120, 84), 84), "fc3": layer((84, k), k)}
+    return {"C1": layer((5, 5, 1, 6), 6), "S2": {"coef": (6,), "bias": (6,)},
+            "C3": layer((5, 5, len(_C3_IN)), C3_TABLE.shape[1]), "S4": {"coef": (16,), "bias": (16,)},
+            "C5": layer((5, 5, 16, 120), 120), "F6": layer((120, 84), 84), "output": layer((84, k), k)}
 
 
 class LeNet5(nnx.Module):
@@ -271,8 +293,22 @@ class LeNet5(nnx.Module):
     def __call__(self, x) -> jax.Array:
         """Logits ``(N, num_classes)`` for images ``(N, 32, 32, 1)`` (``(num_classes,)`` unbatched)."""
         x, unbatched = self._check_input(x)
+        if x.shape[0] == 0:  # an empty batch: empty logits, without running the convolutions
+            return self._empty(x)["logits"]
         y = self._logits(x)
         return y[0] if unbatched else y
+
+    def _empty(self, x) -> dict[str, jax.Array]:
+        """Every stage's output for an empty batch ``(0, 32, 32, 1)``: zero-row arrays.
+
+        The shapes come from one image traced abstractly (``jax.eval_shape``, nothing computed);
+        the conv algorithm selection is never asked about a batch of 0.
+        """
+        one = jax.ShapeDtypeStruct((1, *x.shape[1:]), x.dtype)
+        feats = jax.eval_shape(self._features, one)
+        out = {name: jnp.zeros((0, *s.shape[1:]), s.dtype) for name, s in feats.items()}
+        out["logits"] = out[self._stages()[-1][0]]
+        return out
 
     # Not nnx.jit-decorated: callers jit (or grad, eval_shape) whole steps that close over the
     # model, and a jitted method inside such a closure would leak NNX trace state.
@@ -302,7 +338,7 @@ class LeNet5(nnx.Module):
           ``softmax`` ``(N, num_classes)``. An unbatched input gives unbatched outputs.
         """
         x, unbatched = self._check_input(x)
-        feats = self._features(x)  # a dict comes back from jit with sorted keys: reorder
+        feats = self._empty(x) if x.shape[0] == 0 else self._features(x)  # a dict comes back from jit with sorted keys: reorder
         names = [name for name, _ in self._stages()] + ["softmax"]
         return collections.OrderedDict(
             (name, feats[name][0] if unbatched else feats[name]) for name in names

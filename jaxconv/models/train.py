@@ -35,7 +35,10 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from .checkpoint import load_checkpoint, save_checkpoint
+import jaxconv
+from jaxconv._io import atomic_write, check_output, save_figure
+
+from .checkpoint import CheckpointError, check_checkpoint, load_checkpoint, save_checkpoint
 from .lenet import VARIANTS, LeNet5
 
 __all__ = ["DEFAULTS", "build_parser", "confusion_matrix", "learning_rate_at", "main", "train"]
@@ -257,19 +260,17 @@ def train(
       ValueError: bad arguments; :class:`~jaxconv.models.CheckpointError` for a checkpoint of
         another variant when resuming.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"train: variant must be one of {VARIANTS}, got {variant!r}")
-    if epochs is None:
-        epochs = DEFAULTS[variant]["mnist_epochs" if data == "mnist" else "epochs"]
-    learning_rate = DEFAULTS[variant]["learning_rate"] if learning_rate is None else learning_rate
-    batch_size = DEFAULTS[variant]["batch_size"] if batch_size is None else batch_size
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"train: {name} must be a positive int, got {value!r}")
-    if not learning_rate > 0:
-        raise ValueError(f"train: learning_rate must be > 0, got {learning_rate!r}")
-    if resume and out is None:
-        raise ValueError("train: resume=True needs out=DIR, the folder holding the checkpoint")
+    epochs, batch_size, learning_rate = _check_args(
+        data=data, variant=variant, epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, algorithm=algorithm, resume=resume, out=out)
+    out_dir = Path(out) if out is not None else None
+    ckpt = out_dir / CHECKPOINT if out_dir is not None else None
+    if out_dir is not None:  # before any work: every file this run will write can be written
+        for name in (CHECKPOINT, METRICS):
+            check_output(out_dir / name, "train", make_parents=True)
+    resume_extra = None
+    if resume and ckpt is not None and ckpt.is_file():  # a bad checkpoint fails before training
+        resume_extra = _check_resume(ckpt, variant)
 
     devs = _devices(devices)
     n_dev = len(devs)
@@ -287,22 +288,25 @@ def train(
     steps_per_epoch = len(x_train) // batch_size
     total_steps = epochs * steps_per_epoch
 
-    out_dir = Path(out) if out is not None else None
-    ckpt = out_dir / CHECKPOINT if out_dir is not None else None
     model = LeNet5(num_classes, variant=variant, algorithm=algorithm, rngs=nnx.Rngs(seed))
     graphdef, params = nnx.split(model)
     opt_state = _ADAM.init(params)
     start_epoch, history, prior_seconds = 0, [], 0.0
     main_process = jax.process_index() == 0
-    if resume and ckpt is not None and ckpt.is_file():
+    if resume_extra is not None and ckpt is not None:
         restored, info = load_checkpoint(ckpt, variant=variant, algorithm=algorithm,
                                          opt_state=opt_state)
+        if restored.num_classes != num_classes:
+            raise CheckpointError(
+                f"train: {ckpt} holds a model of {restored.num_classes} classes but the data "
+                f"has {num_classes}; train a new model (without --resume)"
+            )
         graphdef, params = nnx.split(restored)
         if info["opt_state"] is not None:
             opt_state = info["opt_state"]
-        start_epoch = int(info["extra"].get("epoch", 0))
-        history = list(info["extra"].get("history", []))
-        prior_seconds = float(info["extra"].get("train_seconds", 0.0))
+        start_epoch = resume_extra["epoch"]
+        history = resume_extra["history"]
+        prior_seconds = resume_extra["train_seconds"]
     elif resume and main_process:
         print(f"jaxconv train: no checkpoint at {ckpt}; starting from scratch", file=sys.stderr)
 
@@ -399,8 +403,52 @@ def train(
     if out_dir is not None and main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
         metrics["plots"] = _plots(out_dir, history, cm, variant)
-        (out_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+        # Atomic: a kill mid-write leaves the previous metrics.json (or none), never 0 bytes.
+        atomic_write(out_dir / METRICS, json.dumps(metrics, indent=2) + "\n")
     return model, metrics
+
+
+def _check_args(*, data, variant, epochs, batch_size, learning_rate, algorithm, resume, out):
+    """``train``'s arguments checked (before any work); returns the defaulted
+    ``(epochs, batch_size, learning_rate)``. ``ValueError``/``TypeError`` name the argument."""
+    if variant not in VARIANTS:
+        raise ValueError(f"train: variant must be one of {VARIANTS}, got {variant!r}")
+    if isinstance(data, str) and data not in ("digits", "mnist"):
+        raise ValueError(f"train: data must be 'digits', 'mnist' or arrays, got {data!r}")
+    if epochs is None:
+        epochs = DEFAULTS[variant]["mnist_epochs" if data == "mnist" else "epochs"]
+    learning_rate = DEFAULTS[variant]["learning_rate"] if learning_rate is None else learning_rate
+    batch_size = DEFAULTS[variant]["batch_size"] if batch_size is None else batch_size
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"train: {name} must be a positive int, got {value!r}")
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float | np.floating):
+        raise TypeError(f"train: learning_rate must be a number, got {learning_rate!r}")
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"train: learning_rate must be > 0, got {learning_rate!r}")
+    names = [a.name for a in jaxconv.algorithms()]
+    if not isinstance(algorithm, str) or (algorithm != "auto" and algorithm not in names):
+        raise ValueError(f"train: algorithm must be 'auto' or one of {', '.join(map(repr, names))}, "
+                         f"got {algorithm!r}")
+    if resume and out is None:
+        raise ValueError("train: resume=True needs out=DIR, the folder holding the checkpoint")
+    return epochs, batch_size, learning_rate
+
+
+def _check_resume(ckpt: Path, variant: str) -> dict:
+    """The checkpoint's training state (epoch, history, seconds), checked; CheckpointError else."""
+    extra = check_checkpoint(ckpt, variant=variant)
+    epoch, history = extra.get("epoch", 0), extra.get("history", [])
+    seconds = extra.get("train_seconds", 0.0)
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise CheckpointError(f"train: {ckpt}: extra 'epoch' must be an int >= 0, got {epoch!r}")
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise CheckpointError(f"train: {ckpt}: extra 'history' must be a list of dicts")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise CheckpointError(
+            f"train: {ckpt}: extra 'train_seconds' must be a number, got {seconds!r}"
+        )
+    return {"epoch": epoch, "history": list(history), "train_seconds": float(seconds)}
 
 
 def _plots(out_dir: Path, history: list[dict], cm: np.ndarray, variant: str) -> list[str]:
@@ -411,10 +459,10 @@ def _plots(out_dir: Path, history: list[dict], cm: np.ndarray, variant: str) -> 
         return []
     written = []
     fig = plot_training_curves(history, title=f"LeNet-5 ({variant})")
-    fig.savefig(out_dir / "training_curves.png", dpi=120)
+    save_figure(fig, out_dir / "training_curves.png", dpi=120)
     written.append("training_curves.png")
     fig = plot_confusion_matrix(cm)
-    fig.savefig(out_dir / "confusion_matrix.png", dpi=120)
+    save_figure(fig, out_dir / "confusion_matrix.png", dpi=120)
     written.append("confusion_matrix.png")
     return written
 
@@ -458,6 +506,24 @@ def build_parser(prog: str = "jaxconv train") -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, *, prog: str = "jaxconv train") -> int:
     """``jaxconv train``: train, print the test accuracy, write DIR's files when ``--out``."""
     args = build_parser(prog).parse_args(argv)
+    from jaxconv.cli import guard
+
+    return guard(prog, _main, args)
+
+
+def _main(args: argparse.Namespace) -> int:
+    from jaxconv.cli import UsageError
+
+    try:  # a bad option is a usage error (exit 2), found before any work
+        _check_args(data=args.data, variant=args.variant, epochs=args.epochs,
+                    batch_size=args.batch_size, learning_rate=args.learning_rate,
+                    algorithm=args.algorithm, resume=args.resume, out=args.out)
+    except (TypeError, ValueError) as e:
+        message = str(e).removeprefix("train: ")
+        for name in ("batch_size", "learning_rate", "epochs", "algorithm"):
+            message = message.replace(f"{name} must", f"--{name.replace('_', '-')} must")
+        raise UsageError(message.replace("--learning-rate", "--lr")
+                         .replace("resume=True needs out=DIR", "--resume needs --out DIR")) from None
     if args.distributed:
         jax.distributed.initialize()
     _, m = train(

@@ -153,8 +153,11 @@ def conv_animation(x: Any = None, kernel: Any = None, *, path: str | os.PathLike
         frames.append(rgb.quantize(colors=64, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE))
     if path is not None:
         durations = [frame_ms] * (len(frames) - 1) + [frame_ms * 3]
-        frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:],
-                       duration=durations, loop=0)
+        from jaxconv._io import atomic_open
+
+        with atomic_open(path, "wb") as f:  # a temporary renamed into place: never half a GIF
+            frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:],
+                           duration=durations, loop=0)
     return frames
 
 

@@ -1,0 +1,199 @@
+"""One rule for every file jaxconv writes: check first, write a temporary, rename.
+
+- :func:`check_output` validates a target before any work: not a folder, its folder exists (or
+  can be made) and is writable, an existing file is not read-only, and (for images) the format
+  is one matplotlib can write. A failure is an ``OSError`` or ``ValueError`` naming the file.
+- :func:`atomic_open` (and :func:`atomic_write`, :func:`save_figure`) write to a temporary file in
+  the same folder, flush and ``fsync`` it, then ``os.replace`` it over the target. A failure (or
+  an interrupt) removes the temporary and leaves whatever was at the target untouched: a file
+  that was there before is never deleted, and a reader never sees a half-written file.
+- Temporaries are named ``.NAME.PID.HEX.part``; those left by a process that no longer runs
+  (killed mid-write) are removed the next time the same target is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import stat
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["NotEnoughMemoryError", "atomic_open", "atomic_write", "available_memory", "check_output", "clean_stale",
+           "figure_format", "save_figure"]
+
+_TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{32}\.part$")
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process: leave its files alone
+    return True
+
+
+def clean_stale(path: str | os.PathLike) -> list[Path]:
+    """Remove our temporaries for ``path`` whose writing process is gone; return them."""
+    path = Path(path)
+    removed: list[Path] = []
+    try:
+        entries = list(path.parent.iterdir()) if path.parent.is_dir() else []
+    except OSError:
+        return removed
+    for p in entries:
+        m = _TMP.match(p.name)
+        if m and m["name"] == path.name and not _alive(int(m["pid"])):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
+def figure_format(path: str | os.PathLike, fn: str) -> str:
+    """The matplotlib format of an image path from its extension; ``ValueError`` if unsupported."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    supported = FigureCanvasBase.get_supported_filetypes()
+    ext = Path(path).suffix.lower().lstrip(".")
+    if ext not in supported:
+        names = ", ".join(sorted(supported))
+        got = f"extension {'.' + ext!r}" if ext else "no extension"
+        raise ValueError(f"{fn}: cannot write {os.fspath(path)!r}: unsupported image format "
+                         f"({got}); use one of {names}")
+    return ext
+
+
+def check_output(path: str | os.PathLike, fn: str, *, make_parents: bool = False,
+                 image: bool = False) -> Path:
+    """Check that ``path`` can be written, before any work is done; return it as a ``Path``.
+
+    Raises ``ValueError`` (an unsupported image format with ``image=True``) or ``OSError``
+    (a folder, a read-only file, a missing or read-only parent folder), naming the file.
+    """
+    path = Path(path)
+    name = os.fspath(path)
+    if image:
+        figure_format(path, fn)
+    if path.is_dir():
+        raise IsADirectoryError(f"{fn}: cannot write {name!r}: it is a folder")
+    parent = path.parent
+    if not parent.is_dir():
+        if parent.exists():
+            raise NotADirectoryError(f"{fn}: cannot write {name!r}: {os.fspath(parent)!r} is not a folder")
+        if not make_parents:
+            raise FileNotFoundError(f"{fn}: cannot write {name!r}: no such folder {os.fspath(parent)!r}")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OSError(e.errno, f"{fn}: cannot create the folder {os.fspath(parent)!r} "
+                                   f"({e.strerror or e})") from None
+    if path.exists():
+        mode = path.stat().st_mode
+        if stat.S_ISREG(mode) and not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+            raise PermissionError(f"{fn}: cannot write {name!r}: the file is read-only")
+        if not stat.S_ISREG(mode):
+            raise OSError(f"{fn}: cannot write {name!r}: not a regular file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"{fn}: cannot write {name!r}: the folder {os.fspath(parent)!r} "
+                              "is not writable")
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", *,
+                encoding: str | None = None) -> Iterator[IO[Any]]:
+    """Open a temporary beside ``path`` for writing; on success fsync and rename it to ``path``.
+
+    On any exception (``KeyboardInterrupt`` included) the temporary is removed and ``path`` is
+    left as it was. ``mode`` is ``"wb"`` or ``"w"`` (text, ``encoding`` default UTF-8).
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}")
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {os.fspath(path)!r}: it is a folder")
+    clean_stale(path)
+    tmp = _tmp_name(path)
+    try:
+        f: IO[Any]
+        with (open(tmp, "xb") if mode == "wb" else open(tmp, "x", encoding=encoding or "utf-8")) as f:
+            yield f
+            f.flush()
+            with contextlib.suppress(OSError):  # a replaced file keeps its permissions
+                os.chmod(f.fileno(), stat.S_IMODE(os.stat(path).st_mode))
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[IO[Any]], Any]) -> Path:
+    """Write ``data`` (bytes, text, or ``writer(file)``) to ``path`` atomically; return the path."""
+    path = Path(path)
+    if isinstance(data, bytes | bytearray | memoryview):
+        with atomic_open(path, "wb") as f:
+            f.write(data)
+    elif isinstance(data, str):
+        with atomic_open(path, "w") as f:
+            f.write(data)
+    else:
+        with atomic_open(path, "wb") as f:
+            data(f)
+    return path
+
+
+def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
+    """``fig.savefig(path, **kwargs)`` atomically; the format comes from the extension."""
+    path = Path(path)
+    fmt = kwargs.pop("format", None) or figure_format(path, "savefig")
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format=fmt, **kwargs)
+    return path
+
+
+class NotEnoughMemoryError(MemoryError):
+    """A computation would not fit in the available memory; raised before allocating it."""
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation, best effort; ``None`` when unknown.
+
+    Linux: ``MemAvailable`` of ``/proc/meminfo`` (page cache that can be dropped counts as
+    free); elsewhere ``os.sysconf`` free pages; ``None`` when neither answers.
+    """
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        pages, size = os.sysconf("SC_AVPHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return pages * size if pages > 0 and size > 0 else None
