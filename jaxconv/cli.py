@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "figures": ("jaxconv.figures", "main", "regenerate the article's figures from the bundled cat"),
     "show": ("jaxconv.figures", "show_main", "run an image through a layer stack and save the stages"),
     "train": ("jaxconv.models.train", "main", "train LeNet-5 on digits or MNIST"),
+    "explain": ("jaxconv.cli_explain", "main", "explain a LeNet-5 checkpoint's decision on an image (Grad-CAM, IG, ...)"),
     "bench": ("jaxconv.bench", "main", "time the convolution algorithms across kernel sizes"),
     "autotune": ("jaxconv.conv.autotune", "main", "measure and cache the fastest algorithm for a shape"),
     "info": ("jaxconv.cli", "info_main", "versions, backend, devices and the conv algorithms"),
