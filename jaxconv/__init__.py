@@ -38,6 +38,7 @@ from .pooling import (
     max_pool2d,
     min_pool2d,
 )
+from . import explain  # noqa: E402  (pure JAX: no flax or matplotlib)
 
 try:
     __version__ = _version("jaxconv")

@@ -160,8 +160,8 @@ def feature_visualization(
         if parametrization == "pixel":
             return jax.nn.sigmoid(p)
         spectrum = (p[0] + 1j * p[1]) * f_scale[None, None]
-        img = jnp.fft.irfft2(spectrum, s=(h, w)).transpose(0, 2, 3, 1) / 4.0  # (N, H, W, C)
-        img = img * np.sqrt(h * w) / 8.0  # unit-variance-ish start independent of size
+        # sqrt(h w) makes the inverse FFT unitary (pixel-like learning rates); / 4 as Lucid.
+        img = jnp.fft.irfft2(spectrum * np.sqrt(h * w), s=(h, w)).transpose(0, 2, 3, 1) / 4.0
         if color is not None:
             img = jnp.einsum("nhwc,dc->nhwd", img, color)
         return jax.nn.sigmoid(img)

@@ -41,7 +41,8 @@ def occlusion(
     fn(x with window p := baseline)[n, t]``; each pixel's attribution is the mean of ``d_p``
     over the windows covering it. Window starts are ``0, stride, 2 stride, ...``, plus one
     flush with the bottom/right edge when the stride does not land there, so every pixel is
-    covered. A 1x1 window with stride 1 on a linear model gives exactly ``Σ_c w (x - baseline)``.
+    covered at the edges (a stride larger than the window leaves gaps between windows; those
+    pixels get 0). A 1x1 window with stride 1 on a linear model gives exactly ``Σ_c w (x - baseline)``.
 
     Args:
       fn: ``fn(x) -> logits (N, K)``.
@@ -110,4 +111,4 @@ def occlusion(
         drops, jnp.asarray(starts), jnp.ones((len(starts),), acc), batch_size,
         jnp.zeros((n, height, width), acc),
     )
-    return (total / jnp.asarray(count, acc)[None]).astype(x.dtype)
+    return (total / jnp.asarray(np.maximum(count, 1), acc)[None]).astype(x.dtype)
