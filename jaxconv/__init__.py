@@ -9,6 +9,7 @@ grad-compatible.
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
+from . import explain
 from .activations import (
     activation,
     elu,
@@ -38,7 +39,6 @@ from .pooling import (
     max_pool2d,
     min_pool2d,
 )
-from . import explain  # noqa: E402  (pure JAX: no flax or matplotlib)
 
 try:
     __version__ = _version("jaxconv")
@@ -55,6 +55,7 @@ __all__ = [
     "avg_pool2d",
     "conv2d",
     "elu",
+    "explain",
     "gelu",
     "global_avg_pool2d",
     "global_max_pool2d",
