@@ -23,8 +23,15 @@ class _Fail(Exception):
     """A user error: one line on stderr, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit 2) instead of usage + message."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=PROG,
         description="Explain a LeNet-5 checkpoint's output on an image and save the attribution "
                     "overlaid on the input. The image is converted to 32x32 grayscale and, by "
@@ -177,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Fail as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as e:  # flax (checkpoints), Pillow (images) or matplotlib (PNG)
+        print(f"{PROG}: missing optional dependency {e.name!r}; install it with: "
+              "pip install 'jaxconv[all]'", file=sys.stderr)
+        return 1
     print(f"wrote {out}: {args.method} for class {target} (predicted {pred})")
     return 0
 

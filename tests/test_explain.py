@@ -105,6 +105,15 @@ def test_ig_quadratures_are_exact_on_a_linear_model(rng, method):
     np.testing.assert_allclose(attr, np.asarray(x) * w[None, ..., 1], rtol=1e-10)
 
 
+def test_gradient_methods_work_under_jit(net, images):
+    _, fn = net
+    t = jnp.asarray([1, 2])
+    sal = jax.jit(lambda x, t: explain.saliency(fn, x, t))(images, t)
+    np.testing.assert_allclose(sal, explain.saliency(fn, images, np.array([1, 2])), rtol=1e-6)
+    ig = jax.jit(lambda x: explain.integrated_gradients(fn, x, 0, steps=4))(images)
+    np.testing.assert_allclose(ig, explain.integrated_gradients(fn, images, 0, steps=4), rtol=1e-5, atol=1e-7)
+
+
 # ----------------------------------------------------------------------------- Grad-CAM
 
 
@@ -387,7 +396,7 @@ def _errors(fn, images):
         (lambda: explain.feature_visualization(fn, (1, 8, 8, 1), key=key, blur=1.0), ValueError,
          "feature_visualization: blur > 0 needs parametrization='pixel'"),
         (lambda: explain.feature_visualization(fn, (1, 8, 8, 1), key=key, channel=3), ValueError,
-         r"feature_visualization: target must be in \[0, 3\)"),
+         r"feature_visualization: channel must be in \[0, 3\) \(the model has 3 outputs\), got 3"),
         (lambda: explain.rank_correlation([1, 2], [1, 2, 3]), ValueError,
          "rank_correlation: a and b must have the same number of elements"),
         (lambda: explain.rank_correlation(["a", "b"], [1, 2]), TypeError,
@@ -477,8 +486,10 @@ def test_cli_bad_input_returns_2(checkpoint, capsys):
         assert err.count("\n") == 1 and err.startswith("jaxconv explain: "), err
         assert __import__("re").search(match, err), err
     assert main([img, "--checkpoint", str(ckpt), "--out", str(d / "no" / "x.png")]) == 2
-    assert main([img, "--checkpoint", str(ckpt), "--method", "nope", "--out", "x.png"]) == 2
     capsys.readouterr()
+    assert main([img, "--checkpoint", str(ckpt), "--method", "nope", "--out", "x.png"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "invalid choice: 'nope'" in err, err
     assert not (d / "bad.png").exists()
 
 

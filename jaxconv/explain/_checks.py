@@ -65,11 +65,14 @@ def check_logits(fn: str, name: str, f: Callable, x: jax.Array, *args: Any) -> i
     return int(shape[1])
 
 
-def check_target(fn: str, target: Any, n: int, k: int) -> jax.Array:
-    """An int in ``[0, k)`` or an int array ``(n,)`` of them, as an int32 array ``(n,)``."""
+def check_target(fn: str, target: Any, n: int, k: int, name: str = "target") -> jax.Array:
+    """An int in ``[0, k)`` or an int array ``(n,)`` of them, as an int32 array ``(n,)``.
+
+    A traced ``target`` (inside ``jit``) is checked for kind only: its values are unknown.
+    """
     if isinstance(target, jax.core.Tracer):
         if target.ndim not in (0, 1) or not jnp.issubdtype(target.dtype, jnp.integer):
-            raise TypeError(f"{fn}: target must be an int or an int array (N,), got {short(target)}")
+            raise TypeError(f"{fn}: {name} must be an int or an int array (N,), got {short(target)}")
         return jnp.broadcast_to(jnp.asarray(target, jnp.int32), (n,))
     if _args.is_int(target):
         t = np.full((n,), int(target), np.int64)
@@ -77,16 +80,16 @@ def check_target(fn: str, target: Any, n: int, k: int) -> jax.Array:
         t = np.asarray(target) if not isinstance(target, str | bytes) else np.asarray(None)
         if t.dtype == object or not np.issubdtype(t.dtype, np.integer) or t.ndim != 1:
             raise TypeError(
-                f"{fn}: target must be an int or an int array of shape (N,), got {short(target)}"
+                f"{fn}: {name} must be an int or an int array of shape (N,), got {short(target)}"
             )
         if t.shape != (n,):
             raise ValueError(
-                f"{fn}: target must have shape (N,) = ({n},), got shape {t.shape}"
+                f"{fn}: {name} must have shape (N,) = ({n},), got shape {t.shape}"
             )
     bad = t[(t < 0) | (t >= k)]
     if bad.size:
         raise ValueError(
-            f"{fn}: target must be in [0, {k}) (the model has {k} outputs), got {int(bad[0])}"
+            f"{fn}: {name} must be in [0, {k}) (the model has {k} outputs), got {int(bad[0])}"
         )
     return jnp.asarray(t, jnp.int32)
 

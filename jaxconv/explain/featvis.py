@@ -146,7 +146,7 @@ def feature_visualization(
         raise ValueError(
             f"{name}: fn(x) must return activations (N, K) or (N, h, w, K) with N = {n}, got {got}"
         )
-    ch = _checks.check_target(name, channel, n, int(oshape[-1]))
+    ch = _checks.check_target(name, channel, n, int(oshape[-1]), "channel")
 
     f_scale = jnp.asarray(_fourier_scale(h, w, decay))
     color = jnp.asarray(_COLOR) if (decorrelate and c == 3) else None
