@@ -67,6 +67,8 @@ def test_linear_saliency_smoothgrad_ig_are_the_weights(rng):
     np.testing.assert_allclose(explain.saliency(fn, x, t), wt, rtol=1e-12)
     sg = explain.smoothgrad(fn, x, t, key=jax.random.key(0), samples=7, batch_size=3)
     np.testing.assert_allclose(sg, wt, rtol=1e-12)  # the gradient is constant: exact expectation
+    sg = explain.smoothgrad(fn, x, t, key=jax.random.PRNGKey(0), samples=2)  # legacy uint32 key
+    np.testing.assert_allclose(sg, wt, rtol=1e-12)
     attr, gap = explain.integrated_gradients(fn, x, t, steps=3, return_gap=True)
     np.testing.assert_allclose(attr, np.asarray(x) * wt, rtol=1e-12)
     np.testing.assert_allclose(gap, 0, atol=1e-10)
@@ -318,6 +320,7 @@ def test_rank_correlation_matches_scipy(rng):
 def test_model_parameter_randomization(net, images, rng):
     params, _ = net
     params = {k: jnp.asarray(v, jnp.float32) for k, v in params.items()}
+    params["unused"] = jnp.asarray(rng.normal(size=(5,)), jnp.float32)  # not read by conv_net
 
     def attribute(p):
         return explain.saliency(lambda x: conv_net(p, x), images, 0)
@@ -327,6 +330,8 @@ def test_model_parameter_randomization(net, images, rng):
     cascade = explain.model_parameter_randomization(
         attribute, params, ["dense", "conv"], key=jax.random.key(0)
     )
+    same = explain.model_parameter_randomization(attribute, params, ["unused"], key=jax.random.key(0))
+    assert same == {"unused": 1.0}  # the attributions did not change: perfect rank agreement
     assert list(cascade) == ["dense", "conv"]
     assert all(r < 0.6 for r in cascade.values()), cascade
     indep = explain.model_parameter_randomization(
