@@ -9,6 +9,7 @@ grad-compatible.
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
+from . import explain
 from .activations import (
     activation,
     elu,
@@ -63,6 +64,7 @@ __all__ = [
     "calibrate",
     "conv2d",
     "elu",
+    "explain",
     "gelu",
     "global_avg_pool2d",
     "global_max_pool2d",

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("jaxconv.models.train", "main", "train LeNet-5 on digits or MNIST"),
     "autotune": ("jaxconv.cli.autotune", "main", "measure and cache the fastest algorithm for a shape"),
     "calibrate": ("jaxconv.cli.calibrate", "main", "rescale auto's cost model for this machine (< 1 min)"),
+    "explain": ("jaxconv.cli.explain", "main", "explain a LeNet-5 checkpoint's decision on an image (Grad-CAM, IG, ...)"),
     "info": ("jaxconv.cli", "info_main", "versions, backend, devices and the conv algorithms"),
 }
 

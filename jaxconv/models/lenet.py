@@ -135,6 +135,12 @@ class _Dense(nnx.Module):
         return x @ self.kernel[...] + self.bias[...].reshape(1, -1)
 
 
+def _check_activation(activation):
+    if activation is not None and not callable(activation):
+        raise TypeError(f"LeNet5: activation must be a callable or None, got {activation!r}")
+    return activation
+
+
 def _flatten(x):
     # The explicit size, not -1: a reshape of an empty batch cannot infer it.
     return x.reshape(x.shape[0], math.prod(x.shape[1:]))
@@ -257,9 +263,9 @@ class LeNet5(nnx.Module):
         """The 1998 LeNet-5 (see the class docstring for the layers and what differs)."""
         return cls(num_classes, algorithm=algorithm, variant="classic", rngs=rngs)
 
-    def _stages(self) -> list[tuple[str, Callable]]:
+    def _stages(self, activation: Callable | None = None) -> list[tuple[str, Callable]]:
         if self.variant == "modern":
-            relu = jaxconv.relu
+            relu = jaxconv.relu if activation is None else activation
             return [
                 ("conv1", self.conv1), ("act1", relu), ("pool1", jaxconv.max_pool2d),
                 ("conv2", self.conv2), ("act2", relu), ("pool2", jaxconv.max_pool2d),
@@ -267,7 +273,7 @@ class LeNet5(nnx.Module):
                 ("fc1", self.fc1), ("act3", relu), ("fc2", self.fc2), ("act4", relu),
                 ("fc3", self.fc3),
             ]
-        squash = jaxconv.lecun_tanh
+        squash = jaxconv.lecun_tanh if activation is None else activation
         return [
             ("conv1", self.C1), ("act1", squash), ("pool1", self.S2), ("act2", squash),
             ("conv2", self.C3), ("act3", squash), ("pool2", self.S4), ("act4", squash),
@@ -290,12 +296,17 @@ class LeNet5(nnx.Module):
         x = jnp.asarray(x, _DTYPE)
         return (x[None] if unbatched else x), unbatched
 
-    def __call__(self, x) -> jax.Array:
-        """Logits ``(N, num_classes)`` for images ``(N, 32, 32, 1)`` (``(num_classes,)`` unbatched)."""
+    def __call__(self, x, *, activation: Callable | None = None) -> jax.Array:
+        """Logits ``(N, num_classes)`` for images ``(N, 32, 32, 1)`` (``(num_classes,)`` unbatched).
+
+        ``activation`` (default ``None``: the variant's own, ReLU or the scaled tanh) replaces
+        every activation stage, e.g. :func:`jaxconv.explain.guided_relu` for guided backprop.
+        """
         x, unbatched = self._check_input(x)
+        activation = _check_activation(activation)
         if x.shape[0] == 0:  # an empty batch: empty logits, without running the convolutions
             return self._empty(x)["logits"]
-        y = self._logits(x)
+        y = self._logits(x, activation)
         return y[0] if unbatched else y
 
     def _empty(self, x) -> dict[str, jax.Array]:
@@ -312,24 +323,27 @@ class LeNet5(nnx.Module):
 
     # Not nnx.jit-decorated: callers jit (or grad, eval_shape) whole steps that close over the
     # model, and a jitted method inside such a closure would leak NNX trace state.
-    def _logits(self, x):
-        for _, stage in self._stages():
+    def _logits(self, x, activation=None):
+        for _, stage in self._stages(activation):
             x = stage(x)
         return x
 
-    def _features(self, x):
+    def _features(self, x, activation=None):
         out = {}
-        for name, stage in self._stages():
+        for name, stage in self._stages(activation):
             x = stage(x)
             out[name] = x
         out["softmax"] = jaxconv.softmax(x)
         return out
 
-    def features(self, x) -> collections.OrderedDict[str, jax.Array]:
+    def features(
+        self, x, *, activation: Callable | None = None
+    ) -> collections.OrderedDict[str, jax.Array]:
         """Every stage's output by name, in order, ending with ``"softmax"`` probabilities.
 
         Args:
           x: images NHWC ``(N, 32, 32, 1)`` or one image ``(32, 32, 1)``.
+          activation: replaces every activation stage when given (default: the variant's own).
 
         Returns:
           ``OrderedDict`` name -> array. Conv/act/pool outputs are NHWC ``(N, H, W, C)``
@@ -338,7 +352,9 @@ class LeNet5(nnx.Module):
           ``softmax`` ``(N, num_classes)``. An unbatched input gives unbatched outputs.
         """
         x, unbatched = self._check_input(x)
-        feats = self._empty(x) if x.shape[0] == 0 else self._features(x)  # a dict comes back from jit with sorted keys: reorder
+        activation = _check_activation(activation)
+        # a dict comes back from jit with sorted keys: reorder
+        feats = self._empty(x) if x.shape[0] == 0 else self._features(x, activation)
         names = [name for name, _ in self._stages()] + ["softmax"]
         return collections.OrderedDict(
             (name, feats[name][0] if unbatched else feats[name]) for name in names

@@ -23,6 +23,7 @@ from .diagrams import (
     plot_pooling,
     plot_saliency,
 )
+from .explain import plot_attribution
 from .maps import (
     POLICIES,
     RGB_STRATEGIES,
@@ -47,6 +48,7 @@ __all__ = [
     "fmt_shape",
     "plot_activations",
     "plot_architecture",
+    "plot_attribution",
     "plot_confusion_matrix",
     "plot_conv_step",
     "plot_conv_vs_kernel",
