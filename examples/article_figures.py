@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from jaxconv.figures import main as figures_main
+    from jaxconv.cli.figures import main as figures_main
 
     return figures_main(argv, default_out="figures")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from jaxconv.models.train import main as train_main
+from jaxconv.cli.train import main as train_main
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,14 +14,13 @@ stage strip.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import html
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -423,17 +422,12 @@ def _make_bench(ctx: Context, spec: FigureSpec) -> dict:
 
 
 def read_bench(path: str | os.PathLike) -> dict:
-    """The plot data (``jaxconv.bench.plot_data``) of a benchmark JSON, checked.
+    """The plot data (:func:`jaxconv.viz.benchmark.plot_data`) of a benchmark JSON, checked.
 
     Raises ``ValueError`` naming the file when it is unreadable, not JSON, not a pytest-benchmark
     record of the suite, or holds no convolution timings; ``OSError`` when it cannot be read.
     """
-    import importlib
-
-    try:  # where it lives now; older trees had it in jaxconv.bench
-        plot_data = importlib.import_module("jaxconv.viz.benchmark").plot_data
-    except (ImportError, AttributeError):
-        plot_data = importlib.import_module("jaxconv.bench").plot_data
+    from jaxconv.viz.benchmark import plot_data
 
     name = os.fspath(path)
     try:
@@ -500,7 +494,7 @@ GROUPS = {"stacks": [f.name for f in FIGURES if f.kind == "stack"],
           "extras": [f.name for f in FIGURES if f.kind == "extra"]}
 
 
-def _select(only: str | None) -> list[FigureSpec]:
+def select_figures(only: str | None) -> list[FigureSpec]:
     if not only:
         return list(FIGURES)
     names = set()
@@ -571,7 +565,7 @@ def make_figures(out: str | os.PathLike, *, style: str = "modern", seed: int = 0
     from jaxconv._io import check_output
     from jaxconv.data import cat, load_image
 
-    selected = _select(only)
+    selected = select_figures(only)
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
         raise ValueError(f"make_figures: epochs must be a positive int, got {epochs!r}")
     out = Path(out)
@@ -621,148 +615,3 @@ def make_figures(out: str | os.PathLike, *, style: str = "modern", seed: int = 0
     atomic_write(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     atomic_write(out / "index.html", _index_html(entries, style, seed))
     return manifest
-
-
-
-def _default_bench(path):
-    """``--bench`` as given, else ``bench-results/benchmark.json`` if a sweep left one here."""
-    if path is not None:
-        return path
-    default = Path("bench-results") / "benchmark.json"
-    return str(default) if default.is_file() else None
-
-def main(argv: Sequence[str] | None = None, *, default_out: str = "figures") -> int:
-    """``jaxconv figures [--out DIR] [--style article|modern] [--seed N]``."""
-    parser = argparse.ArgumentParser(
-        prog="jaxconv figures",
-        description="Regenerate the article's figures from the bundled cat into DIR, with "
-                    "DIR/manifest.json and a gallery DIR/index.html.",
-    )
-    parser.add_argument("--out", default=default_out, help="output folder (default: %(default)s)")
-    parser.add_argument("--style", choices=STYLES, default="modern",
-                        help="'article': the 2017 look (wrap-around RGB, jet + bilinear); "
-                             "'modern' (default): stage strips, honest colour scales, colorbars")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random filters (default 0)")
-    parser.add_argument("--checkpoint", help="a LeNet-5 checkpoint (default: train on digits now)")
-    parser.add_argument("--bench", help="a benchmark JSON from `nox -s bench` to plot "
-                        "(default: bench-results/benchmark.json when it exists)")
-    parser.add_argument("--only", help="comma-separated figure names or groups "
-                                       "(stacks, illustrations, extras)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--small", action="store_true", help=argparse.SUPPRESS)  # smoke tests
-    parser.add_argument("--epochs", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    from jaxconv.cli import guard
-
-    return guard("jaxconv figures", _figures_main, args)
-
-
-def _figures_main(args: argparse.Namespace) -> int:
-    from jaxconv.cli import UsageError
-
-    try:
-        _select(args.only)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    if args.epochs is not None and args.epochs < 1:
-        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
-    t0 = time.perf_counter()
-    manifest = make_figures(args.out, style=args.style, seed=args.seed, small=args.small,
-                            only=args.only, checkpoint=args.checkpoint,
-                            bench=_default_bench(args.bench), epochs=args.epochs,
-                            progress=not args.no_progress)
-    made = [e for e in manifest["figures"] if e["file"]]
-    skipped = [e for e in manifest["figures"] if not e["file"]]
-    print(f"wrote {len(made)} figures to {args.out}/ in {time.perf_counter() - t0:.1f} s; "
-          f"gallery: {Path(args.out) / 'index.html'}")
-    for entry in skipped:
-        print(f"  skipped {entry['name']}: {entry['skipped']}")
-    return 0
-
-
-# ------------------------------------------------------------------------------------ show
-
-
-def show_main(argv: Sequence[str] | None = None) -> int:
-    """``jaxconv show IMAGE --layers SPEC [--out PNG]``: save an image's stage strip."""
-    parser = argparse.ArgumentParser(
-        prog="jaxconv show",
-        description="Run an image through a layer stack (random Glorot filters from --seed) and "
-                    "save the stage strip: input, each stage, output, with shapes.",
-    )
-    parser.add_argument("image", help="an image file (PNG, JPEG, ...)")
-    parser.add_argument("--layers", required=True,
-                        help="layer spec, e.g. conv3x3:3,relu,maxpool5 (convKxK:F, an activation "
-                             "name, maxpoolP, avgpoolP)")
-    parser.add_argument("--out", help="output image (default: IMAGE-stem_stages.png here)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random filters")
-    parser.add_argument("--size", type=int, default=400,
-                        help="shrink so the longer side is at most this many pixels; 0 keeps (default 400)")
-    parser.add_argument("--style", choices=STYLES, default="modern",
-                        help="'article': wrap-around RGB, jet colormap; 'modern': min-max, colorbars")
-    args = parser.parse_args(argv)
-    from jaxconv.cli import guard
-
-    return guard("jaxconv show", _show_main, args)
-
-
-MEMORY_FACTOR = 3  # stage outputs (float32), plus float64 copies while plotting, one at a time
-
-
-def _show_main(args: argparse.Namespace) -> int:
-    from jaxconv import layers
-    from jaxconv._io import NotEnoughMemoryError, available_memory, check_output, save_figure
-    from jaxconv.cli import UsageError
-    from jaxconv.data import load_image
-
-    try:
-        init, apply = layers.build(args.layers)
-    except layers.SpecError as e:
-        raise UsageError(f"bad --layers {args.layers!r}: {e.reason}") from None
-    if args.size < 0:
-        raise UsageError(f"--size must be >= 0, got {args.size}")
-    out = Path(args.out) if args.out else Path(f"{Path(args.image).stem}_stages.png")
-    try:  # before any work: the format, the folder, a read-only file or a folder at --out
-        check_output(out, "--out", image=True)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    x = load_image(args.image, max_side=args.size or None)  # decoded once
-    try:
-        _, params = init(args.seed, x.shape)
-    except layers.SpecError as e:
-        raise UsageError(f"--layers {args.layers!r} does not fit the {x.shape[0]}x{x.shape[1]} "
-                         f"image: {e.reason}") from None
-    need = MEMORY_FACTOR * layers.memory_estimate(args.layers, x.shape, itemsize=4)
-    free = available_memory()
-    if free is not None and need > free:
-        raise NotEnoughMemoryError(
-            f"--layers {args.layers!r} on the {x.shape[0]}x{x.shape[1]} image needs about "
-            f"{need / 2**30:.1f} GiB for its stages, and {free / 2**30:.1f} GiB is available; "
-            "use fewer filters or a smaller --size"
-        )
-    y, stages = apply(params, x)
-    dead = dead_stages(stages)
-    if dead:
-        print(f"jaxconv show: note: {', '.join(dead)} (nearly) all zero or constant (a dead "
-              "ReLU?); try another --seed", file=sys.stderr)
-
-    from jaxconv import viz
-
-    n = len(stages) + 1
-    fig = viz.figure(2.6 * n, 3.1)
-    article = args.style == "article"
-    viz.plot_stages({"input": x, **stages}, ax=fig.subplots(1, n).tolist(),
-                    strategy="wrap" if article else "minmax", cmap="jet" if article else None,
-                    zero_centered=False if article else "auto", colorbar=not article,
-                    interpolation="bilinear" if article else "nearest")
-    fig.suptitle(f"{args.layers}  →  {viz.fmt_shape(np.shape(y))}")
-    try:  # atomic: a failed write leaves whatever was at --out as it was
-        save_figure(fig, out, dpi=100)
-    except (OSError, ValueError) as e:
-        raise OSError(f"cannot write {str(out)!r}: {' '.join(str(e).split())}") from None
-    print(f"wrote {out}: {' → '.join([viz.fmt_shape(x.shape), *(viz.fmt_shape(v.shape) for v in stages.values())])}")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -472,7 +472,7 @@ def test_cli_writes_a_png(checkpoint, method, capsys):
 
 
 def test_cli_bad_input_returns_2(checkpoint, capsys):
-    from jaxconv.cli_explain import main
+    from jaxconv.cli.explain import main
 
     d, ckpt = checkpoint
     img = str(d / "digit.png")

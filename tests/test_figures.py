@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from jaxconv import figures
+from jaxconv.cli import figures as figures_cli
+from jaxconv.cli import show as show_cli
 
 PIL = pytest.importorskip("PIL.Image")
 
@@ -41,7 +43,7 @@ def load_png(path):
 
 def test_manifest_shapes_equal_the_articles_table(tmp_path, capsys):
     # Full-size cat, the article style (one small image per stack): the real shapes.
-    rc = figures.main(["--out", str(tmp_path), "--only", "cat,stacks", "--style", "article",
+    rc = figures_cli.main(["--out", str(tmp_path), "--only", "cat,stacks", "--style", "article",
                        "--no-progress"])
     assert rc == 0
     manifest = json.loads((tmp_path / "manifest.json").read_text())
@@ -64,7 +66,7 @@ def test_figures_end_to_end_small(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "figs"
     only = "cat,cat_conv3x3-3_relu_maxpool5,illustrations,extras"
-    assert figures.main(["--out", str(out), "--small", "--no-progress", "--only", only]) == 0
+    assert figures_cli.main(["--out", str(out), "--small", "--no-progress", "--only", only]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     names = [e["name"] for e in manifest["figures"]]
     extras = [f.name for f in figures.FIGURES if f.kind in ("illustration", "extra")]
@@ -92,14 +94,14 @@ def test_figures_end_to_end_small(tmp_path, monkeypatch):
 
 def test_figures_is_deterministic_from_the_seed(tmp_path):
     args = ["--no-progress", "--style", "article", "--only", "cat_conv3x3-3,pooling"]
-    figures.main(["--out", str(tmp_path / "a"), *args])
-    figures.main(["--out", str(tmp_path / "b"), *args])
+    figures_cli.main(["--out", str(tmp_path / "a"), *args])
+    figures_cli.main(["--out", str(tmp_path / "b"), *args])
     for name in ("cat_conv3x3-3.png", "pooling.png"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
 def test_unknown_figure_name(tmp_path, capsys):
-    assert figures.main(["--out", str(tmp_path), "--only", "dog"]) == 2
+    assert figures_cli.main(["--out", str(tmp_path), "--only", "dog"]) == 2
     assert "unknown figure 'dog'" in capsys.readouterr().err
 
 
@@ -119,7 +121,7 @@ def test_show_fails_with_one_line_and_writes_nothing(tmp_path, capsys, content, 
     else:
         image.write_bytes(content)
     out = tmp_path / "out.png"
-    rc = figures.show_main([str(image), "--layers", layers, "--out", str(out)])
+    rc = show_cli.main([str(image), "--layers", layers, "--out", str(out)])
     captured = capsys.readouterr()
     assert rc != 0
     assert captured.err.count("\n") == 1 and captured.err.startswith("jaxconv show: ")
@@ -132,7 +134,7 @@ def test_show_writes_the_stage_strip(tmp_path, capsys, rng):
     image = tmp_path / "in.png"
     PIL.fromarray(rng.integers(0, 256, (24, 30, 3), dtype=np.uint8)).save(image)
     out = tmp_path / "strip.png"
-    rc = figures.show_main([str(image), "--layers", "conv3x3:2,relu,avgpool2", "--out", str(out), "--seed", "1"])
+    rc = show_cli.main([str(image), "--layers", "conv3x3:2,relu,avgpool2", "--out", str(out), "--seed", "1"])
     assert rc == 0 and out.is_file()
     assert "24×30×3 → 22×28×2 → 22×28×2 → 11×14×2" in capsys.readouterr().out
     assert load_png(out).std() > 5
@@ -150,8 +152,8 @@ def test_show_through_the_cli(tmp_path, capsys):
 
 def test_bench_json_defaults_to_a_sweep_left_in_the_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert figures._default_bench(None) is None
+    assert figures_cli._default_bench(None) is None
     (tmp_path / "bench-results").mkdir()
     (tmp_path / "bench-results" / "benchmark.json").write_text("{}")
-    assert figures._default_bench(None) == str(pathlib.Path("bench-results") / "benchmark.json")
-    assert figures._default_bench("mine.json") == "mine.json"
+    assert figures_cli._default_bench(None) == str(pathlib.Path("bench-results") / "benchmark.json")
+    assert figures_cli._default_bench("mine.json") == "mine.json"

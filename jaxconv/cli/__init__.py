@@ -22,9 +22,9 @@ from typing import Any
 
 # command -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "figures": ("jaxconv.figures", "main", "regenerate the article's figures from the bundled cat"),
-    "show": ("jaxconv.figures", "show_main", "run an image through a layer stack and save the stages"),
-    "train": ("jaxconv.models.train", "main", "train LeNet-5 on digits or MNIST"),
+    "figures": ("jaxconv.cli.figures", "main", "regenerate the article's figures from the bundled cat"),
+    "show": ("jaxconv.cli.show", "main", "run an image through a layer stack and save the stages"),
+    "train": ("jaxconv.cli.train", "main", "train LeNet-5 on digits or MNIST"),
     "autotune": ("jaxconv.cli.autotune", "main", "measure and cache the fastest algorithm for a shape"),
     "calibrate": ("jaxconv.cli.calibrate", "main", "rescale auto's cost model for this machine (< 1 min)"),
     "explain": ("jaxconv.cli.explain", "main", "explain a LeNet-5 checkpoint's decision on an image (Grad-CAM, IG, ...)"),

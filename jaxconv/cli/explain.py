@@ -71,10 +71,10 @@ def _load(args):
         img = load_image(args.image, size=(32, 32), mode="L")
     except ImageLoadError as e:
         raise _Fail(" ".join(str(e).split())) from None
+    if not Path(args.checkpoint).exists():
+        raise _Fail(f"no such checkpoint {args.checkpoint!r}")
     try:
         model, _ = load_checkpoint(args.checkpoint)
-    except FileNotFoundError:
-        raise _Fail(f"no such checkpoint {args.checkpoint!r}") from None
     except (CheckpointError, OSError) as e:
         raise _Fail(" ".join(str(e).split())) from None
     ink = 1.0 - img if args.invert else img

@@ -1,0 +1,91 @@
+"""``jaxconv show IMAGE --layers SPEC``: an image through a layer stack, one panel per stage."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..figures import STYLES, dead_stages
+from . import UsageError, guard
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``jaxconv show IMAGE --layers SPEC [--out PNG]``: save an image's stage strip."""
+    parser = argparse.ArgumentParser(
+        prog="jaxconv show",
+        description="Run an image through a layer stack (random Glorot filters from --seed) and "
+                    "save the stage strip: input, each stage, output, with shapes.",
+    )
+    parser.add_argument("image", help="an image file (PNG, JPEG, ...)")
+    parser.add_argument("--layers", required=True,
+                        help="layer spec, e.g. conv3x3:3,relu,maxpool5 (convKxK:F, an activation "
+                             "name, maxpoolP, avgpoolP)")
+    parser.add_argument("--out", help="output image (default: IMAGE-stem_stages.png here)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random filters")
+    parser.add_argument("--size", type=int, default=400,
+                        help="shrink so the longer side is at most this many pixels; 0 keeps (default 400)")
+    parser.add_argument("--style", choices=STYLES, default="modern",
+                        help="'article': wrap-around RGB, jet colormap; 'modern': min-max, colorbars")
+    args = parser.parse_args(argv)
+    return guard("jaxconv show", _show_main, args)
+
+
+MEMORY_FACTOR = 3  # stage outputs (float32), plus float64 copies while plotting, one at a time
+
+
+def _show_main(args: argparse.Namespace) -> int:
+    from jaxconv import layers
+    from jaxconv._io import NotEnoughMemoryError, available_memory, check_output, save_figure
+    from jaxconv.data import load_image
+
+    try:
+        init, apply = layers.build(args.layers)
+    except layers.SpecError as e:
+        raise UsageError(f"bad --layers {args.layers!r}: {e.reason}") from None
+    if args.size < 0:
+        raise UsageError(f"--size must be >= 0, got {args.size}")
+    out = Path(args.out) if args.out else Path(f"{Path(args.image).stem}_stages.png")
+    try:  # before any work: the format, the folder, a read-only file or a folder at --out
+        check_output(out, "--out", image=True)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    x = load_image(args.image, max_side=args.size or None)  # decoded once
+    try:
+        _, params = init(args.seed, x.shape)
+    except layers.SpecError as e:
+        raise UsageError(f"--layers {args.layers!r} does not fit the {x.shape[0]}x{x.shape[1]} "
+                         f"image: {e.reason}") from None
+    need = MEMORY_FACTOR * layers.memory_estimate(args.layers, x.shape, itemsize=4)
+    free = available_memory()
+    if free is not None and need > free:
+        raise NotEnoughMemoryError(
+            f"--layers {args.layers!r} on the {x.shape[0]}x{x.shape[1]} image needs about "
+            f"{need / 2**30:.1f} GiB for its stages, and {free / 2**30:.1f} GiB is available; "
+            "use fewer filters or a smaller --size"
+        )
+    y, stages = apply(params, x)
+    dead = dead_stages(stages)
+    if dead:
+        print(f"jaxconv show: note: {', '.join(dead)} (nearly) all zero or constant (a dead "
+              "ReLU?); try another --seed", file=sys.stderr)
+
+    from jaxconv import viz
+
+    n = len(stages) + 1
+    fig = viz.figure(2.6 * n, 3.1)
+    article = args.style == "article"
+    viz.plot_stages({"input": x, **stages}, ax=fig.subplots(1, n).tolist(),
+                    strategy="wrap" if article else "minmax", cmap="jet" if article else None,
+                    zero_centered=False if article else "auto", colorbar=not article,
+                    interpolation="bilinear" if article else "nearest")
+    fig.suptitle(f"{args.layers}  →  {viz.fmt_shape(np.shape(y))}")
+    try:  # atomic: a failed write leaves whatever was at --out as it was
+        save_figure(fig, out, dpi=100)
+    except (OSError, ValueError) as e:
+        raise OSError(f"cannot write {str(out)!r}: {' '.join(str(e).split())}") from None
+    print(f"wrote {out}: {' → '.join([viz.fmt_shape(x.shape), *(viz.fmt_shape(v.shape) for v in stages.values())])}")
+    return 0
