@@ -224,7 +224,7 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered
         )
     channels = min(kernel_shape[-2], kernel_shape[-1])
     candidates = {n: c for n, c in costs.items() if channels >= _registry.get(n).min_channels}
-    best = min(candidates, key=candidates.get)
+    best = min(candidates, key=lambda a: candidates[a])
     direct = costs["direct"]
     if best == "direct":
         return "direct", costs, unsupported, "direct has the lowest estimate"
@@ -245,7 +245,7 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered
             f"{best} is estimated {direct / costs[best]:.2f}x faster, below the "
             f"{1 / margin(best):.2f}x the model needs to leave direct"
         )
-    best = min(qualifying, key=qualifying.get)
+    best = min(qualifying, key=lambda a: qualifying[a])
     return best, costs, unsupported, (
         f"lowest estimate, {direct / costs[best]:.2f}x below direct's "
         f"(needs {1 / margin(best):.2f}x)"
