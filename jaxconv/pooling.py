@@ -332,17 +332,19 @@ def _tap_views(xp, taps, stride, dilation, out):
     return views
 
 
-def _padded_out(shape, taps, stride, dilation):
-    return tuple(
-        (n - (t - 1) * d - 1) // s + 1 for n, t, s, d in zip(shape, taps, stride, dilation, strict=True)
-    )
+def _crop(y, out):
+    """The first ``out`` outputs per spatial axis: a window clipped to the padded input (see
+    :func:`_window_geometry`) can leave a few more windows in the reduction than PyTorch has."""
+    return y[(slice(None), *(slice(0, o) for o in out), slice(None))]
 
 
 @functools.partial(
     jax.jit,
-    static_argnames=("kind", "window", "stride", "dilation", "pads", "data_format", "unbatched"),
+    static_argnames=(
+        "kind", "window", "stride", "dilation", "pads", "out", "data_format", "unbatched"
+    ),
 )
-def _extremum_core(x, *, kind, window, stride, dilation, pads, data_format, unbatched):
+def _extremum_core(x, *, kind, window, stride, dilation, pads, out, data_format, unbatched):
     x = to_last(x, data_format, unbatched)
     # -inf / +inf are the identities of max / min, which makes lax dispatch to the
     # differentiable reduce_window_max / reduce_window_min primitives.
@@ -357,11 +359,11 @@ def _extremum_core(x, *, kind, window, stride, dilation, pads, data_format, unba
             padding=((0, 0), *pads, (0, 0)),
         )
     else:
-        y = _dilated_extremum(x, init, kind, window, stride, dilation, pads)
-    return from_last(y, data_format, unbatched)
+        y = _dilated_extremum(x, init, kind, window, stride, dilation, pads, out)
+    return from_last(_crop(y, out), data_format, unbatched)
 
 
-def _dilated_extremum(x, init, kind, window, stride, dilation, pads):
+def _dilated_extremum(x, init, kind, window, stride, dilation, pads, out):
     """One strided slice per window tap, then a reduction over the taps.
 
     JAX cannot transpose reduce_window_max with window dilation (no VJP), so a dilated
@@ -369,22 +371,22 @@ def _dilated_extremum(x, init, kind, window, stride, dilation, pads):
     gradient.
     """
     x = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=np.array(init, x.dtype))
-    out = _padded_out(x.shape[1:-1], window, stride, dilation)
     stacked = jnp.stack([v for _, v in _tap_views(x, window, stride, dilation, out)], axis=-1)
     return jnp.max(stacked, axis=-1) if kind == "max" else jnp.min(stacked, axis=-1)
 
 
 @functools.partial(
     jax.jit,
-    static_argnames=("size", "window", "stride", "dilation", "pads", "data_format", "unbatched"),
+    static_argnames=(
+        "size", "window", "stride", "dilation", "pads", "out", "data_format", "unbatched"
+    ),
 )
-def _argmax_core(x, *, size, window, stride, dilation, pads, data_format, unbatched):
+def _argmax_core(x, *, size, window, stride, dilation, pads, out, data_format, unbatched):
     """PyTorch's max-pool indices: the window's taps scanned in row-major order, a tap replacing
     the running maximum when ``value > max`` or ``value`` is NaN (so the first of tied maxima and
     the last NaN win); a window without a larger value keeps its first real position."""
     x = lax.stop_gradient(to_last(x, data_format, unbatched))
     xp = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=np.array(-np.inf, x.dtype))
-    out = _padded_out(xp.shape[1:-1], window, stride, dilation)
     flat_strides = [math.prod(size[i + 1 :]) for i in range(len(size))]
 
     def flat(positions):
@@ -429,22 +431,22 @@ def _divide(total, divisor):
 
 @functools.partial(
     jax.jit,
-    static_argnames=("window", "stride", "pads", "divisor", "data_format", "unbatched"),
+    static_argnames=("window", "stride", "pads", "out", "divisor", "data_format", "unbatched"),
 )
-def _avg_core(x, *, window, stride, pads, divisor, data_format, unbatched):
+def _avg_core(x, *, window, stride, pads, out, divisor, data_format, unbatched):
     dtype = x.dtype
     x = to_last(x, data_format, unbatched).astype(_args.accumulation_dtype(dtype))
-    y = _divide(_window_sum(x, window, stride, pads), divisor)
+    y = _divide(_crop(_window_sum(x, window, stride, pads), out), divisor)
     return from_last(y.astype(dtype), data_format, unbatched)
 
 
 @functools.partial(
     jax.jit,
     static_argnames=(
-        "norm", "window", "area", "stride", "pads", "divisor", "data_format", "unbatched"
+        "norm", "window", "area", "stride", "pads", "out", "divisor", "data_format", "unbatched"
     ),
 )
-def _lp_core(x, *, norm, window, area, stride, pads, divisor, data_format, unbatched):
+def _lp_core(x, *, norm, window, area, stride, pads, out, divisor, data_format, unbatched):
     dtype = x.dtype
     x = to_last(x, data_format, unbatched).astype(_args.accumulation_dtype(dtype))
     if math.isinf(norm):  # torch: the infinity norm is the max of |x|
@@ -452,15 +454,15 @@ def _lp_core(x, *, norm, window, area, stride, pads, divisor, data_format, unbat
             jnp.abs(x), np.array(-np.inf, x.dtype), lax.max,
             _spatial(window), _spatial(stride), ((0, 0), *pads, (0, 0)),
         )
-        return from_last(y.astype(dtype), data_format, unbatched)
+        return from_last(_crop(y, out).astype(dtype), data_format, unbatched)
     # integer_pow keeps x ** 2 exact and defined for negative x
     xp = x ** int(norm) if norm.is_integer() and norm <= 64 else x ** norm
-    out = _divide(_window_sum(xp, window, stride, pads), divisor)
+    total = _divide(_crop(_window_sum(xp, window, stride, pads), out), divisor)
     # torch.nn.functional.lp_pool2d, literally: sign(out) * relu(|out|) * (kh * kw), ** (1 / p).
     # With ceil_mode, partial windows are avg-pooled over their clipped size then scaled by the
     # full window area, as in torch.
-    out = jnp.sign(out) * jax.nn.relu(jnp.abs(out)) * area
-    y = out ** (1.0 / norm)
+    total = jnp.sign(total) * jax.nn.relu(jnp.abs(total)) * area
+    y = total ** (1.0 / norm)
     return from_last(y.astype(dtype), data_format, unbatched)
 
 
@@ -472,12 +474,12 @@ def _lp_core(x, *, norm, window, area, stride, pads, divisor, data_format, unbat
 def _max_pool(fn, nd, kind, x, window, stride, padding, dilation, ceil_mode, data_format,
               return_indices=False):
     x, unbatched, size, data_format = _prepare(fn, x, data_format, nd)
-    window, stride, dilation, _, full_pads, _, taps = _window_geometry(
+    window, stride, dilation, _, full_pads, out, taps = _window_geometry(
         fn, size, window, stride, padding, dilation, ceil_mode
     )
     return_indices = _check_bool(fn, "return_indices", return_indices)
     y = _extremum_core(
-        x, kind=kind, window=taps, stride=stride, dilation=dilation, pads=full_pads,
+        x, kind=kind, window=taps, stride=stride, dilation=dilation, pads=full_pads, out=out,
         data_format=data_format, unbatched=unbatched,
     )
     if not return_indices:
@@ -485,7 +487,7 @@ def _max_pool(fn, nd, kind, x, window, stride, padding, dilation, ceil_mode, dat
     check_int32(fn, "the flattened spatial size of x (for int32 indices)", [math.prod(size)],
                 math.prod(size))
     indices = _argmax_core(
-        x, size=size, window=taps, stride=stride, dilation=dilation, pads=full_pads,
+        x, size=size, window=taps, stride=stride, dilation=dilation, pads=full_pads, out=out,
         data_format=data_format, unbatched=unbatched,
     )
     return y, indices
@@ -516,7 +518,7 @@ def _avg_pool(fn, nd, x, window, stride, padding, ceil_mode, count_include_pad, 
         else _avg_divisor(size, window, stride, pads, out, count_include_pad)
     )
     return _avg_core(
-        x, window=taps, stride=stride, pads=full_pads, divisor=divisor,
+        x, window=taps, stride=stride, pads=full_pads, out=out, divisor=divisor,
         data_format=data_format, unbatched=unbatched,
     )
 
@@ -533,7 +535,7 @@ def _lp_pool(fn, nd, x, norm, window, stride, ceil_mode, data_format):
     )
     divisor = _avg_divisor(size, window, stride, pads, out, True)
     return _lp_core(
-        x, norm=norm, window=taps, area=math.prod(window), stride=stride, pads=full_pads,
+        x, norm=norm, window=taps, area=math.prod(window), stride=stride, pads=full_pads, out=out,
         divisor=divisor, data_format=data_format, unbatched=unbatched,
     )
 
