@@ -1344,7 +1344,12 @@ def _unpool_core(y, indices, *, out, data_format, unbatched):
     flat = jnp.where((flat < 0) | (flat >= total), total, flat)  # out of range: dropped
     batch = jnp.arange(n, dtype=jnp.int32).reshape(n, 1, 1)
     channel = jnp.arange(c, dtype=jnp.int32).reshape(1, c, 1)
-    x = jnp.zeros((n, c, total), y.dtype).at[batch, channel, flat].set(values, mode="drop")
+    # unique_indices: the transpose is then a gather, so every value of y gets the cotangent at
+    # its index, as in torch's max_unpool backward, even where overlapping windows repeat an
+    # index (max-pooling gives such duplicates equal values; otherwise one of them is kept).
+    x = jnp.zeros((n, c, total), y.dtype).at[batch, channel, flat].set(
+        values, mode="drop", unique_indices=True
+    )
     x = jnp.moveaxis(x.reshape(n, c, *out), 1, -1)
     return from_last(x, data_format, unbatched)
 
@@ -1391,7 +1396,9 @@ def _max_unpool(fn, nd, y, indices, window, stride, padding, output_size, data_f
 _UNPOOL_DOC = """Inverse of :func:`max_pool{nd}d` with ``return_indices=True``
     (``torch.nn.functional.max_unpool{nd}d``): each value of ``y`` goes to the position its index
     names in the flattened {axes} grid of its channel; everything else is zero. Linear (and
-    differentiable) in ``y``.
+    differentiable) in ``y``: as in torch, the gradient of each value of ``y`` is the cotangent
+    at its index, also where several values share an index (then one of them is kept; the
+    duplicates that overlapping max-pool windows produce are equal).
 
     Args:
       y: pooled values, shape ``{shape}`` (``{cshape}`` with ``data_format="{cf}"``), or

@@ -408,6 +408,17 @@ def test_unpool_gradient(rng, nd):
     np.testing.assert_allclose(np.asarray(g).ravel(), expected.reshape(g.shape).ravel())
 
 
+def test_unpool_gradient_with_duplicate_indices():
+    """Overlapping windows share a maximum: each value still gets the cotangent at its index
+    (torch's backward is a gather)."""
+    y, i = jaxconv.max_pool1d(np.array([[1.0], [3.0], [2.0]]), 2, stride=1, return_indices=True)
+    np.testing.assert_array_equal(np.asarray(i).ravel(), [1, 1])
+    ct = np.array([[10.0], [20.0], [30.0]])
+    u, vjp = jax.vjp(lambda y: jaxconv.max_unpool1d(y, i, 2, stride=1), y)
+    np.testing.assert_array_equal(np.asarray(u).ravel(), [0, 3, 0])
+    np.testing.assert_array_equal(np.asarray(vjp(ct)[0]).ravel(), [20, 20])
+
+
 # --------------------------------------------------------------------------------------------
 # Transformations
 # --------------------------------------------------------------------------------------------
