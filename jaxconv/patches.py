@@ -58,7 +58,7 @@ def _unfold_core(x, *, window, stride, dilation, pads, out, unbatched):
     xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
     views = [v for _, v in _pooling._tap_views(xp, window, stride, dilation, out)]
     y = jnp.stack(views, axis=-2)
-    y = y.reshape(*y.shape[:3], -1)
+    y = y.reshape(*y.shape[:3], window[0] * window[1] * x.shape[-1])
     return y[0] if unbatched else y
 
 

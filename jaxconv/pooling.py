@@ -548,7 +548,7 @@ _DIMS = {
     1: dict(
         layout="NWC", cf="NCW", shape="(N, W, C)", cshape="(N, C, W)", ushape="(W, C)",
         ucshape="(C, W)", k="(kw,)", s="(sw,)", d="(dw,)", p="(pw,)", pairs="((left, right),)",
-        out="(N, W_out, C)", first="W", axes="W", spatial="(W_out,)",
+        out="(N, W_out, C)", first="W", axes="W", spatial="(W_out,)", flat="w",
     ),
     3: dict(
         layout="NDHWC", cf="NCDHW", shape="(N, D, H, W, C)", cshape="(N, C, D, H, W)",
@@ -556,6 +556,7 @@ _DIMS = {
         d="(dd, dh, dw)", p="(pd, ph, pw)",
         pairs="((front, back), (top, bottom), (left, right))", out="(N, D_out, H_out, W_out, C)",
         first="D", axes="D, H and W", spatial="(D_out, H_out, W_out)",
+        flat="(d * H + h) * W + w",
     ),
 }
 
@@ -596,8 +597,8 @@ _MAX_DOC = """{title} pooling over {nd}-D windows (``torch.nn.functional.{torch}
 
 _INDICES_ARG = """
       return_indices: also return the position of each maximum as int32 indices into the
-        flattened *unpadded* {axes} grid of its channel (PyTorch's convention, in ``x``'s
-        layout), for :func:`max_unpool{nd}d`. Tied maxima give the first; NaN gives the last
+        flattened *unpadded* {axes} grid of its channel (``{flat}``, PyTorch's convention, in
+        ``x``'s layout), for :func:`max_unpool{nd}d`. Tied maxima give the first; NaN gives the last
         NaN of the window (PyTorch's CPU kernel)."""
 
 _INDICES_RET = """ With ``return_indices``: ``(y, indices)``, ``indices`` int32 of
@@ -1001,13 +1002,13 @@ def global_avg_pool2d(x: ArrayLike, keepdims: bool = False, *, data_format: str 
       keepdims: keep ``H`` and ``W`` as size-1 axes.
       data_format: ``"NHWC"`` (default) or ``"NCHW"``.
 
-    Raises:
-      ValueError: an empty spatial axis (``H == 0`` or ``W == 0``: the mean of no pixels), a
-        bad rank or data_format.
-
     Returns:
       ``(N, C)`` (unbatched: ``(C,)``), or with ``keepdims`` ``(N, 1, 1, C)`` in ``x``'s layout
       and rank; ``x``'s dtype.
+
+    Raises:
+      ValueError: an empty spatial axis (``H == 0`` or ``W == 0``: the mean of no pixels), a
+        bad rank or data_format.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -1028,13 +1029,13 @@ def global_max_pool2d(x: ArrayLike, keepdims: bool = False, *, data_format: str 
       keepdims: keep ``H`` and ``W`` as size-1 axes.
       data_format: ``"NHWC"`` (default) or ``"NCHW"``.
 
-    Raises:
-      ValueError: an empty spatial axis (``H == 0`` or ``W == 0``: no maximum), a bad rank or
-        data_format.
-
     Returns:
       ``(N, C)`` (unbatched: ``(C,)``), or with ``keepdims`` ``(N, 1, 1, C)`` in ``x``'s layout
       and rank; ``x``'s dtype.
+
+    Raises:
+      ValueError: an empty spatial axis (``H == 0`` or ``W == 0``: no maximum), a bad rank or
+        data_format.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -1339,8 +1340,9 @@ def _unpool_core(y, indices, *, out, data_format, unbatched):
     indices = to_last(indices, data_format, unbatched).astype(jnp.int32)
     n, c = y.shape[0], y.shape[-1]
     total = math.prod(out)
-    values = jnp.moveaxis(y, -1, 1).reshape(n, c, -1)
-    flat = jnp.moveaxis(indices, -1, 1).reshape(n, c, -1)
+    m = math.prod(y.shape[1:-1])
+    values = jnp.moveaxis(y, -1, 1).reshape(n, c, m)
+    flat = jnp.moveaxis(indices, -1, 1).reshape(n, c, m)
     flat = jnp.where((flat < 0) | (flat >= total), total, flat)  # out of range: dropped
     batch = jnp.arange(n, dtype=jnp.int32).reshape(n, 1, 1)
     channel = jnp.arange(c, dtype=jnp.int32).reshape(1, c, 1)
@@ -1373,7 +1375,7 @@ def _max_unpool(fn, nd, y, indices, window, stride, padding, output_size, data_f
         (n - 1) * s - 2 * p + k for n, s, p, k in zip(size, stride, padding, window, strict=True)
     )
     out = _unpool_size(fn, output_size, default, stride, data_format, unbatched)
-    if min(out) < 1 and min(size) > 0:
+    if min(out) < 1:
         raise ValueError(
             f"{fn}: the output size {out} must be >= 1 (input {size}, window {window}, stride "
             f"{stride}, padding {padding})"
