@@ -262,6 +262,16 @@ def test_ceil_mode_acceptance_matches_torch():
         y = jaxconv.max_pool1d(x, k, stride=s, padding=p, dilation=d, ceil_mode=ceil,
                                data_format="NCW")
         np.testing.assert_array_equal(y, yt)
+        if d == 1 and k > n + 2 * p:  # an overhanging window: avg's divisor, lp's scaling
+            xt = torch.tensor(np.abs(x) + 0.1)
+            for cip in (True, False):
+                z = jaxconv.avg_pool1d(xt.numpy(), k, stride=s, padding=p, ceil_mode=ceil,
+                                       count_include_pad=cip, data_format="NCW")
+                assert_close(z, F.avg_pool1d(xt, k, s, p, ceil, cip).numpy())
+            if p == 0:
+                z = jaxconv.lp_pool1d(xt.numpy(), 1.5, k, stride=s, ceil_mode=ceil,
+                                      data_format="NCW")
+                assert_close(z, F.lp_pool1d(xt, 1.5, k, s, ceil).numpy())
     x = rng.standard_normal((1, 1, 5, 5))
     yt = F.max_pool2d(torch.tensor(x), 3, 3, 1, (2, 4), True).numpy()
     np.testing.assert_array_equal(
