@@ -1,8 +1,11 @@
-"""Pooling: max / min / average / power-average, global and adaptive, with PyTorch's semantics.
+"""Pooling in 1, 2 and 3 spatial dimensions: max / min / average / power-average, global and
+adaptive, max-pool indices and max-unpooling, with PyTorch's semantics.
 
-Images are **NHWC** ``(N, H, W, C)`` by default (``data_format="NCHW"`` for ``(N, C, H, W)``), or
-unbatched ``(H, W, C)`` / ``(C, H, W)``, returned with the same rank. Every function checks its
-arguments before tracing, then calls a jitted core whose configuration is static.
+Images are channels-last: **NWC** ``(N, W, C)`` in 1-D, **NHWC** ``(N, H, W, C)`` in 2-D and
+**NDHWC** ``(N, D, H, W, C)`` in 3-D (``data_format="NCW"`` / ``"NCHW"`` / ``"NCDHW"`` for
+channels-first), or unbatched (no ``N``), returned with the same rank. Every function checks its
+arguments before tracing, then calls a jitted core whose configuration is static; one private
+N-d core serves the 1-D, 2-D and 3-D functions.
 
 Windowed pools share PyTorch's geometry, written per axis (``k`` window, ``s`` stride, ``d``
 dilation, ``p_lo``/``p_hi`` padding, ``k_eff = (k - 1) * d + 1``)::
@@ -10,15 +13,18 @@ dilation, ``p_lo``/``p_hi`` padding, ``k_eff = (k - 1) * d + 1``)::
     out = floor((H + p_lo + p_hi - k_eff + (s - 1 if ceil_mode else 0)) / s) + 1
     # with ceil_mode, a last window starting in the right padding is dropped:
     if ceil_mode and (out - 1) * s >= H + p_lo: out -= 1
+    # and out must be >= 1 (with ceil_mode, a window may overhang the padded input, as in torch)
 
 Explicit padding may be at most half the window on each side (PyTorch's rule, so that no window
 lies in the padding only); ``"SAME"`` (output ``ceil(H / s)``, the odd extra pad at the end, as
-``jax.lax``) and ``"VALID"`` are accepted too.
+``jax.lax``) and ``"VALID"`` are accepted too. Sizes, strides, paddings and every output or padded
+dimension must fit in int32 (``2**31 - 1``).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import numbers
 from collections.abc import Sequence
@@ -28,35 +34,180 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 
 from . import _args
 
 __all__ = [
+    "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool1d",
     "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
+    "avg_pool1d",
     "avg_pool2d",
+    "avg_pool3d",
+    "global_avg_pool1d",
     "global_avg_pool2d",
+    "global_avg_pool3d",
+    "global_max_pool1d",
     "global_max_pool2d",
+    "global_max_pool3d",
+    "lp_pool1d",
     "lp_pool2d",
+    "lp_pool3d",
+    "max_pool1d",
     "max_pool2d",
+    "max_pool3d",
+    "max_unpool1d",
+    "max_unpool2d",
+    "max_unpool3d",
+    "min_pool1d",
     "min_pool2d",
+    "min_pool3d",
 ]
 
 _PADDINGS = ("VALID", "SAME")
+INT32_MAX = 2**31 - 1
+_FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
 
 
 # --------------------------------------------------------------------------------------------
-# Validation at the boundary
+# Validation at the boundary (N-d; the 2-D messages are those of jaxconv._args)
 # --------------------------------------------------------------------------------------------
 
 
-def _prepare(fn: str, x: Any, data_format: Any):
-    """Common checks: layout, array, rank, float dtype. Returns ``(x, unbatched, nhwc, fmt)``."""
-    data_format = _args.check_data_format(fn, data_format)
+def check_format(fn: str, nd: int, data_format: Any) -> str:
+    """Upper-cased ``data_format``, one of the two layouts of ``nd`` spatial dimensions."""
+    if nd == 2:
+        return _args.check_data_format(fn, data_format)
+    last, first = _FORMATS[nd]
+    if not isinstance(data_format, str) or data_format.upper() not in (last, first):
+        raise ValueError(f"{fn}: data_format must be '{last}' or '{first}', got {data_format!r}")
+    return data_format.upper()
+
+
+def check_rank(fn: str, name: str, x: Any, nd: int, data_format: str):
+    """Validate the rank; return ``(unbatched, N, spatial sizes, C)`` whatever the layout."""
+    if nd == 2:
+        unbatched, (n, h, w, c) = _args.image_rank(fn, name, x, data_format)
+        return unbatched, n, (h, w), c
+    if x.ndim not in (nd + 1, nd + 2):
+        raise ValueError(
+            f"{fn}: {name} must have rank {nd + 2} ({data_format}) or {nd + 1} (unbatched "
+            f"{data_format[1:]}), got rank {x.ndim} with shape {tuple(x.shape)}"
+        )
+    unbatched = x.ndim == nd + 1
+    shape = tuple(int(v) for v in ((1, *x.shape) if unbatched else x.shape))
+    if data_format[1] == "C":
+        return unbatched, shape[0], shape[2:], shape[1]
+    return unbatched, shape[0], shape[1:-1], shape[-1]
+
+
+def check_int32(fn: str, name: str, values: Sequence[int], shown: Any) -> None:
+    """``ValueError`` unless every ``|value|`` fits in int32 (XLA's sizes and strides)."""
+    if any(abs(v) > INT32_MAX for v in values):
+        raise ValueError(f"{fn}: {name} must be at most 2**31 - 1, got {shown!r}")
+
+
+def _tuple_words(nd: int) -> str:
+    return "a pair of ints" if nd == 2 else f"a tuple of {nd} int{'s' if nd > 1 else ''}"
+
+
+def int_tuple(fn: str, name: str, value: Any, nd: int, *, minimum: int = 1) -> tuple[int, ...]:
+    """Canonicalize ``int | (int,) * nd`` to a tuple of ``nd`` ints in ``[minimum, 2**31 - 1]``."""
+    if nd == 2:
+        out = _args.pair(fn, name, value, minimum=minimum)
+    else:
+        if _args.is_int(value):
+            out = (int(value),) * nd
+        elif (
+            isinstance(value, Sequence)
+            and not isinstance(value, str)
+            and len(value) == nd
+            and all(_args.is_int(v) for v in value)
+        ):
+            out = tuple(int(v) for v in value)
+        else:
+            raise TypeError(f"{fn}: {name} must be an int or {_tuple_words(nd)}, got {value!r}")
+        if min(out) < minimum:
+            raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
+    check_int32(fn, name, out, value)
+    return out
+
+
+def explicit_pads(fn: str, name: str, value: Any, nd: int):
+    """``int | (p,) * nd | ((lo, hi),) * nd`` to per-axis ``(lo, hi)``; ``None`` for a string."""
+    if nd == 2:
+        pads = _args.explicit_pads(fn, name, value)
+    else:
+        if isinstance(value, str):
+            return None
+        if _args.is_int(value):
+            pads = ((int(value), int(value)),) * nd
+        elif (
+            isinstance(value, Sequence)
+            and len(value) == nd
+            and all(_args.is_int(v) for v in value)
+        ):
+            pads = tuple((int(v), int(v)) for v in value)
+        elif (
+            isinstance(value, Sequence)
+            and len(value) == nd
+            and all(
+                isinstance(v, Sequence) and not isinstance(v, str) and len(v) == 2
+                and all(_args.is_int(u) for u in v)
+                for v in value
+            )
+        ):
+            pads = tuple((int(lo), int(hi)) for lo, hi in value)
+        else:
+            raise TypeError(
+                f"{fn}: {name} must be a string, an int, {_tuple_words(nd)} or {nd} "
+                f"(low, high) pair{'s' if nd > 1 else ''}, got {value!r}"
+            )
+        if min(min(p) for p in pads) < 0:
+            raise ValueError(f"{fn}: {name} must be non-negative, got {value!r}")
+    if pads is not None:
+        check_int32(fn, name, [p for side in pads for p in side], value)
+    return pads
+
+
+def named_pads(fn: str, name: str, value: str, size, eff, stride):
+    """Explicit pads for ``"VALID" | "SAME"`` (SAME as ``jax.lax``: the odd pad at the end)."""
+    key = value.upper()
+    if key not in _PADDINGS:
+        raise ValueError(
+            f"{fn}: unknown {name} {value!r}; expected one of {', '.join(map(repr, _PADDINGS))}, "
+            "an int, a pair or pairs of pairs"
+        )
+    pads = []
+    for n, k, s in zip(size, eff, stride, strict=True):
+        if key == "VALID":
+            pads.append((0, 0))
+        else:
+            total = max((-(-n // s) - 1) * s + k - n, 0)
+            pads.append((total // 2, total - total // 2))
+    return tuple(pads)
+
+
+def _prepare(fn: str, x: Any, data_format: Any, nd: int = 2):
+    """Common checks: layout, array, rank, float dtype, non-empty spatial axes.
+
+    Returns ``(x, unbatched, spatial sizes, data_format)``.
+    """
+    data_format = check_format(fn, nd, data_format)
     x = _args.as_array(fn, "x", x)
-    unbatched, nhwc = _args.image_rank(fn, "x", x, data_format)
+    unbatched, _, size, _ = check_rank(fn, "x", x, nd, data_format)
     _args.check_float(fn, "x", x)
-    return x, unbatched, nhwc, data_format
+    if min(size) < 1:
+        raise ValueError(
+            f"{fn}: x has an empty spatial axis (shape {tuple(x.shape)}, layout "
+            f"{data_format if not unbatched else data_format[1:]}); pooling needs at least one "
+            "pixel per spatial axis"
+        )
+    return x, unbatched, size, data_format
 
 
 def _check_bool(fn: str, name: str, value: Any) -> bool:
@@ -65,57 +216,57 @@ def _check_bool(fn: str, name: str, value: Any) -> bool:
     return bool(value)
 
 
-def _window_geometry(
-    fn: str,
-    size: _args.Pair,
-    window: Any,
-    stride: Any,
-    padding: Any,
-    dilation: Any,
-    ceil_mode: Any,
-):
+def _window_geometry(fn, size, window, stride, padding, dilation, ceil_mode):
     """Canonicalize a windowed pool's arguments and compute PyTorch's output size.
 
-    Returns ``(window, stride, dilation, pads, full_pads, out)``: ``pads`` as requested and
-    ``full_pads`` with the extra bottom/right padding that ``ceil_mode`` needs for a last window
-    that overhangs the end, so that a plain reduction over ``full_pads`` yields ``out``.
+    Returns ``(window, stride, dilation, pads, full_pads, out, taps)``: ``pads`` as requested,
+    ``full_pads`` with the extra high-side padding that ``ceil_mode`` needs for a last window
+    that overhangs the end, so that a plain reduction over ``full_pads`` with ``taps`` (the
+    window, less the taps that lie beyond the padded input in every window) yields ``out``.
     """
-    window = _args.pair(fn, "window", window)
-    stride = window if stride is None else _args.pair(fn, "stride", stride)
-    dilation = _args.pair(fn, "dilation", dilation)
+    nd = len(size)
+    window = int_tuple(fn, "window", window, nd)
+    stride = window if stride is None else int_tuple(fn, "stride", stride, nd)
+    dilation = int_tuple(fn, "dilation", dilation, nd)
     ceil_mode = _check_bool(fn, "ceil_mode", ceil_mode)
     eff = tuple((k - 1) * d + 1 for k, d in zip(window, dilation, strict=True))
 
-    pads = _args.explicit_pads(fn, "padding", padding)
+    pads = explicit_pads(fn, "padding", padding, nd)
     if pads is None:
-        pads = _args.named_pads(fn, "padding", padding, size, eff, stride, _PADDINGS)
+        pads = named_pads(fn, "padding", padding, size, eff, stride)
     else:
-        half = (window[0] // 2, window[1] // 2)
-        if any(p > h for side, h in zip(pads, half, strict=True) for p in side):
+        if any(p > k // 2 for side, k in zip(pads, window, strict=True) for p in side):
             symmetric = all(lo == hi for lo, hi in pads)
-            shown = (pads[0][0], pads[1][0]) if symmetric else pads
+            shown = tuple(lo for lo, _ in pads) if symmetric else pads
             raise ValueError(
                 f"{fn}: padding must be at most half the window (window={window}), "
                 f"got padding={shown}"
             )
 
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(size, pads, strict=True))
-    if eff[0] > padded[0] or eff[1] > padded[1]:
-        raise ValueError(
-            f"{fn}: the window (effective size {eff[0]}x{eff[1]} from window {window}, dilation "
-            f"{dilation}) is larger than the padded input {padded[0]}x{padded[1]} (input "
-            f"{size[0]}x{size[1]}, padding {pads}); the output would be empty"
-        )
-
-    out, full_pads = [], []
-    for n, k, s, (lo, hi), p in zip(size, eff, stride, pads, padded, strict=True):
+    out = []
+    for n, k, s, (lo, _), p in zip(size, eff, stride, pads, padded, strict=True):
         o = (p - k + (s - 1 if ceil_mode else 0)) // s + 1
         if ceil_mode and (o - 1) * s >= n + lo:
             o -= 1
-        extra = max((o - 1) * s + k - p, 0)
         out.append(o)
+    if min(out) < 1:
+        x_ = "x".join
+        raise ValueError(
+            f"{fn}: the window (effective size {x_(map(str, eff))} from window {window}, "
+            f"dilation {dilation}) is larger than the padded input {x_(map(str, padded))} (input "
+            f"{x_(map(str, size))}, padding {tuple(pads)}); the output would be empty"
+        )
+
+    taps, full_pads = [], []
+    for k, d, s, (lo, hi), p, o in zip(window, dilation, stride, pads, padded, out, strict=True):
+        t = min(k, (p - 1) // d + 1)  # taps at offsets >= p are outside every window's reach
+        extra = max((o - 1) * s + (t - 1) * d + 1 - p, 0)
+        taps.append(t)
         full_pads.append((lo, hi + extra))
-    return window, stride, dilation, tuple(pads), tuple(full_pads), tuple(out)
+    full = [n + lo + hi for n, (lo, hi) in zip(size, full_pads, strict=True)]
+    check_int32(fn, "the padded input size", full, tuple(full))
+    return window, stride, dilation, tuple(pads), tuple(full_pads), tuple(out), tuple(taps)
 
 
 def _avg_divisor(size, window, stride, pads, out, count_include_pad):
@@ -131,56 +282,133 @@ def _avg_divisor(size, window, stride, pads, out, count_include_pad):
             else:
                 counts.append(min(end, n) - max(start, 0))
         per_axis.append(tuple(counts))
-    if len(set(per_axis[0])) == 1 and len(set(per_axis[1])) == 1:
-        return per_axis[0][0] * per_axis[1][0]  # one divisor everywhere: a scalar
+    if all(len(set(c)) == 1 for c in per_axis):
+        return math.prod(c[0] for c in per_axis)  # one divisor everywhere: a scalar
     return tuple(per_axis)
 
 
 # --------------------------------------------------------------------------------------------
-# Jitted cores
+# Layout
 # --------------------------------------------------------------------------------------------
+
+
+def to_last(x, data_format: str, unbatched: bool):
+    """Bring ``x`` to batched channels-last (inside the jitted core)."""
+    if unbatched:
+        x = x[None]
+    if data_format[1] == "C":
+        x = jnp.moveaxis(x, 1, -1)
+    return x
+
+
+def from_last(y, data_format: str, unbatched: bool):
+    """Inverse of :func:`to_last`."""
+    if data_format[1] == "C":
+        y = jnp.moveaxis(y, -1, 1)
+    if unbatched:
+        y = y[0]
+    return y
+
+
+# --------------------------------------------------------------------------------------------
+# Jitted cores (channels-last, any number of spatial axes)
+# --------------------------------------------------------------------------------------------
+
+
+def _spatial(seq):
+    """``(1, *seq, 1)``: a per-spatial-axis tuple extended over the batch and channel axes."""
+    return (1, *seq, 1)
+
+
+def _tap_views(xp, taps, stride, dilation, out):
+    """One strided view of the padded ``xp`` per window tap, in row-major tap order."""
+    views = []
+    for offsets in itertools.product(*(range(t) for t in taps)):
+        index = tuple(
+            slice(a * d, a * d + (o - 1) * s + 1, s)
+            for a, d, s, o in zip(offsets, dilation, stride, out, strict=True)
+        )
+        views.append((offsets, xp[(slice(None), *index, slice(None))]))
+    return views
+
+
+def _crop(y, out):
+    """The first ``out`` outputs per spatial axis: a window clipped to the padded input (see
+    :func:`_window_geometry`) can leave a few more windows in the reduction than PyTorch has."""
+    return y[(slice(None), *(slice(0, o) for o in out), slice(None))]
 
 
 @functools.partial(
     jax.jit,
-    static_argnames=("kind", "window", "stride", "dilation", "pads", "data_format", "unbatched"),
+    static_argnames=(
+        "kind", "window", "stride", "dilation", "pads", "out", "data_format", "unbatched"
+    ),
 )
-def _extremum_core(x, *, kind, window, stride, dilation, pads, data_format, unbatched):
-    x = _args.to_nhwc(x, data_format, unbatched)
+def _extremum_core(x, *, kind, window, stride, dilation, pads, out, data_format, unbatched):
+    x = to_last(x, data_format, unbatched)
     # -inf / +inf are the identities of max / min, which makes lax dispatch to the
     # differentiable reduce_window_max / reduce_window_min primitives.
     init, op = (-np.inf, lax.max) if kind == "max" else (np.inf, lax.min)
-    if dilation == (1, 1):
+    if all(d == 1 for d in dilation):
         y = lax.reduce_window(
             x,
             np.array(init, x.dtype),
             op,
-            window_dimensions=(1, *window, 1),
-            window_strides=(1, *stride, 1),
+            window_dimensions=_spatial(window),
+            window_strides=_spatial(stride),
             padding=((0, 0), *pads, (0, 0)),
         )
     else:
-        y = _dilated_extremum(x, init, kind, window, stride, dilation, pads)
-    return _args.from_nhwc(y, data_format, unbatched)
+        y = _dilated_extremum(x, init, kind, window, stride, dilation, pads, out)
+    return from_last(_crop(y, out), data_format, unbatched)
 
 
-def _dilated_extremum(x, init, kind, window, stride, dilation, pads):
+def _dilated_extremum(x, init, kind, window, stride, dilation, pads, out):
     """One strided slice per window tap, then a reduction over the taps.
 
     JAX cannot transpose reduce_window_max with window dilation (no VJP), so a dilated
-    window is unrolled into ``kh * kw`` strided views instead; tied extrema share the gradient.
+    window is unrolled into ``prod(window)`` strided views instead; tied extrema share the
+    gradient.
     """
     x = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=np.array(init, x.dtype))
-    (kh, kw), (sh, sw), (dh, dw) = window, stride, dilation
-    oh = (x.shape[1] - (kh - 1) * dh - 1) // sh + 1
-    ow = (x.shape[2] - (kw - 1) * dw - 1) // sw + 1
-    taps = [
-        x[:, a * dh : a * dh + (oh - 1) * sh + 1 : sh, b * dw : b * dw + (ow - 1) * sw + 1 : sw]
-        for a in range(kh)
-        for b in range(kw)
-    ]
-    stacked = jnp.stack(taps, axis=-1)
+    stacked = jnp.stack([v for _, v in _tap_views(x, window, stride, dilation, out)], axis=-1)
     return jnp.max(stacked, axis=-1) if kind == "max" else jnp.min(stacked, axis=-1)
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "size", "window", "stride", "dilation", "pads", "out", "data_format", "unbatched"
+    ),
+)
+def _argmax_core(x, *, size, window, stride, dilation, pads, out, data_format, unbatched):
+    """PyTorch's max-pool indices: the window's taps scanned in row-major order, a tap replacing
+    the running maximum when ``value > max`` or ``value`` is NaN (so the first of tied maxima and
+    the last NaN win); a window without a larger value keeps its first real position."""
+    x = lax.stop_gradient(to_last(x, data_format, unbatched))
+    xp = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=np.array(-np.inf, x.dtype))
+    flat_strides = [math.prod(size[i + 1 :]) for i in range(len(size))]
+
+    def flat(positions):
+        grids = np.meshgrid(*positions, indexing="ij", sparse=True)
+        total = sum(g.astype(np.int64) * fs for g, fs in zip(grids, flat_strides, strict=True))
+        return jnp.asarray(np.broadcast_to(total, out).astype(np.int32).reshape(_spatial(out)))
+
+    first = []
+    for o, s, d, (lo, _) in zip(out, stride, dilation, pads, strict=True):
+        start = np.arange(o) * s - lo
+        first.append(np.where(start < 0, start + (-start + d - 1) // d * d, start))
+    best = jnp.full(xp.shape[:1] + out + xp.shape[-1:], -np.inf, x.dtype)
+    index = jnp.broadcast_to(flat(first), best.shape)
+    for offsets, v in _tap_views(xp, window, stride, dilation, out):
+        positions = [
+            np.arange(o) * s + a * d - lo
+            for o, s, a, d, (lo, _) in zip(out, stride, offsets, dilation, pads, strict=True)
+        ]
+        take = (v > best) | jnp.isnan(v)
+        best = jnp.where(take, v, best)
+        index = jnp.where(take, flat(positions), index)
+    return from_last(index, data_format, unbatched)
 
 
 def _window_sum(x, window, stride, pads):
@@ -188,8 +416,8 @@ def _window_sum(x, window, stride, pads):
         x,
         np.array(0, x.dtype),
         lax.add,
-        window_dimensions=(1, *window, 1),
-        window_strides=(1, *stride, 1),
+        window_dimensions=_spatial(window),
+        window_strides=_spatial(stride),
         padding=((0, 0), *pads, (0, 0)),
     )
 
@@ -197,64 +425,382 @@ def _window_sum(x, window, stride, pads):
 def _divide(total, divisor):
     if isinstance(divisor, int):
         return total / jnp.array(divisor, total.dtype)
-    dh, dw = (np.asarray(d, dtype=np.float64) for d in divisor)
-    return total / jnp.asarray(np.outer(dh, dw)[None, :, :, None], total.dtype)
+    grid = functools.reduce(np.multiply.outer, [np.asarray(d, dtype=np.float64) for d in divisor])
+    return total / jnp.asarray(grid[None, ..., None], total.dtype)
 
 
 @functools.partial(
     jax.jit,
-    static_argnames=("window", "stride", "pads", "divisor", "data_format", "unbatched"),
+    static_argnames=("window", "stride", "pads", "out", "divisor", "data_format", "unbatched"),
 )
-def _avg_core(x, *, window, stride, pads, divisor, data_format, unbatched):
+def _avg_core(x, *, window, stride, pads, out, divisor, data_format, unbatched):
     dtype = x.dtype
-    x = _args.to_nhwc(x, data_format, unbatched).astype(_args.accumulation_dtype(dtype))
-    y = _divide(_window_sum(x, window, stride, pads), divisor)
-    return _args.from_nhwc(y.astype(dtype), data_format, unbatched)
+    x = to_last(x, data_format, unbatched).astype(_args.accumulation_dtype(dtype))
+    y = _divide(_crop(_window_sum(x, window, stride, pads), out), divisor)
+    return from_last(y.astype(dtype), data_format, unbatched)
 
 
 @functools.partial(
     jax.jit,
-    static_argnames=("norm", "window", "stride", "pads", "divisor", "data_format", "unbatched"),
+    static_argnames=(
+        "norm", "window", "area", "stride", "pads", "out", "divisor", "data_format", "unbatched"
+    ),
 )
-def _lp_core(x, *, norm, window, stride, pads, divisor, data_format, unbatched):
+def _lp_core(x, *, norm, window, area, stride, pads, out, divisor, data_format, unbatched):
     dtype = x.dtype
-    x = _args.to_nhwc(x, data_format, unbatched).astype(_args.accumulation_dtype(dtype))
+    x = to_last(x, data_format, unbatched).astype(_args.accumulation_dtype(dtype))
     if math.isinf(norm):  # torch: the infinity norm is the max of |x|
         y = lax.reduce_window(
             jnp.abs(x), np.array(-np.inf, x.dtype), lax.max,
-            (1, *window, 1), (1, *stride, 1), ((0, 0), *pads, (0, 0)),
+            _spatial(window), _spatial(stride), ((0, 0), *pads, (0, 0)),
         )
-        return _args.from_nhwc(y.astype(dtype), data_format, unbatched)
+        return from_last(_crop(y, out).astype(dtype), data_format, unbatched)
     # integer_pow keeps x ** 2 exact and defined for negative x
     xp = x ** int(norm) if norm.is_integer() and norm <= 64 else x ** norm
-    out = _divide(_window_sum(xp, window, stride, pads), divisor)
+    total = _divide(_crop(_window_sum(xp, window, stride, pads), out), divisor)
     # torch.nn.functional.lp_pool2d, literally: sign(out) * relu(|out|) * (kh * kw), ** (1 / p).
     # With ceil_mode, partial windows are avg-pooled over their clipped size then scaled by the
     # full window area, as in torch.
-    out = jnp.sign(out) * jax.nn.relu(jnp.abs(out)) * (window[0] * window[1])
-    y = out ** (1.0 / norm)
-    return _args.from_nhwc(y.astype(dtype), data_format, unbatched)
+    total = jnp.sign(total) * jax.nn.relu(jnp.abs(total)) * area
+    y = total ** (1.0 / norm)
+    return from_last(y.astype(dtype), data_format, unbatched)
 
 
 # --------------------------------------------------------------------------------------------
-# Windowed pools
+# Windowed pools: N-d implementations
 # --------------------------------------------------------------------------------------------
 
 
-def _extremum_pool(fn, kind, x, window, stride, padding, dilation, ceil_mode, data_format):
-    x, unbatched, (_, h, w, _), data_format = _prepare(fn, x, data_format)
-    window, stride, dilation, _, full_pads, _ = _window_geometry(
-        fn, (h, w), window, stride, padding, dilation, ceil_mode
+def _max_pool(fn, nd, kind, x, window, stride, padding, dilation, ceil_mode, data_format,
+              return_indices=False):
+    x, unbatched, size, data_format = _prepare(fn, x, data_format, nd)
+    window, stride, dilation, _, full_pads, out, taps = _window_geometry(
+        fn, size, window, stride, padding, dilation, ceil_mode
     )
-    return _extremum_core(
-        x, kind=kind, window=window, stride=stride, dilation=dilation, pads=full_pads,
+    return_indices = _check_bool(fn, "return_indices", return_indices)
+    y = _extremum_core(
+        x, kind=kind, window=taps, stride=stride, dilation=dilation, pads=full_pads, out=out,
+        data_format=data_format, unbatched=unbatched,
+    )
+    if not return_indices:
+        return y
+    check_int32(fn, "the flattened spatial size of x (for int32 indices)", [math.prod(size)],
+                math.prod(size))
+    indices = _argmax_core(
+        x, size=size, window=taps, stride=stride, dilation=dilation, pads=full_pads, out=out,
+        data_format=data_format, unbatched=unbatched,
+    )
+    return y, indices
+
+
+def _check_divisor_override(fn: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if not _args.is_int(value):
+        raise TypeError(f"{fn}: divisor_override must be None or an int, got {value!r}")
+    if int(value) == 0:
+        raise ValueError(f"{fn}: divisor_override must be non-zero, got {value!r}")
+    check_int32(fn, "divisor_override", [int(value)], value)
+    return int(value)
+
+
+def _avg_pool(fn, nd, x, window, stride, padding, ceil_mode, count_include_pad, divisor_override,
+              data_format):
+    x, unbatched, size, data_format = _prepare(fn, x, data_format, nd)
+    window, stride, _, pads, full_pads, out, taps = _window_geometry(
+        fn, size, window, stride, padding, 1, ceil_mode
+    )
+    count_include_pad = _check_bool(fn, "count_include_pad", count_include_pad)
+    override = _check_divisor_override(fn, divisor_override)
+    divisor = (
+        override
+        if override is not None
+        else _avg_divisor(size, window, stride, pads, out, count_include_pad)
+    )
+    return _avg_core(
+        x, window=taps, stride=stride, pads=full_pads, out=out, divisor=divisor,
         data_format=data_format, unbatched=unbatched,
     )
 
 
+def _lp_pool(fn, nd, x, norm, window, stride, ceil_mode, data_format):
+    x, unbatched, size, data_format = _prepare(fn, x, data_format, nd)
+    if not isinstance(norm, numbers.Real) or isinstance(norm, bool | np.bool_):
+        raise TypeError(f"{fn}: norm must be a real number, got {norm!r}")
+    if not float(norm) > 0:
+        raise ValueError(f"{fn}: norm must be > 0, got {norm!r}")
+    norm = float(norm)
+    window, stride, _, pads, full_pads, out, taps = _window_geometry(
+        fn, size, window, stride, 0, 1, ceil_mode
+    )
+    divisor = _avg_divisor(size, window, stride, pads, out, True)
+    return _lp_core(
+        x, norm=norm, window=taps, area=math.prod(window), stride=stride, pads=full_pads, out=out,
+        divisor=divisor, data_format=data_format, unbatched=unbatched,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Docstrings of the 1-D and 3-D functions (the 2-D ones are written out below)
+# --------------------------------------------------------------------------------------------
+
+_DIMS = {
+    1: dict(
+        layout="NWC", cf="NCW", shape="(N, W, C)", cshape="(N, C, W)", ushape="(W, C)",
+        ucshape="(C, W)", k="(kw,)", s="(sw,)", d="(dw,)", p="(pw,)", pairs="((left, right),)",
+        out="(N, W_out, C)", first="W", axes="W", spatial="(W_out,)", flat="w",
+    ),
+    3: dict(
+        layout="NDHWC", cf="NCDHW", shape="(N, D, H, W, C)", cshape="(N, C, D, H, W)",
+        ushape="(D, H, W, C)", ucshape="(C, D, H, W)", k="(kd, kh, kw)", s="(sd, sh, sw)",
+        d="(dd, dh, dw)", p="(pd, ph, pw)",
+        pairs="((front, back), (top, bottom), (left, right))", out="(N, D_out, H_out, W_out, C)",
+        first="D", axes="D, H and W", spatial="(D_out, H_out, W_out)",
+        flat="(d * H + h) * W + w",
+    ),
+}
+
+_X_DOC = """x: inputs, shape ``{shape}`` (``{cshape}`` with ``data_format="{cf}"``), or unbatched
+        ``{ushape}`` / ``{ucshape}``; float dtype (float16, bfloat16, float32, float64)."""
+
+_WINDOW_DOC = """window: ``int`` or ``{k}``, >= 1.
+      stride: ``int`` or ``{s}``, >= 1; ``None`` (default) means ``stride = window``."""
+
+_MAX_DOC = """{title} pooling over {nd}-D windows (``torch.nn.functional.{torch}`` semantics{extra}).
+
+    Args:
+      """ + _X_DOC + """
+      """ + _WINDOW_DOC + """
+      padding: ``"VALID"``, ``"SAME"`` (output ``ceil({first} / s)``), an ``int``, ``{p}`` or
+        ``{pairs}``; explicit padding is at most half the window on each side and is filled
+        with ``{fill}``.
+      dilation: ``int`` or ``{d}``; the window spans ``k_eff = (k - 1) * d + 1`` pixels.
+      ceil_mode: round the output size up instead of down; a last window that would start in the
+        right padding is dropped (PyTorch).{indices_arg}
+      data_format: ``"{layout}"`` (default) or ``"{cf}"``.
+
+    Returns:
+      ``{out}`` in ``x``'s layout, rank and dtype, where per axis
+      ``out = floor((n + pad_lo + pad_hi - k_eff + (s - 1 if ceil_mode else 0)) / s) + 1``
+      (minus one if that last window starts at or after ``n + pad_lo``). NaN in a window gives
+      NaN.{indices_ret}
+
+    Raises:
+      ValueError: bad rank, empty spatial axes, sizes <= 0 or beyond int32, negative padding or
+        more than half the window, window larger than the padded input, unknown padding string
+        or data_format.
+      TypeError: non-float ``x``, malformed arguments.
+
+    Examples:
+{examples}
+    """
+
+_INDICES_ARG = """
+      return_indices: also return the position of each maximum as int32 indices into the
+        flattened *unpadded* {axes} grid of its channel (``{flat}``, PyTorch's convention, in
+        ``x``'s layout), for :func:`max_unpool{nd}d`. Tied maxima give the first; NaN gives the last
+        NaN of the window (PyTorch's CPU kernel)."""
+
+_INDICES_RET = """ With ``return_indices``: ``(y, indices)``, ``indices`` int32 of
+      ``y``'s shape."""
+
+_AVG_DOC = """Average pooling over {nd}-D windows (``torch.nn.functional.avg_pool{nd}d`` semantics).
+
+    Args:
+      """ + _X_DOC + """ Half precision is summed in float32.
+      """ + _WINDOW_DOC + """
+      padding: ``"VALID"``, ``"SAME"``, an ``int``, ``{p}`` or ``{pairs}``, at most half the
+        window; padding holds zeros.
+      ceil_mode: as :func:`max_pool{nd}d` (a window starting in the right padding is dropped).
+      count_include_pad: divide by the window clipped to the *padded* input (``True``, default)
+        or to the *real* input (``False``).
+      divisor_override: a non-zero int that replaces the divisor everywhere.
+      data_format: ``"{layout}"`` (default) or ``"{cf}"``.
+
+    Returns:
+      ``{out}`` in ``x``'s layout, rank and dtype, sizes as in :func:`max_pool{nd}d` with
+      ``dilation=1``.
+
+    Examples:
+{examples}
+    """
+
+_LP_DOC = """Power-average pooling, ``(sum over the window of x ** p) ** (1 / p)``, as
+    ``torch.nn.functional.lp_pool{nd}d``: ``avg_pool{nd}d(x ** p)`` (no padding), times the window
+    volume, ``** (1 / p)`` (see :func:`lp_pool2d` for the details: ceil_mode windows are scaled to
+    the full volume, negative sums with odd or fractional ``p`` give NaN, ``p = inf`` is the max
+    of ``|x|``).
+
+    Args:
+      """ + _X_DOC + """
+      norm: the power ``p > 0`` (an int or float, ``inf`` allowed).
+      """ + _WINDOW_DOC + """
+      ceil_mode: as :func:`max_pool{nd}d`.
+      data_format: ``"{layout}"`` (default) or ``"{cf}"``.
+
+    Returns:
+      ``{out}`` in ``x``'s layout, rank and dtype, sizes as in :func:`max_pool{nd}d` without
+      padding and dilation.
+
+    Examples:
+{examples}
+    """
+
+
+def _doc(template: str, nd: int, examples: str, **extra: str) -> str:
+    return template.format(nd=nd, examples=examples, **_DIMS[nd], **extra)
+
+
+def _max_doc(nd, kind, examples):
+    if kind == "max":
+        return _doc(_MAX_DOC, nd, examples, title="Max", torch=f"max_pool{nd}d", extra="",
+                    fill="-inf", indices_arg=_INDICES_ARG.format(nd=nd, **_DIMS[nd]),
+                    indices_ret=_INDICES_RET)
+    return _doc(_MAX_DOC, nd, examples, title="Min", torch=f"max_pool{nd}d", extra=" with min",
+                fill="+inf", indices_arg="", indices_ret="")
+
+
+# --------------------------------------------------------------------------------------------
+# Windowed pools: public functions
+# --------------------------------------------------------------------------------------------
+
+MaxPoolResult = jax.Array | tuple[jax.Array, jax.Array]
+
+
+def max_pool1d(
+    x: ArrayLike, window: Any = 2, *, stride: Any = None, padding: Any = "VALID",
+    dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False,
+    data_format: str = "NWC",
+) -> MaxPoolResult:
+    return _max_pool("max_pool1d", 1, "max", x, window, stride, padding, dilation, ceil_mode,
+                     data_format, return_indices)
+
+
+max_pool1d.__doc__ = _max_doc(1, "max", """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> x = jnp.array([1, 3, 2, 5, 4], dtype=jnp.float32).reshape(5, 1)
+      >>> jaxconv.max_pool1d(x, 2, ceil_mode=True)[:, 0]
+      Array([3., 5., 4.], dtype=float32)
+      >>> jaxconv.max_pool1d(x, 2, return_indices=True)[1][:, 0]
+      Array([1, 3], dtype=int32)""")
+
+
+def max_pool3d(
+    x: ArrayLike, window: Any = 2, *, stride: Any = None, padding: Any = "VALID",
+    dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False,
+    data_format: str = "NDHWC",
+) -> MaxPoolResult:
+    return _max_pool("max_pool3d", 3, "max", x, window, stride, padding, dilation, ceil_mode,
+                     data_format, return_indices)
+
+
+max_pool3d.__doc__ = _max_doc(3, "max", """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> x = jnp.arange(64, dtype=jnp.float32).reshape(1, 4, 4, 4, 1)
+      >>> jaxconv.max_pool3d(x, 2)[0, :, :, :, 0]
+      Array([[[21., 23.],
+              [29., 31.]],
+      <BLANKLINE>
+             [[53., 55.],
+              [61., 63.]]], dtype=float32)
+      >>> jaxconv.max_pool3d(jnp.zeros((2, 8, 9, 10, 3)), 3, stride=2, padding=1).shape
+      (2, 4, 5, 5, 3)""")
+
+
+def min_pool1d(
+    x: ArrayLike, window: Any = 2, *, stride: Any = None, padding: Any = "VALID",
+    dilation: Any = 1, ceil_mode: bool = False, data_format: str = "NWC",
+) -> jax.Array:
+    return _max_pool("min_pool1d", 1, "min", x, window, stride, padding, dilation, ceil_mode,
+                     data_format)
+
+
+min_pool1d.__doc__ = _max_doc(1, "min", """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> x = jnp.array([1, 3, 2, 5, 4], dtype=jnp.float32).reshape(5, 1)
+      >>> jaxconv.min_pool1d(x, 2, stride=1)[:, 0]
+      Array([1., 2., 2., 4.], dtype=float32)""")
+
+
+def min_pool3d(
+    x: ArrayLike, window: Any = 2, *, stride: Any = None, padding: Any = "VALID",
+    dilation: Any = 1, ceil_mode: bool = False, data_format: str = "NDHWC",
+) -> jax.Array:
+    return _max_pool("min_pool3d", 3, "min", x, window, stride, padding, dilation, ceil_mode,
+                     data_format)
+
+
+min_pool3d.__doc__ = _max_doc(3, "min", """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> x = jnp.arange(64, dtype=jnp.float32).reshape(1, 4, 4, 4, 1)
+      >>> jaxconv.min_pool3d(x, 2)[0, :, 0, 0, 0]
+      Array([ 0., 32.], dtype=float32)""")
+
+
+def avg_pool1d(
+    x: ArrayLike, window: Any = 2, *, stride: Any = None, padding: Any = "VALID",
+    ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: int | None = None,
+    data_format: str = "NWC",
+) -> jax.Array:
+    return _avg_pool("avg_pool1d", 1, x, window, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, data_format)
+
+
+avg_pool1d.__doc__ = _doc(_AVG_DOC, 1, """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> x = jnp.array([1, 3, 2, 5, 4], dtype=jnp.float32).reshape(5, 1)
+      >>> jaxconv.avg_pool1d(x, 2, ceil_mode=True)[:, 0]
+      Array([2. , 3.5, 4. ], dtype=float32)""")
+
+
+def avg_pool3d(
+    x: ArrayLike, window: Any = 2, *, stride: Any = None, padding: Any = "VALID",
+    ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: int | None = None,
+    data_format: str = "NDHWC",
+) -> jax.Array:
+    return _avg_pool("avg_pool3d", 3, x, window, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, data_format)
+
+
+avg_pool3d.__doc__ = _doc(_AVG_DOC, 3, """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> x = jnp.arange(8, dtype=jnp.float32).reshape(2, 2, 2, 1)
+      >>> jaxconv.avg_pool3d(x, 2)
+      Array([[[[3.5]]]], dtype=float32)""")
+
+
+def lp_pool1d(
+    x: ArrayLike, norm: float, window: Any = 2, *, stride: Any = None, ceil_mode: bool = False,
+    data_format: str = "NWC",
+) -> jax.Array:
+    return _lp_pool("lp_pool1d", 1, x, norm, window, stride, ceil_mode, data_format)
+
+
+lp_pool1d.__doc__ = _doc(_LP_DOC, 1, """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> x = jnp.array([3, 4, 6, 8], dtype=jnp.float32).reshape(4, 1)
+      >>> jaxconv.lp_pool1d(x, 2, 2)[:, 0]
+      Array([ 5., 10.], dtype=float32)""")
+
+
+def lp_pool3d(
+    x: ArrayLike, norm: float, window: Any = 2, *, stride: Any = None, ceil_mode: bool = False,
+    data_format: str = "NDHWC",
+) -> jax.Array:
+    return _lp_pool("lp_pool3d", 3, x, norm, window, stride, ceil_mode, data_format)
+
+
+lp_pool3d.__doc__ = _doc(_LP_DOC, 3, """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> jaxconv.lp_pool3d(jnp.ones((2, 2, 2, 1)), 2, 2)[0, 0, 0]
+      Array([2.828427], dtype=float32)""")
+
+
 def max_pool2d(
-    x, window=2, *, stride=None, padding="VALID", dilation=1, ceil_mode=False, data_format="NHWC"
-):
+    x: ArrayLike, window: Any = 2, *, stride: Any = None, padding: Any = "VALID",
+    dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False,
+    data_format: str = "NHWC",
+) -> MaxPoolResult:
     """Max pooling over spatial windows (``torch.nn.functional.max_pool2d`` semantics).
 
     Args:
@@ -269,6 +815,10 @@ def max_pool2d(
       dilation: ``int`` or ``(dh, dw)``; the window spans ``k_eff = (k - 1) * d + 1`` pixels.
       ceil_mode: round the output size up instead of down; a last window that would start in the
         right padding is dropped (PyTorch).
+      return_indices: also return the position of each maximum as int32 indices into the
+        flattened *unpadded* ``H x W`` grid of its channel (``h * W + w``, PyTorch's convention,
+        in ``x``'s layout), for :func:`max_unpool2d`. Tied maxima give the first in row-major
+        window order; NaN gives the last NaN of the window (PyTorch's CPU kernel).
       data_format: ``"NHWC"`` (default) or ``"NCHW"``.
 
     Returns:
@@ -276,7 +826,8 @@ def max_pool2d(
       ``H_out = floor((H + pad_top + pad_bottom - k_eff + (sh - 1 if ceil_mode else 0)) / sh) + 1``
       (minus one if that last window starts at or after ``H + pad_top``; same for W).
       A NaN anywhere in a window makes that output NaN. The gradient goes to one maximal element
-      per window (with ``dilation > 1``, tied maxima share it equally).
+      per window (with ``dilation > 1``, tied maxima share it equally). With
+      ``return_indices``: ``(y, indices)``, ``indices`` int32 of ``y``'s shape.
 
     Raises:
       ValueError: bad rank, sizes <= 0, negative padding or more than half the window, window
@@ -292,15 +843,20 @@ def max_pool2d(
              [13., 15.]], dtype=float32)
       >>> jaxconv.max_pool2d(jnp.zeros((1, 318, 398, 3)), 5).shape
       (1, 63, 79, 3)
+      >>> jaxconv.max_pool2d(x, 2, return_indices=True)[1][0, :, :, 0]
+      Array([[ 5,  7],
+             [13, 15]], dtype=int32)
     """
-    return _extremum_pool(
-        "max_pool2d", "max", x, window, stride, padding, dilation, ceil_mode, data_format
+    return _max_pool(
+        "max_pool2d", 2, "max", x, window, stride, padding, dilation, ceil_mode, data_format,
+        return_indices,
     )
 
 
 def min_pool2d(
-    x, window=2, *, stride=None, padding="VALID", dilation=1, ceil_mode=False, data_format="NHWC"
-):
+    x: ArrayLike, window: Any = 2, *, stride: Any = None, padding: Any = "VALID",
+    dilation: Any = 1, ceil_mode: bool = False, data_format: str = "NHWC",
+) -> jax.Array:
     """Min pooling over spatial windows: :func:`max_pool2d` with ``min``, padding ``+inf``.
 
     Args:
@@ -325,32 +881,16 @@ def min_pool2d(
       Array([[ 0.,  2.],
              [ 8., 10.]], dtype=float32)
     """
-    return _extremum_pool(
-        "min_pool2d", "min", x, window, stride, padding, dilation, ceil_mode, data_format
+    return _max_pool(
+        "min_pool2d", 2, "min", x, window, stride, padding, dilation, ceil_mode, data_format
     )
 
 
-def _check_divisor_override(fn: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if not _args.is_int(value):
-        raise TypeError(f"{fn}: divisor_override must be None or an int, got {value!r}")
-    if int(value) == 0:
-        raise ValueError(f"{fn}: divisor_override must be non-zero, got {value!r}")
-    return int(value)
-
-
 def avg_pool2d(
-    x,
-    window=2,
-    *,
-    stride=None,
-    padding="VALID",
-    ceil_mode=False,
-    count_include_pad=True,
-    divisor_override=None,
-    data_format="NHWC",
-):
+    x: ArrayLike, window: Any = 2, *, stride: Any = None, padding: Any = "VALID",
+    ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: int | None = None,
+    data_format: str = "NHWC",
+) -> jax.Array:
     """Average pooling over spatial windows (``torch.nn.functional.avg_pool2d`` semantics).
 
     Args:
@@ -381,25 +921,14 @@ def avg_pool2d(
       Array([[ 2.5,  4.5],
              [10.5, 12.5]], dtype=float32)
     """
-    fn = "avg_pool2d"
-    x, unbatched, (_, h, w, _), data_format = _prepare(fn, x, data_format)
-    window, stride, _, pads, full_pads, out = _window_geometry(
-        fn, (h, w), window, stride, padding, 1, ceil_mode
-    )
-    count_include_pad = _check_bool(fn, "count_include_pad", count_include_pad)
-    override = _check_divisor_override(fn, divisor_override)
-    divisor = (
-        override
-        if override is not None
-        else _avg_divisor((h, w), window, stride, pads, out, count_include_pad)
-    )
-    return _avg_core(
-        x, window=window, stride=stride, pads=full_pads, divisor=divisor,
-        data_format=data_format, unbatched=unbatched,
-    )
+    return _avg_pool("avg_pool2d", 2, x, window, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, data_format)
 
 
-def lp_pool2d(x, norm, window=2, *, stride=None, ceil_mode=False, data_format="NHWC"):
+def lp_pool2d(
+    x: ArrayLike, norm: float, window: Any = 2, *, stride: Any = None, ceil_mode: bool = False,
+    data_format: str = "NHWC",
+) -> jax.Array:
     """Power-average pooling, ``(sum over the window of x ** p) ** (1 / p)``, as in PyTorch.
 
     Follows ``torch.nn.functional.lp_pool2d`` literally: ``out = avg_pool2d(x ** p)`` (no padding,
@@ -431,21 +960,7 @@ def lp_pool2d(x, norm, window=2, *, stride=None, ceil_mode=False, data_format="N
       >>> jaxconv.lp_pool2d(x, 2, 2)[:, :, 0]
       Array([[5.]], dtype=float32)
     """
-    fn = "lp_pool2d"
-    x, unbatched, (_, h, w, _), data_format = _prepare(fn, x, data_format)
-    if not isinstance(norm, numbers.Real) or isinstance(norm, bool | np.bool_):
-        raise TypeError(f"{fn}: norm must be a real number, got {norm!r}")
-    if not float(norm) > 0:
-        raise ValueError(f"{fn}: norm must be > 0, got {norm!r}")
-    norm = float(norm)
-    window, stride, _, pads, full_pads, out = _window_geometry(
-        fn, (h, w), window, stride, 0, 1, ceil_mode
-    )
-    divisor = _avg_divisor((h, w), window, stride, pads, out, True)
-    return _lp_core(
-        x, norm=norm, window=window, stride=stride, pads=full_pads, divisor=divisor,
-        data_format=data_format, unbatched=unbatched,
-    )
+    return _lp_pool("lp_pool2d", 2, x, norm, window, stride, ceil_mode, data_format)
 
 
 # --------------------------------------------------------------------------------------------
@@ -456,18 +971,28 @@ def lp_pool2d(x, norm, window=2, *, stride=None, ceil_mode=False, data_format="N
 @functools.partial(jax.jit, static_argnames=("kind", "keepdims", "data_format", "unbatched"))
 def _global_core(x, *, kind, keepdims, data_format, unbatched):
     dtype = x.dtype
-    x = _args.to_nhwc(x, data_format, unbatched)
+    x = to_last(x, data_format, unbatched)
+    axes = tuple(range(1, x.ndim - 1))
     if kind == "avg":
-        y = jnp.mean(x.astype(_args.accumulation_dtype(dtype)), axis=(1, 2), keepdims=True).astype(dtype)
+        y = jnp.mean(x.astype(_args.accumulation_dtype(dtype)), axis=axes, keepdims=True)
+        y = y.astype(dtype)
     else:
-        y = jnp.max(x, axis=(1, 2), keepdims=True)
+        y = jnp.max(x, axis=axes, keepdims=True)
     if keepdims:
-        return _args.from_nhwc(y, data_format, unbatched)
-    y = y[:, 0, 0, :]
+        return from_last(y, data_format, unbatched)
+    y = y.reshape(y.shape[0], y.shape[-1])
     return y[0] if unbatched else y
 
 
-def global_avg_pool2d(x, keepdims=False, *, data_format="NHWC"):
+def _global(fn, nd, kind, x, keepdims, data_format):
+    x, unbatched, _, data_format = _prepare(fn, x, data_format, nd)
+    keepdims = _check_bool(fn, "keepdims", keepdims)
+    return _global_core(
+        x, kind=kind, keepdims=keepdims, data_format=data_format, unbatched=unbatched
+    )
+
+
+def global_avg_pool2d(x: ArrayLike, keepdims: bool = False, *, data_format: str = "NHWC") -> jax.Array:
     """Mean over the spatial axes.
 
     Args:
@@ -481,6 +1006,10 @@ def global_avg_pool2d(x, keepdims=False, *, data_format="NHWC"):
       ``(N, C)`` (unbatched: ``(C,)``), or with ``keepdims`` ``(N, 1, 1, C)`` in ``x``'s layout
       and rank; ``x``'s dtype.
 
+    Raises:
+      ValueError: an empty spatial axis (``H == 0`` or ``W == 0``: the mean of no pixels), a
+        bad rank or data_format.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxconv
@@ -488,15 +1017,10 @@ def global_avg_pool2d(x, keepdims=False, *, data_format="NHWC"):
       >>> jaxconv.global_avg_pool2d(x)
       Array([[3., 4.]], dtype=float32)
     """
-    fn = "global_avg_pool2d"
-    x, unbatched, _, data_format = _prepare(fn, x, data_format)
-    keepdims = _check_bool(fn, "keepdims", keepdims)
-    return _global_core(
-        x, kind="avg", keepdims=keepdims, data_format=data_format, unbatched=unbatched
-    )
+    return _global("global_avg_pool2d", 2, "avg", x, keepdims, data_format)
 
 
-def global_max_pool2d(x, keepdims=False, *, data_format="NHWC"):
+def global_max_pool2d(x: ArrayLike, keepdims: bool = False, *, data_format: str = "NHWC") -> jax.Array:
     """Maximum over the spatial axes (NaN anywhere in a channel gives NaN).
 
     Args:
@@ -509,6 +1033,10 @@ def global_max_pool2d(x, keepdims=False, *, data_format="NHWC"):
       ``(N, C)`` (unbatched: ``(C,)``), or with ``keepdims`` ``(N, 1, 1, C)`` in ``x``'s layout
       and rank; ``x``'s dtype.
 
+    Raises:
+      ValueError: an empty spatial axis (``H == 0`` or ``W == 0``: no maximum), a bad rank or
+        data_format.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxconv
@@ -516,12 +1044,64 @@ def global_max_pool2d(x, keepdims=False, *, data_format="NHWC"):
       >>> jaxconv.global_max_pool2d(x, keepdims=True).shape
       (1, 1, 1, 2)
     """
-    fn = "global_max_pool2d"
-    x, unbatched, _, data_format = _prepare(fn, x, data_format)
-    keepdims = _check_bool(fn, "keepdims", keepdims)
-    return _global_core(
-        x, kind="max", keepdims=keepdims, data_format=data_format, unbatched=unbatched
-    )
+    return _global("global_max_pool2d", 2, "max", x, keepdims, data_format)
+
+
+_GLOBAL_DOC = """{title} over the spatial axes ({axes}){nan}.
+
+    Args:
+      """ + _X_DOC + """
+      keepdims: keep the spatial axes as size-1 axes.
+      data_format: ``"{layout}"`` (default) or ``"{cf}"``.
+
+    Returns:
+      ``(N, C)`` (unbatched: ``(C,)``), or with ``keepdims`` the spatial axes of size 1, in
+      ``x``'s layout and rank; ``x``'s dtype.
+
+    Raises:
+      ValueError: an empty spatial axis, a bad rank or data_format.
+
+    Examples:
+{examples}
+    """
+
+
+def global_avg_pool1d(x: ArrayLike, keepdims: bool = False, *, data_format: str = "NWC") -> jax.Array:
+    return _global("global_avg_pool1d", 1, "avg", x, keepdims, data_format)
+
+
+def global_avg_pool3d(
+    x: ArrayLike, keepdims: bool = False, *, data_format: str = "NDHWC"
+) -> jax.Array:
+    return _global("global_avg_pool3d", 3, "avg", x, keepdims, data_format)
+
+
+def global_max_pool1d(x: ArrayLike, keepdims: bool = False, *, data_format: str = "NWC") -> jax.Array:
+    return _global("global_max_pool1d", 1, "max", x, keepdims, data_format)
+
+
+def global_max_pool3d(
+    x: ArrayLike, keepdims: bool = False, *, data_format: str = "NDHWC"
+) -> jax.Array:
+    return _global("global_max_pool3d", 3, "max", x, keepdims, data_format)
+
+
+global_avg_pool1d.__doc__ = _doc(_GLOBAL_DOC, 1, """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> jaxconv.global_avg_pool1d(jnp.arange(6, dtype=jnp.float32).reshape(1, 3, 2))
+      Array([[2., 3.]], dtype=float32)""", title="Mean", nan=" (half precision is summed in float32)")
+global_avg_pool3d.__doc__ = _doc(_GLOBAL_DOC, 3, """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> jaxconv.global_avg_pool3d(jnp.ones((2, 3, 4, 5, 6)), keepdims=True).shape
+      (2, 1, 1, 1, 6)""", title="Mean", nan=" (half precision is summed in float32)")
+global_max_pool1d.__doc__ = _doc(_GLOBAL_DOC, 1, """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> jaxconv.global_max_pool1d(jnp.arange(6, dtype=jnp.float32).reshape(1, 3, 2))
+      Array([[4., 5.]], dtype=float32)""", title="Maximum", nan="; NaN in a channel gives NaN")
+global_max_pool3d.__doc__ = _doc(_GLOBAL_DOC, 3, """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> jaxconv.global_max_pool3d(jnp.ones((2, 3, 4, 5, 6))).shape
+      (2, 6)""", title="Maximum", nan="; NaN in a channel gives NaN")
 
 
 # --------------------------------------------------------------------------------------------
@@ -529,24 +1109,25 @@ def global_max_pool2d(x, keepdims=False, *, data_format="NHWC"):
 # --------------------------------------------------------------------------------------------
 
 
-def _output_size(fn: str, output_size: Any, size: _args.Pair) -> _args.Pair:
-    """Canonicalize ``int | (int | None, int | None)``; ``None`` keeps that input size."""
+def _output_size(fn: str, output_size: Any, size: tuple[int, ...]) -> tuple[int, ...]:
+    """Canonicalize ``int | (int | None,) * nd``; ``None`` keeps that input size."""
+    nd = len(size)
     if _args.is_int(output_size):
-        value = (output_size, output_size)
+        value = (output_size,) * nd
     elif (
         isinstance(output_size, Sequence)
         and not isinstance(output_size, str)
-        and len(output_size) == 2
+        and len(output_size) == nd
         and all(v is None or _args.is_int(v) for v in output_size)
     ):
         value = tuple(output_size)
     else:
-        raise TypeError(
-            f"{fn}: output_size must be an int or a pair of ints or None, got {output_size!r}"
-        )
+        what = "a pair of ints or None" if nd == 2 else f"a tuple of {nd} ints or None"
+        raise TypeError(f"{fn}: output_size must be an int or {what}, got {output_size!r}")
     out = tuple(n if v is None else int(v) for v, n in zip(value, size, strict=True))
     if min(out) < 1:
         raise ValueError(f"{fn}: output_size must be >= 1, got {output_size!r}")
+    check_int32(fn, "output_size", out, output_size)
     return out
 
 
@@ -590,20 +1171,21 @@ def _adaptive_axis(x, axis: int, o: int, kind: str):
 @functools.partial(jax.jit, static_argnames=("kind", "out", "data_format", "unbatched"))
 def _adaptive_core(x, *, kind, out, data_format, unbatched):
     dtype = x.dtype
-    x = _args.to_nhwc(x, data_format, unbatched)
+    x = to_last(x, data_format, unbatched)
     if kind == "avg":
         x = x.astype(_args.accumulation_dtype(dtype))
-    y = _adaptive_axis(_adaptive_axis(x, 1, out[0], kind), 2, out[1], kind)
-    return _args.from_nhwc(y.astype(dtype), data_format, unbatched)
+    for axis, o in enumerate(out, start=1):
+        x = _adaptive_axis(x, axis, o, kind)
+    return from_last(x.astype(dtype), data_format, unbatched)
 
 
-def _adaptive(fn, kind, x, output_size, data_format):
-    x, unbatched, (_, h, w, _), data_format = _prepare(fn, x, data_format)
-    out = _output_size(fn, output_size, (h, w))
+def _adaptive(fn, kind, x, output_size, data_format, nd=2):
+    x, unbatched, size, data_format = _prepare(fn, x, data_format, nd)
+    out = _output_size(fn, output_size, size)
     return _adaptive_core(x, kind=kind, out=out, data_format=data_format, unbatched=unbatched)
 
 
-def adaptive_avg_pool2d(x, output_size, *, data_format="NHWC"):
+def adaptive_avg_pool2d(x: ArrayLike, output_size: Any, *, data_format: str = "NHWC") -> jax.Array:
     """Average pooling to a fixed output size, with PyTorch's bins.
 
     Output row ``i`` averages input rows ``floor(i * H / H_out)`` to ``ceil((i + 1) * H / H_out)``
@@ -630,7 +1212,7 @@ def adaptive_avg_pool2d(x, output_size, *, data_format="NHWC"):
     return _adaptive("adaptive_avg_pool2d", "avg", x, output_size, data_format)
 
 
-def adaptive_max_pool2d(x, output_size, *, data_format="NHWC"):
+def adaptive_max_pool2d(x: ArrayLike, output_size: Any, *, data_format: str = "NHWC") -> jax.Array:
     """Max pooling to a fixed output size, with PyTorch's bins (see :func:`adaptive_avg_pool2d`).
 
     Args:
@@ -651,3 +1233,249 @@ def adaptive_max_pool2d(x, output_size, *, data_format="NHWC"):
       Array([1., 3., 4.], dtype=float32)
     """
     return _adaptive("adaptive_max_pool2d", "max", x, output_size, data_format)
+
+
+_ADAPTIVE_DOC = """{title} pooling to a fixed output size with PyTorch's bins
+    (``torch.nn.functional.adaptive_{kind}_pool{nd}d``): output ``i`` of an axis of size ``n``
+    pools inputs ``floor(i * n / out)`` to ``ceil((i + 1) * n / out)`` (exclusive), on each of
+    {axes}. Bins may overlap, and ``out > n`` is allowed.
+
+    Args:
+      """ + _X_DOC + """
+      output_size: an int (every spatial axis), or ``{spatial}`` where ``None`` keeps that input
+        size.
+      data_format: ``"{layout}"`` (default) or ``"{cf}"``.
+
+    Returns:
+      ``{out}`` in ``x``'s layout, rank and dtype.{nan}
+
+    Examples:
+{examples}
+    """
+
+
+def adaptive_avg_pool1d(x: ArrayLike, output_size: Any, *, data_format: str = "NWC") -> jax.Array:
+    return _adaptive("adaptive_avg_pool1d", "avg", x, output_size, data_format, 1)
+
+
+def adaptive_avg_pool3d(
+    x: ArrayLike, output_size: Any, *, data_format: str = "NDHWC"
+) -> jax.Array:
+    return _adaptive("adaptive_avg_pool3d", "avg", x, output_size, data_format, 3)
+
+
+def adaptive_max_pool1d(x: ArrayLike, output_size: Any, *, data_format: str = "NWC") -> jax.Array:
+    return _adaptive("adaptive_max_pool1d", "max", x, output_size, data_format, 1)
+
+
+def adaptive_max_pool3d(
+    x: ArrayLike, output_size: Any, *, data_format: str = "NDHWC"
+) -> jax.Array:
+    return _adaptive("adaptive_max_pool3d", "max", x, output_size, data_format, 3)
+
+
+_AVG_NOTE = " Half precision is computed in float32."
+_MAX_NOTE = " NaN in a bin gives NaN; tied maxima share the gradient."
+adaptive_avg_pool1d.__doc__ = _doc(_ADAPTIVE_DOC, 1, """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> x = jnp.arange(5, dtype=jnp.float32).reshape(5, 1)
+      >>> jaxconv.adaptive_avg_pool1d(x, 3)[:, 0]
+      Array([0.5, 2. , 3.5], dtype=float32)""", title="Average", kind="avg", nan=_AVG_NOTE)
+adaptive_avg_pool3d.__doc__ = _doc(_ADAPTIVE_DOC, 3, """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> jaxconv.adaptive_avg_pool3d(jnp.ones((2, 5, 6, 7, 3)), (2, None, 3)).shape
+      (2, 2, 6, 3, 3)""", title="Average", kind="avg", nan=_AVG_NOTE)
+adaptive_max_pool1d.__doc__ = _doc(_ADAPTIVE_DOC, 1, """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> x = jnp.arange(5, dtype=jnp.float32).reshape(5, 1)
+      >>> jaxconv.adaptive_max_pool1d(x, 3)[:, 0]
+      Array([1., 3., 4.], dtype=float32)""", title="Max", kind="max", nan=_MAX_NOTE)
+adaptive_max_pool3d.__doc__ = _doc(_ADAPTIVE_DOC, 3, """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> jaxconv.adaptive_max_pool3d(jnp.ones((5, 6, 7, 3)), 2).shape
+      (2, 2, 2, 3)""", title="Max", kind="max", nan=_MAX_NOTE)
+
+
+# --------------------------------------------------------------------------------------------
+# Max-unpooling
+# --------------------------------------------------------------------------------------------
+
+
+def _unpool_size(fn, output_size, default, stride, data_format, unbatched):
+    """PyTorch's ``_unpool_output_size``: ``nd`` ints, or the full output shape in ``x``'s
+    layout; each within ``(default - stride, default + stride)`` exclusive."""
+    nd = len(default)
+    if output_size is None:
+        return default
+    if (
+        not isinstance(output_size, Sequence)
+        or isinstance(output_size, str)
+        or not all(_args.is_int(v) for v in output_size)
+    ):
+        raise TypeError(f"{fn}: output_size must be None or a sequence of ints, got {output_size!r}")
+    full = nd + (1 if unbatched else 2)
+    if len(output_size) == full and len(output_size) != nd:
+        first = data_format[1] == "C"
+        start = (0 if unbatched else 1) + (1 if first else 0)
+        sizes = tuple(int(v) for v in output_size[start : start + nd])
+    elif len(output_size) == nd:
+        sizes = tuple(int(v) for v in output_size)
+    else:
+        raise ValueError(
+            f"{fn}: output_size must have {nd} or {full} elements, got {len(output_size)} "
+            f"({output_size!r})"
+        )
+    for axis, (o, dflt, s) in enumerate(zip(sizes, default, stride, strict=True)):
+        if not dflt - s < o < dflt + s:
+            raise ValueError(
+                f"{fn}: invalid output_size {output_size!r} (spatial axis {axis} must be between "
+                f"{dflt - s} and {dflt + s}, exclusive; the default is {dflt})"
+            )
+    return sizes
+
+
+@functools.partial(jax.jit, static_argnames=("out", "data_format", "unbatched"))
+def _unpool_core(y, indices, *, out, data_format, unbatched):
+    y = to_last(y, data_format, unbatched)
+    indices = to_last(indices, data_format, unbatched).astype(jnp.int32)
+    n, c = y.shape[0], y.shape[-1]
+    total = math.prod(out)
+    m = math.prod(y.shape[1:-1])
+    values = jnp.moveaxis(y, -1, 1).reshape(n, c, m)
+    flat = jnp.moveaxis(indices, -1, 1).reshape(n, c, m)
+    flat = jnp.where((flat < 0) | (flat >= total), total, flat)  # out of range: dropped
+    batch = jnp.arange(n, dtype=jnp.int32).reshape(n, 1, 1)
+    channel = jnp.arange(c, dtype=jnp.int32).reshape(1, c, 1)
+    # unique_indices: the transpose is then a gather, so every value of y gets the cotangent at
+    # its index, as in torch's max_unpool backward, even where overlapping windows repeat an
+    # index (max-pooling gives such duplicates equal values; otherwise one of them is kept).
+    x = jnp.zeros((n, c, total), y.dtype).at[batch, channel, flat].set(
+        values, mode="drop", unique_indices=True
+    )
+    x = jnp.moveaxis(x.reshape(n, c, *out), 1, -1)
+    return from_last(x, data_format, unbatched)
+
+
+def _max_unpool(fn, nd, y, indices, window, stride, padding, output_size, data_format):
+    data_format = check_format(fn, nd, data_format)
+    y = _args.as_array(fn, "y", y)
+    indices = _args.as_array(fn, "indices", indices)
+    unbatched, _, size, _ = check_rank(fn, "y", y, nd, data_format)
+    _args.check_float(fn, "y", y)
+    if not jnp.issubdtype(indices.dtype, jnp.integer):
+        raise TypeError(f"{fn}: indices must have an integer dtype, got {indices.dtype}")
+    if tuple(indices.shape) != tuple(y.shape):
+        raise ValueError(
+            f"{fn}: indices must have y's shape {tuple(y.shape)}, got {tuple(indices.shape)}"
+        )
+    window = int_tuple(fn, "window", window, nd)
+    stride = window if stride is None else int_tuple(fn, "stride", stride, nd)
+    padding = int_tuple(fn, "padding", padding, nd, minimum=0)
+    default = tuple(
+        (n - 1) * s - 2 * p + k for n, s, p, k in zip(size, stride, padding, window, strict=True)
+    )
+    out = _unpool_size(fn, output_size, default, stride, data_format, unbatched)
+    if min(out) < 1:
+        raise ValueError(
+            f"{fn}: the output size {out} must be >= 1 (input {size}, window {window}, stride "
+            f"{stride}, padding {padding})"
+        )
+    check_int32(fn, "the flattened output size", [math.prod(out)], out)
+    try:
+        idx = np.asarray(indices)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        idx = None  # traced: checked at run time by dropping out-of-range indices
+    if idx is not None:
+        total = math.prod(out)
+        if idx.size and (idx.min() < 0 or idx.max() >= total):
+            raise ValueError(
+                f"{fn}: indices must lie in [0, {total}) (the flattened output {out}), got values "
+                f"from {idx.min()} to {idx.max()}"
+            )
+    return _unpool_core(y, indices, out=out, data_format=data_format, unbatched=unbatched)
+
+
+_UNPOOL_DOC = """Inverse of :func:`max_pool{nd}d` with ``return_indices=True``
+    (``torch.nn.functional.max_unpool{nd}d``): each value of ``y`` goes to the position its index
+    names in the flattened {axes} grid of its channel; everything else is zero. Linear (and
+    differentiable) in ``y``: as in torch, the gradient of each value of ``y`` is the cotangent
+    at its index, also where several values share an index (then one of them is kept; the
+    duplicates that overlapping max-pool windows produce are equal).
+
+    Args:
+      y: pooled values, shape ``{shape}`` (``{cshape}`` with ``data_format="{cf}"``), or
+        unbatched ``{ushape}`` / ``{ucshape}``; float dtype.
+      indices: integer array of ``y``'s shape, as returned by :func:`max_pool{nd}d`. Concrete
+        indices outside the output raise ``ValueError``; under ``jit`` they are dropped.
+      window: ``int`` or ``{k}``: the pool's window.
+      stride: ``int`` or ``{s}``; ``None`` (default) means ``stride = window``.
+      padding: ``int`` or ``{p}``: the pool's (symmetric) padding.
+      output_size: ``None`` (default) for ``(n - 1) * s - 2 * p + k`` per axis, or the spatial
+        sizes (``{nd}`` ints, or the whole output shape in ``y``'s layout), each strictly
+        between ``default - s`` and ``default + s`` (PyTorch's rule; this resolves the sizes
+        that ``floor`` in the pool's output size made ambiguous).
+      data_format: ``"{layout}"`` (default) or ``"{cf}"``.
+
+    Returns:
+      ``y``'s layout, rank and dtype with the spatial sizes above.
+
+    Raises:
+      ValueError: bad rank, shapes, sizes or output_size; indices out of range (when concrete).
+      TypeError: non-float ``y``, non-integer ``indices``, malformed arguments.
+
+    Examples:
+{examples}
+    """
+
+
+def max_unpool1d(
+    y: ArrayLike, indices: ArrayLike, window: Any, *, stride: Any = None, padding: Any = 0,
+    output_size: Sequence[int] | None = None, data_format: str = "NWC",
+) -> jax.Array:
+    return _max_unpool("max_unpool1d", 1, y, indices, window, stride, padding, output_size,
+                       data_format)
+
+
+def max_unpool2d(
+    y: ArrayLike, indices: ArrayLike, window: Any, *, stride: Any = None, padding: Any = 0,
+    output_size: Sequence[int] | None = None, data_format: str = "NHWC",
+) -> jax.Array:
+    return _max_unpool("max_unpool2d", 2, y, indices, window, stride, padding, output_size,
+                       data_format)
+
+
+def max_unpool3d(
+    y: ArrayLike, indices: ArrayLike, window: Any, *, stride: Any = None, padding: Any = 0,
+    output_size: Sequence[int] | None = None, data_format: str = "NDHWC",
+) -> jax.Array:
+    return _max_unpool("max_unpool3d", 3, y, indices, window, stride, padding, output_size,
+                       data_format)
+
+
+_DIMS[2] = dict(
+    layout="NHWC", cf="NCHW", shape="(N, H, W, C)", cshape="(N, C, H, W)", ushape="(H, W, C)",
+    ucshape="(C, H, W)", k="(kh, kw)", s="(sh, sw)", d="(dh, dw)", p="(ph, pw)",
+    pairs="((top, bottom), (left, right))", out="(N, H_out, W_out, C)", first="H",
+    axes="H and W", spatial="(H_out, W_out)",
+)
+max_unpool1d.__doc__ = _doc(_UNPOOL_DOC, 1, """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> x = jnp.array([1, 3, 2, 5, 4], dtype=jnp.float32).reshape(5, 1)
+      >>> y, i = jaxconv.max_pool1d(x, 2, return_indices=True)
+      >>> jaxconv.max_unpool1d(y, i, 2, output_size=(5,))[:, 0]
+      Array([0., 3., 0., 5., 0.], dtype=float32)""")
+max_unpool2d.__doc__ = _doc(_UNPOOL_DOC, 2, """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> x = jnp.arange(16, dtype=jnp.float32).reshape(4, 4, 1)
+      >>> y, i = jaxconv.max_pool2d(x, 2, return_indices=True)
+      >>> jaxconv.max_unpool2d(y, i, 2)[:, :, 0]
+      Array([[ 0.,  0.,  0.,  0.],
+             [ 0.,  5.,  0.,  7.],
+             [ 0.,  0.,  0.,  0.],
+             [ 0., 13.,  0., 15.]], dtype=float32)""")
+max_unpool3d.__doc__ = _doc(_UNPOOL_DOC, 3, """      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> x = jnp.arange(8, dtype=jnp.float32).reshape(2, 2, 2, 1)
+      >>> y, i = jaxconv.max_pool3d(x, 2, return_indices=True)
+      >>> int(i[0, 0, 0, 0]), jaxconv.max_unpool3d(y, i, 2).shape
+      (7, (2, 2, 2, 1))""")
