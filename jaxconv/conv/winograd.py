@@ -1,4 +1,5 @@
-"""``algorithm="winograd"``: Winograd minimal filtering F(2x2, 3x3) for 3x3 kernels.
+"""``algorithm="winograd"`` / ``"winograd4"``: Winograd minimal filtering F(2x2, 3x3) and
+F(4x4, 3x3) for 3x3 kernels.
 
 Each 2x2 block of outputs is computed from a 4x4 input tile ``d`` and the 3x3 filter ``g`` as
 
@@ -14,9 +15,14 @@ second batch dimension of the GEMM), every float dtype (bfloat16 / float16 are t
 accumulated in float32, then rounded once). Tiles run past the bottom/right edge on zeros and
 are cropped.
 
+F(4x4, 3x3) computes each 4x4 block from a 6x6 tile: 36 multiplies per 16 outputs (4x fewer
+than im2col) and transformed data 2.25x the input instead of 4x, for transforms with entries up
+to 8 and 1/24. The selector chooses between the two per problem (two registered algorithms).
+
 Error: the transforms of F(2x2, 3x3) have entries 0, +-1, +-1/2, so the float32 error is a small
-multiple of direct's (measured <= ~2x; see ``tests/test_gemm_algorithms.py``). F(4x4, 3x3)
-(entries up to 8 and 1/6, error ~10x larger) is not implemented.
+multiple of direct's (measured <= ~2x; see ``tests/test_gemm_algorithms.py``). F(4x4, 3x3)'s is
+about 10x larger, still relative to the largest output: measured <= 1e-5 * max|y| in float32
+with 128 input channels.
 
 Gradients (:func:`jaxconv.conv.im2col.gemm_gradients`): the input gradient is XLA's transposed
 convolution, the kernel gradient an im2col GEMM; differentiating through the transforms was
@@ -29,9 +35,11 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from .._args import accumulation_dtype
@@ -51,95 +59,134 @@ def check(x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
     return None
 
 
-def _input_transform(d, axis: int, tiles: int):
-    """B^T d along ``axis``: 4 tile rows per 2 outputs, tiles overlapping by 2. -> new axis 0."""
+# Winograd's minimal filtering F(m x m, 3 x 3): Y = A^T [(G g G^T) * (B^T d B)] A on (m + 2)^2
+# input tiles overlapping by 2. Matrices from Lavin & Gray (2016); F(4, 3)'s interpolation
+# points 0, +-1, +-2 (and infinity).
+TRANSFORMS: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {
+    2: (
+        np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float),  # B^T
+        np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]),  # G
+        np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float),  # A^T
+    ),
+    4: (
+        np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                  [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], float),
+        np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
+        np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                  [0, 1, -1, 8, -8, 1]], float),
+    ),
+}
 
-    def rows(k):  # d[2t + k] for t in range(tiles)
-        return lax.slice_in_dim(d, k, k + 2 * (tiles - 1) + 1, 2, axis=axis)
 
-    d0, d1, d2, d3 = rows(0), rows(1), rows(2), rows(3)
-    # B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
-    return jnp.stack([d0 - d2, d1 + d2, d2 - d1, d1 - d3])
+def _combine(matrix: np.ndarray, parts: list) -> list:
+    """``matrix @ parts`` for a small constant matrix, as unrolled sums of scaled arrays.
+
+    XLA fuses these into one elementwise pass; a ``dot`` with a 4-6 long contraction would not
+    vectorize as well. Zero entries cost nothing, +-1 entries no multiply.
+    """
+    out = []
+    for row in matrix:
+        acc = None
+        for coef, part in zip(row, parts, strict=True):
+            if coef == 0:
+                continue
+            term = part if coef == 1 else -part if coef == -1 else part * float(coef)
+            acc = term if acc is None else acc + term
+        out.append(acc)
+    return out
 
 
-def _filter_transform(g):
-    """G g G^T for HWIO ``g`` (3, 3, Cg, O) -> (4, 4, Cg, O)."""
+def _input_tiles(d, axis: int, tiles: int, m: int) -> list:
+    """B^T d along ``axis``: tile ``t`` covers rows ``m t .. m t + m + 1``. -> m + 2 arrays."""
+    bt = TRANSFORMS[m][0]
+    rows = [lax.slice_in_dim(d, k, k + m * (tiles - 1) + 1, m, axis=axis) for k in range(m + 2)]
+    return _combine(bt, rows)
+
+
+def _filter_transform(g, m: int):
+    """G g G^T for HWIO ``g`` (3, 3, Cg, O) -> (m + 2, m + 2, Cg, O)."""
+    gm = TRANSFORMS[m][1]
 
     def one_axis(g, axis):
-        g0, g1, g2 = (jnp.take(g, i, axis=axis) for i in range(3))
-        # G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
-        return jnp.stack([g0, (g0 + g1 + g2) * 0.5, (g0 - g1 + g2) * 0.5, g2], axis=axis)
+        return jnp.stack(_combine(gm, [jnp.take(g, i, axis=axis) for i in range(3)]), axis=axis)
 
     return one_axis(one_axis(g, 0), 1)
 
 
-def winograd_cost_terms(x_shape, kernel_shape, config: ConvConfig, itemsize: int = 4) -> dict:
-    """Cost-model terms of ``winograd`` for NHWC ``x_shape`` / HWIO ``kernel_shape``.
+def winograd_cost_terms(x_shape, kernel_shape, config: ConvConfig, itemsize: int = 4,
+                        m: int = 2) -> dict:
+    """Cost-model terms of F(m x m, 3x3) for NHWC ``x_shape`` / HWIO ``kernel_shape``.
 
-    Returns ``flops`` (the 16 GEMMs: ``2 * 16 * tiles * (C / G) * O``), ``tiles``
-    (``N * ceil(H_out / 2) * ceil(W_out / 2)``), ``transformed_bytes`` (the transformed input,
-    ``16 * tiles * C * itemsize``, and the transformed output, ``16 * tiles * O * itemsize``:
-    each written once and read once).
+    With ``t = m + 2``: ``flops`` (the ``t^2`` GEMMs: ``2 * t^2 * tiles * (C / G) * O``),
+    ``tiles`` (``N * ceil(H_out / m) * ceil(W_out / m)``), ``transformed_bytes`` (the
+    transformed input, ``t^2 * tiles * C * itemsize``, and the transformed output,
+    ``t^2 * tiles * O * itemsize``: each written once and read once).
     """
     n, h, w, c = x_shape
     _, _, cg, o = kernel_shape
     ho, wo = config.output_hw((h, w), (3, 3))
-    tiles = n * math.ceil(ho / 2) * math.ceil(wo / 2)
+    tiles = n * math.ceil(ho / m) * math.ceil(wo / m)
+    t2 = (m + 2) ** 2
     return dict(
-        flops=2 * 16 * tiles * cg * o,
+        flops=2 * t2 * tiles * cg * o,
         tiles=tiles,
-        transformed_bytes=16 * tiles * (c + o) * itemsize,
+        transformed_bytes=t2 * tiles * (c + o) * itemsize,
     )
 
 
-def conv_winograd(x, kernel, config: ConvConfig):
-    """F(2x2, 3x3) Winograd convolution: NHWC ``x`` (N, H, W, C), HWIO ``kernel`` (3, 3, C/G, O).
+def conv_winograd(x, kernel, config: ConvConfig, *, m: int = 2):
+    """F(m x m, 3x3) Winograd convolution: NHWC ``x`` (N, H, W, C), HWIO ``kernel`` (3, 3, C/G, O).
 
-    Returns:
-      ``(N, H + pad - 2, W + pad - 2, O)`` in ``x``'s dtype.
+    ``m`` is the output tile (2 or 4). Returns ``(N, H + pad - 2, W + pad - 2, O)`` in ``x``'s
+    dtype.
     """
     dtype = x.dtype
     acc = accumulation_dtype(dtype)
     x, kernel = x.astype(acc), kernel.astype(acc)
     n, h, w, _ = x.shape
     _, _, cg, o = kernel.shape
-    g = config.groups
+    g, t = config.groups, m + 2
     ho, wo = config.output_hw((h, w), (3, 3))
-    th, tw = math.ceil(ho / 2), math.ceil(wo / 2)
+    th, tw = math.ceil(ho / m), math.ceil(wo / m)
     (top, _), (left, _) = config.padding
-    # Zero padding, and enough extra zeros that every 4x4 tile (stride 2) is in range.
-    xp = jnp.pad(x, ((0, 0), (top, 2 * th + 2 - h - top), (left, 2 * tw + 2 - w - left), (0, 0)))
-    v = _input_transform(_input_transform(xp, 2, tw), 2, th)  # (4 rows, 4 cols, N, th, tw, C)
-    u = _filter_transform(kernel)  # (4, 4, Cg, O)
-    v = v.reshape(16, n * th * tw, g, cg)
-    u = u.reshape(16, cg, g, o // g)
-    m = lax.dot_general(
+    # Zero padding, and enough extra zeros that every tile is in range.
+    xp = jnp.pad(x, ((0, 0), (top, m * th + 2 - h - top), (left, m * tw + 2 - w - left), (0, 0)))
+    cols = _input_tiles(xp, 2, tw, m)  # t x (N, Hp, tw, C)
+    v = jnp.stack([jnp.stack(_input_tiles(c, 1, th, m)) for c in cols], axis=1)
+    # v: (t rows, t cols, N, th, tw, C)
+    u = _filter_transform(kernel, m)  # (t, t, Cg, O)
+    v = v.reshape(t * t, n * th * tw, g, cg)
+    u = u.reshape(t * t, cg, g, o // g)
+    prod = lax.dot_general(
         v, u, (((3,), (1,)), ((0, 2), (0, 2))), precision=config.precision,
         preferred_element_type=acc,
-    )  # (16, G, tiles, O/G)
-    m = jnp.moveaxis(m, 1, 2).reshape(4, 4, n, th, tw, o)
-
-    def output_transform(m, axis):  # A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
-        m0, m1, m2, m3 = (jnp.take(m, i, axis=axis) for i in range(4))
-        return m0 + m1 + m2, m1 - m2 - m3
-
-    y0, y1 = output_transform(m, 0)  # each (4, N, th, tw, O): row 2t and 2t + 1
-    y = jnp.stack([jnp.stack(output_transform(yi, 0), axis=0) for yi in (y0, y1)])
-    # y[a, b, n, t, s, o] is output (2t + a, 2s + b)
-    y = jnp.transpose(y, (2, 3, 0, 4, 1, 5)).reshape(n, 2 * th, 2 * tw, o)
+    )  # (t * t, G, tiles, O/G)
+    prod = jnp.moveaxis(prod, 1, 2).reshape(t, t, n, th, tw, o)
+    at = TRANSFORMS[m][2]
+    rows = _combine(at, [prod[i] for i in range(t)])  # m x (t cols, N, th, tw, O)
+    y = jnp.stack([jnp.stack(_combine(at, [r[j] for j in range(t)])) for r in rows])
+    # y[a, b, n, i, j, o] is output (m i + a, m j + b)
+    y = jnp.transpose(y, (2, 3, 0, 4, 1, 5)).reshape(n, m * th, m * tw, o)
     return y[:, :ho, :wo].astype(dtype)
 
 
-def winograd_model_terms(x_shape: Shape, kernel_shape: Shape,
-                         config: ConvConfig) -> dict[str, float]:
-    """Cost-model terms of ``winograd``, from :func:`winograd_cost_terms`."""
-    t = winograd_cost_terms(x_shape, kernel_shape, config, itemsize=4)
-    return {
-        "call": 1.0,
-        "flop": float(t["flops"]),
-        "tile": 16.0 * t["tiles"],  # per transformed point, whatever C (slow for few channels)
-        "transform_byte": float(t["transformed_bytes"]),
-    }
+def _model_terms(m: int):
+    def terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> dict[str, float]:
+        t = winograd_cost_terms(x_shape, kernel_shape, config, itemsize=4, m=m)
+        return {
+            "call": 1.0,
+            "flop": float(t["flops"]),
+            # per transformed point, whatever C (slow for few channels)
+            "tile": float((m + 2) ** 2 * t["tiles"]),
+            "transform_byte": float(t["transformed_bytes"]),
+        }
+
+    terms.__doc__ = f"Cost-model terms of F({m}x{m}, 3x3), from :func:`winograd_cost_terms`."
+    return terms
+
+
+winograd_model_terms = _model_terms(2)
 
 
 WINOGRAD = register(
@@ -153,5 +200,19 @@ WINOGRAD = register(
         # error was measured <= direct's (<= 3.3e-7 * max|y| at C=256), and the default
         # tolerances apply.
         error="global",
+    )
+)
+
+WINOGRAD4 = register(
+    Algorithm(
+        name="winograd4",
+        fn=gemm_gradients(functools.partial(conv_winograd, m=4)),
+        serves="3x3 kernels, stride 1, dilation 1, any padding and groups (F(4x4, 3x3))",
+        check=check,
+        cost_terms=_model_terms(4),
+        error="global",
+        # Transforms with entries up to 8 and 1/24: float32 error ~10x F(2x2, 3x3)'s, measured
+        # <= 1e-5 * max|y| with 128 input channels (<= 3e-6 at the tests' sizes).
+        tolerance={"float32": (2e-5, 3e-5)},
     )
 )
