@@ -28,12 +28,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 from . import activations as _activations
 from .conv import conv2d
@@ -154,7 +155,9 @@ def stage_names(layers: tuple[Layer, ...]) -> list[str]:
     return names
 
 
-def glorot_uniform(key, shape: tuple[int, int, int, int], dtype=jnp.float32):
+def glorot_uniform(
+    key: jax.Array, shape: tuple[int, int, int, int], dtype: DTypeLike = jnp.float32
+) -> jax.Array:
     """Keras' default kernel initializer for an HWIO kernel: ``U(-a, a)``, ``a = sqrt(6 / (fan_in + fan_out))``.
 
     ``fan_in = kh * kw * I`` and ``fan_out = kh * kw * O`` (Glorot & Bengio 2010; Keras ``compute_fans``).
@@ -246,7 +249,7 @@ def build(spec: str, *, algorithm: str = "auto", dtype: Any = jnp.float32) -> tu
     return init, apply
 
 
-def output_shape(spec: str, input_shape) -> tuple[int, ...]:
+def output_shape(spec: str, input_shape: Sequence[int]) -> tuple[int, ...]:
     """The output shape of a spec on ``input_shape`` (no arrays are created)."""
     layers = parse(spec)
     shape = tuple(int(s) for s in input_shape)
@@ -255,7 +258,7 @@ def output_shape(spec: str, input_shape) -> tuple[int, ...]:
     return shape
 
 
-def memory_estimate(spec: str, input_shape, itemsize: int = 4) -> int:
+def memory_estimate(spec: str, input_shape: Sequence[int], itemsize: int = 4) -> int:
     """Bytes the stack's stage outputs take on ``input_shape`` (input included; no arrays made).
 
     Every stage is kept (``apply`` returns them all), so the sum is a lower bound on what a run

@@ -166,12 +166,12 @@ def load_image(path: Any, size: Any = None, mode: str = "RGB", *, dtype: Any = n
             raise ImageLoadError(path, "is a directory")
         if os.path.exists(path) and os.path.getsize(path) == 0:
             raise ImageLoadError(path, "the file is empty")
-        with Image.open(path) as im:
-            im.load()  # decode now: truncation and corruption surface here, inside the try
+        with Image.open(path) as raw:
+            raw.load()  # decode now: truncation and corruption surface here, inside the try
             # exif_transpose warns on some malformed EXIF blocks; the pixels are still right.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                im = ImageOps.exif_transpose(im)
+                im = ImageOps.exif_transpose(raw)
             a = _to_float(im, work)
     except ImageLoadError:
         raise

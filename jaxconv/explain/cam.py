@@ -18,7 +18,9 @@ from ._core import acc_dtype, target_scores
 __all__ = ["grad_cam", "grad_cam_plus_plus"]
 
 
-def _maps_and_grads(name: str, body: Callable, head: Callable, x: ArrayLike, target: ArrayLike):
+def _maps_and_grads(
+    name: str, body: Callable, head: Callable, x: ArrayLike, target: ArrayLike
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     _checks.check_callable(name, "body", body)
     _checks.check_callable(name, "head", head)
     x = _checks.check_images(name, "x", x)

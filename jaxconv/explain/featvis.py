@@ -31,12 +31,17 @@ def _fourier_scale(h: int, w: int, decay: float) -> np.ndarray:
 def _gaussian_blur(x: jax.Array, sigma: float) -> jax.Array:
     """Separable Gaussian blur of NHWC ``x`` (edge-padded), radius ``ceil(3 sigma)``."""
     r = max(1, int(np.ceil(3 * sigma)))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    k = jnp.asarray(k / k.sum(), x.dtype)
+    k_np = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k = jnp.asarray(k_np / k_np.sum(), x.dtype)
     p = jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), mode="edge")
     h, w = x.shape[1:3]
-    rows = sum(k[i] * p[:, i:i + h, :, :] for i in range(2 * r + 1))
-    return sum(k[i] * rows[:, :, i:i + w, :] for i in range(2 * r + 1))
+    rows = k[0] * p[:, 0:h, :, :]
+    for i in range(1, 2 * r + 1):
+        rows = rows + k[i] * p[:, i:i + h, :, :]
+    out = k[0] * rows[:, :, 0:w, :]
+    for i in range(1, 2 * r + 1):
+        out = out + k[i] * rows[:, :, i:i + w, :]
+    return out
 
 
 def feature_visualization(
@@ -114,7 +119,7 @@ def feature_visualization(
         or not all(_checks._args.is_int(s) for s in shape)
     ):
         raise TypeError(f"{name}: shape must be a tuple (N, H, W, C) of ints, got {shape!r}")
-    shape = tuple(int(s) for s in shape)
+    shape = (int(shape[0]), int(shape[1]), int(shape[2]), int(shape[3]))
     if min(shape) < 1:
         raise ValueError(f"{name}: shape must have sizes >= 1, got {shape}")
     key = _checks.check_key(name, key)

@@ -27,7 +27,9 @@ __all__ = [
 IG_METHODS = ("trapezoid", "riemann_left", "riemann_right", "riemann_middle")
 
 
-def _prepare(name: str, fn: Callable, x: ArrayLike, target: ArrayLike):
+def _prepare(
+    name: str, fn: Callable, x: ArrayLike, target: ArrayLike
+) -> tuple[jax.Array, jax.Array]:
     _checks.check_callable(name, "fn", fn)
     x = _checks.check_images(name, "x", x)
     k = _checks.check_logits(name, "fn", fn, x)

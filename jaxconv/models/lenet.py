@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.typing import ArrayLike
 
 import jaxconv
 
@@ -68,11 +69,15 @@ class _Normal:
         return jnp.asarray(z / np.sqrt(fan_in), _DTYPE)
 
 
-def _as_rngs(rngs) -> nnx.Rngs:
+def _as_rngs(rngs: nnx.Rngs | int | np.integer | jax.Array | None) -> nnx.Rngs:
     if isinstance(rngs, nnx.Rngs):
         return rngs
-    if rngs is None or isinstance(rngs, int | np.integer) or isinstance(rngs, jax.Array):
-        return nnx.Rngs(0 if rngs is None else rngs)
+    if rngs is None:
+        return nnx.Rngs(0)
+    if isinstance(rngs, np.integer):  # nnx.Rngs takes a Python int only
+        return nnx.Rngs(int(rngs))
+    if isinstance(rngs, int | jax.Array):
+        return nnx.Rngs(rngs)
     raise TypeError(f"LeNet5: rngs must be an nnx.Rngs, an int seed or a PRNG key, got {rngs!r}")
 
 
@@ -296,7 +301,7 @@ class LeNet5(nnx.Module):
         x = jnp.asarray(x, _DTYPE)
         return (x[None] if unbatched else x), unbatched
 
-    def __call__(self, x, *, activation: Callable | None = None) -> jax.Array:
+    def __call__(self, x: ArrayLike, *, activation: Callable | None = None) -> jax.Array:
         """Logits ``(N, num_classes)`` for images ``(N, 32, 32, 1)`` (``(num_classes,)`` unbatched).
 
         ``activation`` (default ``None``: the variant's own, ReLU or the scaled tanh) replaces
@@ -337,7 +342,7 @@ class LeNet5(nnx.Module):
         return out
 
     def features(
-        self, x, *, activation: Callable | None = None
+        self, x: ArrayLike, *, activation: Callable | None = None
     ) -> collections.OrderedDict[str, jax.Array]:
         """Every stage's output by name, in order, ending with ``"softmax"`` probabilities.
 

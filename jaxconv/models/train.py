@@ -29,6 +29,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
@@ -58,7 +59,7 @@ METRICS = "metrics.json"
 EVAL_BATCH = 512  # per device
 
 
-def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+def confusion_matrix(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, num_classes: int) -> np.ndarray:
     """``(num_classes, num_classes)`` counts, rows = true class, columns = predicted class."""
     y_true = np.asarray(y_true, np.int64)
     y_pred = np.asarray(y_pred, np.int64)

@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from matplotlib import rcParams
-from matplotlib.figure import Figure
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure, SubFigure
 
 BASELINE = "lax"
 PEERS = ("torch", "scipy")
@@ -54,12 +55,12 @@ def plot_data(data: Mapping[str, Any]) -> dict[str, dict[str, dict[Any, float]]]
 def plot_conv_vs_kernel(
     results: Mapping[str, Mapping[str, Mapping[Any, float]]],
     *,
-    ax=None,
-    fig: Figure | None = None,
+    ax: Axes | Sequence[Axes] | None = None,
+    fig: Figure | SubFigure | None = None,
     baseline: str | None = None,
     ncols: int = 3,
     ylabel: str = "median time (ms)",
-) -> Figure:
+) -> Figure | SubFigure:
     """Plot time against kernel size: one panel per case, one line per implementation.
 
     Args:
@@ -102,7 +103,7 @@ def plot_conv_vs_kernel(
     # One colour per implementation across all panels; the baseline thick black, auto dashed.
     names = list(dict.fromkeys(name for panel in results.values() for name in panel))
     palette = [c["color"] for c in rcParams["axes.prop_cycle"]]
-    colors = {}
+    colors: dict[str, Any] = {}
     for name in names:
         if name != baseline:
             colors[name] = palette[len(colors) % len(palette)]
@@ -125,8 +126,8 @@ def plot_conv_vs_kernel(
         a.set_yscale("log")
         # Problem labels ("3x3/2 32→64") side by side would overlap: slant them.
         slant = not numeric and sum(len(str(x)) for x in ticks) > 24
-        a.set_xticks([pos[x] for x in ticks], [str(x) for x in ticks],
-                     **({"rotation": 30, "ha": "right", "fontsize": "small"} if slant else {}))
+        tick_kw: dict[str, Any] = {"rotation": 30, "ha": "right", "fontsize": "small"} if slant else {}
+        a.set_xticks([pos[x] for x in ticks], [str(x) for x in ticks], **tick_kw)
         if not numeric:
             a.set_xlim(-0.5, len(ticks) - 0.5)
         a.set_xlabel("kernel size k (k x k)" if numeric else "layer")

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
@@ -16,6 +17,9 @@ from matplotlib.patches import FancyArrowPatch, Rectangle
 from matplotlib.ticker import FuncFormatter
 
 from ._base import as_hwc, as_numpy, axes_grid, clean, figure, fmt_shape
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
 
 # The 5x5 binary image and 3x3 kernel of the classic UFLDL convolution animation.
 CONV_X = np.array(
@@ -35,9 +39,9 @@ def _num(v: float) -> str:
 
 
 def _cells(ax: Axes, values: np.ndarray, x0: float, y0: float, *, colors=None, fontsize=11,
-           hidden=None) -> list:
+           hidden=None) -> list[Artist]:
     """A grid of numbered unit squares with its top-left corner at (x0, y0) (y grows upwards)."""
-    artists = []
+    artists: list[Artist] = []
     for (r, c), v in np.ndenumerate(values):
         face = "white" if colors is None else colors[r][c]
         rect = Rectangle((x0 + c, y0 - r - 1), 1, 1, facecolor=face, edgecolor="0.3", lw=1)
@@ -79,7 +83,7 @@ def conv_output(x: Any = None, kernel: Any = None) -> np.ndarray:
 
 
 def plot_conv_step(x: Any = None, kernel: Any = None, step: int | None = 0, *,
-                   ax: Axes | None = None) -> list:
+                   ax: Axes | None = None) -> list[Artist]:
     """One step of a convolution: the window on the input, the kernel, the output so far.
 
     Args:
@@ -127,7 +131,7 @@ def plot_conv_step(x: Any = None, kernel: Any = None, step: int | None = 0, *,
 
 
 def conv_animation(x: Any = None, kernel: Any = None, *, path: str | os.PathLike | None = None,
-                   dpi: int = 80, frame_ms: int = 700) -> list:
+                   dpi: int = 80, frame_ms: int = 700) -> list[PILImage.Image]:
     """The convolution animation: a kernel sliding over the input, the output filling in.
 
     Every frame is drawn by :func:`plot_conv_step`; the output values come from
@@ -161,7 +165,7 @@ def conv_animation(x: Any = None, kernel: Any = None, *, path: str | os.PathLike
     return frames
 
 
-def plot_pooling(x: Any = None, window: int = 2, *, ax: Axes | None = None) -> list:
+def plot_pooling(x: Any = None, window: int = 2, *, ax: Axes | None = None) -> list[Artist]:
     """Max and average pooling of a small grid, with the numbers, from ``jaxconv``'s pools.
 
     Args:
@@ -173,6 +177,7 @@ def plot_pooling(x: Any = None, window: int = 2, *, ax: Axes | None = None) -> l
     Returns:
       The artists drawn.
     """
+    import jax
     import jax.numpy as jnp
 
     from jaxconv import avg_pool2d, max_pool2d
@@ -183,7 +188,9 @@ def plot_pooling(x: Any = None, window: int = 2, *, ax: Axes | None = None) -> l
     if x.ndim != 2 or x.shape[0] % window or x.shape[1] % window:
         raise ValueError(f"plot_pooling: x must be 2-D with sides divisible by window={window}, got {x.shape}")
     xj = jnp.asarray(x[..., None], jnp.float32)
-    mx = np.asarray(max_pool2d(xj, window)[..., 0], float)
+    pooled = max_pool2d(xj, window)
+    assert isinstance(pooled, jax.Array)  # one array: return_indices is off
+    mx = np.asarray(pooled[..., 0], float)
     av = np.asarray(avg_pool2d(xj, window)[..., 0], float)
     (ax,) = axes_grid(ax, 1, panel=(6.0, 3.2), fn="plot_pooling")
     h, w = x.shape
@@ -228,9 +235,11 @@ def plot_activations(names: Sequence[str] = ACTIVATIONS, *, ax: Axes | Sequence[
     if not fns:
         raise ValueError("plot_activations: names is empty")
     xs = np.linspace(*x_range, num)
-    together = isinstance(ax, Axes)
-    axs = [ax] * len(fns) if together else axes_grid(ax, len(fns), ncols=4, panel=(2.2, 1.9),
-                                                     fn="plot_activations")
+    single = ax if isinstance(ax, Axes) else None  # one Axes: every function in it
+    together = single is not None
+    axs = [single] * len(fns) if single is not None else axes_grid(
+        ax, len(fns), ncols=4, panel=(2.2, 1.9), fn="plot_activations"
+    )
     lines = []
     for name, fn, a in zip(names, fns, axs, strict=True):
         ys = np.asarray(fn(jnp.asarray(xs, jnp.float32)), float)
@@ -242,15 +251,15 @@ def plot_activations(names: Sequence[str] = ACTIVATIONS, *, ax: Axes | Sequence[
             a.set_title(name, fontsize="medium")
             a.tick_params(labelsize="small")
             a.grid(alpha=0.3)
-    if together:
-        ax.legend(fontsize="small", ncols=2)
-        ax.grid(alpha=0.3)
-        ax.set_xlabel("x")
+    if single is not None:
+        single.legend(fontsize="small", ncols=2)
+        single.grid(alpha=0.3)
+        single.set_xlabel("x")
     return lines
 
 
 def plot_architecture(shapes: Mapping[str, Sequence[int]], *, ax: Axes | None = None,
-                      title: str | None = None) -> list:
+                      title: str | None = None) -> list[Artist]:
     """A network drawn from its stages' shapes (as in LeCun et al. 1998, fig. 2).
 
     Args:
@@ -272,7 +281,7 @@ def plot_architecture(shapes: Mapping[str, Sequence[int]], *, ax: Axes | None = 
     (ax,) = axes_grid(ax, 1, panel=(1.6 * len(items), 3.2), fn="plot_architecture")
     hmax = max((s[0] for _, s in items if len(s) == 3), default=1)
     umax = max((s[0] for _, s in items if len(s) == 1), default=1)
-    artists = []
+    artists: list[Artist] = []
     x = 0.0
     prev_right = None
     prev_mid, prev_label = None, 0
@@ -320,8 +329,9 @@ def plot_architecture(shapes: Mapping[str, Sequence[int]], *, ax: Axes | None = 
     return artists
 
 
-def plot_lenet(model: Any = None, *, ax: Axes | None = None, input_shape=(1, 32, 32, 1),
-               merge_same_shape: bool = True, title: str | None = None) -> list:
+def plot_lenet(model: Any = None, *, ax: Axes | None = None,
+               input_shape: Sequence[int] = (1, 32, 32, 1), merge_same_shape: bool = True,
+               title: str | None = None) -> list[Artist]:
     """The LeNet-5 architecture drawn from the model's real stage shapes.
 
     Args:
@@ -376,7 +386,9 @@ def plot_saliency(image: Any, saliency: Any, *, ax: Axes | Sequence[Axes] | None
     if sal.shape[-1] != 1 or sal.shape[:2] != img.shape[:2]:
         raise ValueError(f"plot_saliency: saliency must be (H, W) matching image, got {sal.shape} for {img.shape}")
     axs = axes_grid(ax, 3, ncols=3, panel=(2.4, 2.5), fn="plot_saliency")
-    base = dict(cmap="gray", interpolation="nearest") if img.shape[-1] == 1 else dict(interpolation="nearest")
+    base: dict[str, Any] = (
+        dict(cmap="gray", interpolation="nearest") if img.shape[-1] == 1 else dict(interpolation="nearest")
+    )
     show = img[..., 0] if img.shape[-1] == 1 else np.clip(img, 0, 1)
     hi = float(np.nanmax(sal)) or 1.0
     out = [axs[0].imshow(show, **base),

@@ -107,8 +107,8 @@ def plot_image(
     ax: Axes | None = None,
     strategy: str = "minmax",
     cmap: str | None = None,
-    vmin: float | None = None,
-    vmax: float | None = None,
+    vmin: float | Sequence[float] | np.ndarray | None = None,
+    vmax: float | Sequence[float] | np.ndarray | None = None,
     zero_centered: bool = False,
     colorbar: bool = False,
     interpolation: str = "nearest",
@@ -121,7 +121,8 @@ def plot_image(
       ax: the axes to draw in (a new figure if ``None``).
       strategy: RGB strategy (``"minmax"``, ``"clip"``, ``"wrap"``), see :func:`to_rgb`.
       cmap: colormap for 1 channel (default viridis, or RdBu_r when ``zero_centered``).
-      vmin, vmax: colour limits (default: the map's own; symmetric with ``zero_centered``).
+      vmin, vmax: colour limits (default: the map's own; symmetric with ``zero_centered``):
+        scalars, or per-channel ``(3,)`` limits for RGB (see :func:`to_rgb`).
       colorbar: add a colorbar (1 channel only).
       interpolation: passed to ``imshow`` (``"nearest"`` shows the pixels as they are).
       title: axes title.
@@ -137,10 +138,11 @@ def plot_image(
         img = ax.imshow(to_rgb(a, strategy, vmin=vmin, vmax=vmax), interpolation=interpolation)
     elif c == 1:
         ((lo, hi),) = color_limits([a], "per_layer", zero_centered=zero_centered)
-        lo = lo[0] if vmin is None else vmin
-        hi = hi[0] if vmax is None else vmax
+        # One channel: scalar limits (.item(), as matplotlib's Normalize converts them).
+        lo1 = float(np.asarray(lo[0] if vmin is None else vmin).item())
+        hi1 = float(np.asarray(hi[0] if vmax is None else vmax).item())
         cmap = cmap or (DIVERGING if zero_centered else SEQUENTIAL)
-        img = ax.imshow(np.nan_to_num(a[..., 0]), cmap=cmap, vmin=lo, vmax=hi, interpolation=interpolation)
+        img = ax.imshow(np.nan_to_num(a[..., 0]), cmap=cmap, vmin=lo1, vmax=hi1, interpolation=interpolation)
         if colorbar:
             ax.figure.colorbar(img, ax=ax, shrink=0.8)
     else:

@@ -7,15 +7,17 @@ each function takes ``ax=`` and returns the figure it drew on.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
+from numpy.typing import ArrayLike
 
 __all__ = ["plot_confusion_matrix", "plot_training_curves"]
 
 
-def _history(history) -> list[Mapping]:
+def _history(history: Any) -> list[Mapping]:
     if isinstance(history, Mapping):  # a metrics dict (metrics.json) holding "history"
         history = history.get("history", [])
     history = list(history)
@@ -24,8 +26,9 @@ def _history(history) -> list[Mapping]:
     return history
 
 
-def plot_training_curves(history, *, ax: Axes | Sequence[Axes] | None = None,
-                         title: str | None = None) -> Figure:
+def plot_training_curves(history: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
+                         ax: Axes | Sequence[Axes] | None = None,
+                         title: str | None = None) -> Figure | SubFigure:
     """Loss and accuracy per epoch, train and test.
 
     Args:
@@ -37,15 +40,16 @@ def plot_training_curves(history, *, ax: Axes | Sequence[Axes] | None = None,
       title: figure title.
 
     Returns:
-      The figure drawn on.
+      The figure drawn on (a ``SubFigure`` when ``ax`` lies in one).
     """
     history = _history(history)
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
     single = isinstance(ax, Axes)
+    fig: Figure | SubFigure
     if ax is None:
         fig = Figure(figsize=(9, 3.6), layout="constrained")
         loss_ax, acc_ax = fig.subplots(1, 2)
-    elif single:
+    elif isinstance(ax, Axes):
         loss_ax, acc_ax = ax, ax.twinx()
         fig = ax.figure
     else:
@@ -75,8 +79,9 @@ def plot_training_curves(history, *, ax: Axes | Sequence[Axes] | None = None,
     return fig
 
 
-def plot_confusion_matrix(cm, *, ax: Axes | None = None, labels: Sequence[str] | None = None,
-                          normalize: bool = False, title: str | None = None) -> Figure:
+def plot_confusion_matrix(cm: ArrayLike, *, ax: Axes | None = None,
+                          labels: Sequence[str] | None = None, normalize: bool = False,
+                          title: str | None = None) -> Figure | SubFigure:
     """A confusion matrix as an annotated heat map (rows: true class, columns: predicted).
 
     Args:
@@ -87,7 +92,7 @@ def plot_confusion_matrix(cm, *, ax: Axes | None = None, labels: Sequence[str] |
       title: axes title (default: the accuracy).
 
     Returns:
-      The figure drawn on.
+      The figure drawn on (a ``SubFigure`` when ``ax`` lies in one).
     """
     cm = np.asarray(cm)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
@@ -96,6 +101,7 @@ def plot_confusion_matrix(cm, *, ax: Axes | None = None, labels: Sequence[str] |
     labels = [str(i) for i in range(k)] if labels is None else [str(s) for s in labels]
     if len(labels) != k:
         raise ValueError(f"plot_confusion_matrix: {len(labels)} labels for a {k}x{k} matrix")
+    fig: Figure | SubFigure
     if ax is None:
         fig = Figure(figsize=(5.2, 4.6), layout="constrained")
         ax = fig.subplots()
