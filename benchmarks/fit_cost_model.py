@@ -18,9 +18,9 @@ the new constants make on the benchmark cases against the measured best.
     python benchmarks/fit_cost_model.py --table               # auto vs each algorithm vs torch
     python benchmarks/fit_cost_model.py --table --grad        # the same for the gradient
 
-The constants are fitted on the stride-1, dilation-1 problems, where the selector uses them
-(it keeps ``direct`` for strided and dilated convolutions); the strided and dilated variants are
-measured and the model's error on them is recorded in ``quality_note``. Compile time is excluded
+The constants are fitted on every problem of the grid (``direct`` has separate terms for
+padded and for strided or dilated problems, which XLA:CPU runs through other code paths).
+Compile time is excluded
 from the timings; the algorithms of a problem are timed round-robin for ``--repeats`` rounds
 after a warm-up run and the minimum is fitted (load from other processes only ever adds time).
 On a shared machine, run it when it is quiet.
@@ -163,11 +163,6 @@ def _config(row: dict) -> ConvConfig:
                       dilation=tuple(row["dilation"]), groups=row["groups"])
 
 
-def fitted_kind(row: dict) -> bool:
-    """Stride 1, dilation 1: the problems the selector uses the cost model for."""
-    return set(row["stride"]) == {1} and set(row["dilation"]) == {1}
-
-
 def measure(names, points: list[GridPoint], repeats: int, budget_s: float) -> list[dict]:
     """Time ``names`` (or a point's ``only``) on every grid point; one row per algorithm."""
     rows = []
@@ -189,7 +184,7 @@ def _terms(name: str, row: dict) -> dict[str, float]:
 
 
 def _fit_rows(rows: list[dict], name: str) -> list[dict]:
-    sel = [r for r in rows if r["alg"] == name and fitted_kind(r)]
+    sel = [r for r in rows if r["alg"] == name]
     if name in ("direct", "xla_padded"):  # 1x1: a plain GEMM in XLA; auto keeps direct by rule
         sel = [r for r in sel if r["k"][0] * r["k"][1] > 1]
     return sel
@@ -262,11 +257,9 @@ def describe_grid(rows: list[dict], repeats: int, quick: bool = False) -> str:
     problems = {(tuple(r["x"]), tuple(r["k"]), json.dumps(_config_dict(_config(r)))): r
                 for r in rows}.values()
     cases = sorted({r["case"] for r in problems if r.get("case")}, key=list(CASES).index)
-    n_fit = sum(fitted_kind(r) for r in problems)
     padded_only = sorted({r["alg"] for r in rows if r["label"].endswith(" SAME")})
     return (
-        f"{len(problems)} float32 problems ({n_fit} stride 1, dilation 1, fitted; "
-        f"{len(problems) - n_fit} strided or dilated, measured only): "
+        f"{len(problems)} float32 problems: "
         + (f"--quick, a check only: the tiny problems of the benchmark cases {', '.join(cases)} "
            "and SAME, grouped, strided and dilated 3x3 variants of a 2x12x12x8 image" if quick else
            f"the benchmark cases {', '.join(cases)} (counted double), a spread of N, H = W, C, O "
@@ -287,16 +280,16 @@ def fit_record(rows: list[dict], names: list[str], repeats: int, machine: str,
         consts, ratios = fit(rows, name)
         constants[name], quality[name] = consts, round(_factor(ratios), 2)
         worst[name] = float(np.exp(np.max(np.abs(np.log(ratios)))))
-        other = [r for r in rows if r["alg"] == name and not fitted_kind(r)]
-        if other:
-            off[name] = float(np.median([estimate(consts, name, r) / r["t"] for r in other]))
+        odd = [r for r in _fit_rows(rows, name)
+               if set(r["stride"]) != {1} or set(r["dilation"]) != {1}]
+        if odd:
+            off[name] = float(np.median([estimate(consts, name, r) / r["t"] for r in odd]))
         print(f"# {name}: {len(ratios)} problems; estimate/measured within a factor "
               f"{quality[name]:.2f} (median), {worst[name]:.1f} (worst)", file=sys.stderr)
     note = ("median factor between estimate and measurement, max(est/meas, meas/est), over the "
             "fitted problems; the worst: " + ", ".join(f"{n} {w:.1f}x" for n, w in worst.items()))
     if off:
-        note += ("; on the strided and dilated problems (not fitted; the selector keeps "
-                 "direct there) the median estimate / measurement is "
+        note += ("; on the strided and dilated problems the median estimate / measurement is "
                  + ", ".join(f"{n} {v:.2g}" for n, v in off.items()))
     kept = {n: c for n, c in ((old or {}).get("constants") or {}).items() if n not in constants}
     if kept:

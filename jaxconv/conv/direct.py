@@ -34,19 +34,18 @@ def direct_cost_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -
     padded_in = math.prod(s + lo + hi for s, (lo, hi) in zip(x_shape[1:-1], config.padding,
                                                             strict=True))
     # XLA:CPU runs a convolution with any zero padding through a different path, on some shapes
-    # much faster than the unpadded (VALID) one (3.5-5x on the layer case, 8x64x64x32), so the
-    # two get separate flop and patch constants.
-    padded = config.padded
+    # much faster than the unpadded (VALID) one (3.5-5x on the layer case, 8x64x64x32), and
+    # strided or dilated ones through yet another, so each kind gets its own flop and patch
+    # constants.
+    strided = any(s > 1 for s in config.stride) or any(d > 1 for d in config.dilation)
+    kind = "_strided" if strided else "_padded" if config.padded else ""
     flop, patch = 2.0 * taps * cg * o, float(taps * c)
-    return {
-        "call": 1.0,
-        "flop": 0.0 if padded else flop,
+    terms = {"call": 1.0, "byte": float(n * padded_in * c + n * math.prod(out) * o)}
+    for k in ("", "_padded", "_strided"):
+        terms["flop" + k] = flop if k == kind else 0.0
         # elements of the (virtual) patch matrix XLA:CPU packs: dominant when O is small
-        "patch": 0.0 if padded else patch,
-        "flop_padded": flop if padded else 0.0,
-        "patch_padded": patch if padded else 0.0,
-        "byte": float(n * padded_in * c + n * math.prod(out) * o),
-    }
+        terms["patch" + k] = patch if k == kind else 0.0
+    return terms
 
 
 DIRECT = register(

@@ -11,8 +11,8 @@ The choice is made in Python, at trace time, from static shapes, dtype, config a
    ``benchmarks/fit_cost_model.py``). The cheapest wins, but the selector is conservative:
    another algorithm displaces ``"direct"`` only when its estimate is below ``MARGIN`` (or the
    algorithm's own, tighter ``Algorithm.margin``) times direct's, never for 1x1 kernels (already
-   one GEMM in XLA) or strided / dilated convolutions (XLA is relatively much faster there than
-   the stride-1 fit says), never for problems direct finishes in under ``MIN_DIRECT_SECONDS``,
+   one GEMM in XLA), only with the wider ``ODD_MARGIN`` for grouped, strided or dilated
+   problems, never for problems direct finishes in under ``MIN_DIRECT_SECONDS``,
    never below an algorithm's ``min_channels``, and never for dtypes or configurations the
    constants were not fitted on (then it says so in ``Selection.reason``).
 
@@ -40,8 +40,8 @@ from ._registry import ConvConfig
 # Another algorithm must be estimated at most this fraction of direct's time to displace it
 # (an algorithm's own ``Algorithm.margin`` can be tighter).
 MARGIN = 0.7
-# Odd configurations (groups > 1, not float32) need a wider margin: the grid the constants were
-# fitted on is dense, stride-1, float32. (Strided and dilated problems always stay direct.)
+# Odd configurations (groups > 1, strided, dilated, not float32) need a wider margin: most of the
+# grid the constants were fitted on is dense, stride-1, float32.
 ODD_MARGIN = 0.4
 # Problems direct finishes faster than this stay direct (overheads dominate, nothing to win).
 MIN_DIRECT_SECONDS = 2e-4
@@ -215,13 +215,6 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered
         )
     if math.prod(kernel_shape[:-2]) == 1:
         return "direct", costs, unsupported, "a 1x1 kernel is a single GEMM in XLA already"
-    if config.stride != (1, 1) or config.dilation != (1, 1):
-        # XLA:CPU's strided / dilated convolution was measured 2-20x faster than the stride-1
-        # fit predicts (e.g. 8x64x64x32, 5x5, stride 2: 6 ms where stride 1 takes 136 ms).
-        return "direct", costs, unsupported, (
-            "the cost model is fitted on stride 1, dilation 1; strided or dilated convolutions "
-            "stay direct unless jaxconv.autotune measured otherwise"
-        )
     channels = min(kernel_shape[-2], kernel_shape[-1])
     candidates = {n: c for n, c in costs.items() if channels >= _registry.get(n).min_channels}
     best = min(candidates, key=lambda a: candidates[a])
