@@ -105,10 +105,12 @@ def info_main(argv: Sequence[str] | None = None) -> int:
     print(f"backend   {jax.default_backend()}")
     for d in jax.devices():
         print(f"device    {d.id}: {d.device_kind} ({d.platform})")
-    print("algorithms (conv2d(..., algorithm=NAME); default 'auto' picks one per call):")
+    print("algorithms (conv2d(..., algorithm=NAME); default 'auto' picks one per call; error "
+          "relative to each output, or to the largest):")
     width = max(len(alg.name) for alg in algorithms())
     for alg in algorithms():
-        print(f"  {alg.name:<{width}}  {alg.serves}")
+        error = "each output" if alg.error == "elementwise" else "largest   "
+        print(f"  {alg.name:<{width}}  {error}  {alg.serves}")
     return 0
 
 
