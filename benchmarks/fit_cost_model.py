@@ -15,6 +15,7 @@ the new constants make on the benchmark cases against the measured best.
     python benchmarks/fit_cost_model.py --quick --out /tmp/cm.json   # toy grid: end to end in ~1 min
     python benchmarks/fit_cost_model.py --save fit.json       # also keep the raw timings
     python benchmarks/fit_cost_model.py --load fit.json       # refit without measuring
+    python benchmarks/fit_cost_model.py --mode train          # forward + backward (train_constants)
     python benchmarks/fit_cost_model.py --table               # auto vs each algorithm vs torch
     python benchmarks/fit_cost_model.py --table --grad        # the same for the gradient
 
@@ -46,7 +47,7 @@ import jax
 import numpy as np
 
 import jaxconv  # registers every algorithm
-from jaxconv.conv import _registry, cost_model, select
+from jaxconv.conv import _registry, cost_model, select, tuning
 from jaxconv.conv._canonical import canonicalize
 from jaxconv.conv._registry import ConvConfig
 from jaxconv.conv.cases import CASES, Problem
@@ -122,7 +123,8 @@ def modelled() -> list[str]:
     return [a.name for a in _registry.algorithms() if a.cost_terms is not None]
 
 
-def time_problem(names, x_shape, kernel_shape, config: ConvConfig, repeats: int, budget_s: float):
+def time_problem(names, x_shape, kernel_shape, config: ConvConfig, repeats: int, budget_s: float,
+                 mode: str = "forward"):
     """{name: (compile s, min s, median s)} of each algorithm that serves the problem.
 
     The algorithms are timed round-robin (one run of each per round), so load from other
@@ -137,18 +139,18 @@ def time_problem(names, x_shape, kernel_shape, config: ConvConfig, repeats: int,
         alg = _registry.get(name)
         if alg.unsupported_reason(x_shape, kernel_shape, np.float32, config) is not None:
             continue
-        f = jax.jit(lambda a, b, alg=alg: alg.fn(a, b, config))
+        f = tuning.timed_function(name, config, mode)
         t0 = time.perf_counter()
         compiled[name] = f.lower(x, k).compile()
         compile_s[name] = time.perf_counter() - t0
-        compiled[name](x, k).block_until_ready()  # warm-up
+        jax.block_until_ready(compiled[name](x, k))  # warm-up
         times[name] = []
     for r in range(repeats):
         for name, c in compiled.items():
             if r > 0 and times[name][0] > budget_s:
                 continue  # too slow to repeat: its first time stands
             t0 = time.perf_counter()
-            c(x, k).block_until_ready()
+            jax.block_until_ready(c(x, k))
             times[name].append(time.perf_counter() - t0)
     return {n: (compile_s[n], float(np.min(t)), float(np.median(t))) for n, t in times.items()}
 
@@ -163,14 +165,16 @@ def _config(row: dict) -> ConvConfig:
                       dilation=tuple(row["dilation"]), groups=row["groups"])
 
 
-def measure(names, points: list[GridPoint], repeats: int, budget_s: float) -> list[dict]:
+def measure(names, points: list[GridPoint], repeats: int, budget_s: float,
+            mode: str = "forward") -> list[dict]:
     """Time ``names`` (or a point's ``only``) on every grid point; one row per algorithm."""
     rows = []
     for i, g in enumerate(points):
         xs, ks, config = canonical(g.problem)
         algs = [n for n in names if g.only is None or n in g.only]
         line = [f"[{i + 1}/{len(points)}] {g.case or 'grid'} {g.problem.label}: x {xs} k {ks}:"]
-        for name, (c, tmin, tmed) in time_problem(algs, xs, ks, config, repeats, budget_s).items():
+        for name, (c, tmin, tmed) in time_problem(algs, xs, ks, config, repeats, budget_s,
+                                                  mode).items():
             rows.append({"alg": name, "case": g.case, "label": g.problem.label, "x": list(xs),
                          "k": list(ks), **_config_dict(config), "compile_s": c, "t": tmin,
                          "t_median": tmed})
@@ -505,6 +509,9 @@ def main(argv=None) -> int:
     parser.add_argument("--table", action="store_true",
                         help="instead of fitting, time direct, every algorithm, auto and torch")
     parser.add_argument("--grad", action="store_true", help="with --table: time the gradient")
+    parser.add_argument("--mode", choices=("forward", "train"), default="forward",
+                        help="fit the forward pass (constants) or forward + backward "
+                             "(train_constants, what auto uses for a differentiated conv)")
     parser.add_argument("--cases", nargs="*", default=["article", "layer"], choices=list(CASES),
                         help="with --table: the benchmark cases")
     parser.add_argument("--rounds", type=int, default=5, help="with --table: timed rounds")
@@ -536,7 +543,8 @@ def main(argv=None) -> int:
         quick = args.quick
         machine = cpu_description()
         measured_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        rows = measure(names, grid(args.quick, tuple(args.padded)), repeats, args.budget)
+        rows = measure(names, grid(args.quick, tuple(args.padded)), repeats, args.budget,
+                       args.mode)
         if args.save:
             write_atomic(Path(args.save), {
                 "jax": jax.__version__, "backend": backend, "machine": machine,
@@ -546,13 +554,22 @@ def main(argv=None) -> int:
     model = read_model(args.out if args.out.is_file() else DEFAULT_OUT)
     record = fit_record(rows, names, repeats, machine, measured_at, model["fits"].get(backend),
                         quick)
+    if args.mode == "train":  # forward + backward: beside the forward fit, in its record
+        forward = model["fits"].get(backend)
+        if forward is None:
+            raise SystemExit(f"fit_cost_model: --mode train needs a forward fit for {backend} "
+                             f"in {args.out} first")
+        record = {**forward, "train_constants": record["constants"],
+                  "train_quality": record["quality"], "train_measured_at": record["measured_at"],
+                  "train_grid": record["grid"], "train_quality_note": record["quality_note"]}
     if args.dry_run:
         print(json.dumps({backend: record}, indent=1, ensure_ascii=False))
     else:
         model["fits"][backend] = record
         write_atomic(args.out, model)
-        print(f"wrote the {backend} fit ({', '.join(record['constants'])}) to {args.out}")
-    print_choices(rows, backend, record)
+        print(f"wrote the {backend} {args.mode} fit to {args.out}")
+    if args.mode == "forward":
+        print_choices(rows, backend, record)
     return 0
 
 

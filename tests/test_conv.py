@@ -261,9 +261,11 @@ def test_known_answer_valid(algorithm):
         return run(x, k, algorithm=algorithm).sum()
 
     dx, dk = jax.grad(loss, argnums=(0, 1))(jnp.asarray(X16), jnp.asarray(K4))
-    # d/dx: the sum of the kernel taps that touch each pixel
+    # d/dx: the sum of the kernel taps that touch each pixel (an algorithm whose error is
+    # relative to the largest output, such as fft, leaves ~1e-16 where the answer is 0)
+    atol = 1e-14 if jaxconv.conv._registry.get(algorithm).error == "global" else 0
     np.testing.assert_allclose(
-        dx[0, :, :, 0], [[0, 1, 1, 1], [2, 6, 6, 4], [2, 6, 6, 4], [2, 5, 5, 3]]
+        dx[0, :, :, 0], [[0, 1, 1, 1], [2, 6, 6, 4], [2, 6, 6, 4], [2, 5, 5, 3]], atol=atol
     )
     # d/dk[a, b]: the sum of x[a:a+3, b:b+3]
     np.testing.assert_allclose(dk[:, :, 0, 0], [[45, 54], [81, 90]])

@@ -4,11 +4,13 @@ measure-on-first-use mode of ``auto``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
 import stat
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -219,3 +221,71 @@ def test_calibrate_cli(cache_dir, tiny_problems, capsys):
     out = capsys.readouterr().out
     assert "factor" in out and "calibration.json" in out
     assert (cache_dir / "calibration.json").exists()
+
+
+# ------------------------------------------------------------------------------ training choice
+
+
+def test_train_choice_without_train_constants_is_the_forward_choice():
+    fwd = jaxconv.select_algorithm((8, 64, 64, 32), (3, 3, 32, 32), backend="cpu")
+    train = jaxconv.select_algorithm((8, 64, 64, 32), (3, 3, 32, 32), backend="cpu",
+                                     mode="train")
+    if not cost_model.constants("cpu", mode="train"):
+        assert train.algorithm == fwd.algorithm and "forward choice" in train.reason
+    assert train.mode == "train"
+    with pytest.raises(ValueError, match=r"^select_algorithm: mode must be one of"):
+        jaxconv.select_algorithm(X, K, mode="backward")
+
+
+@pytest.fixture
+def im2col_trains_fastest(monkeypatch):
+    """Training constants under which im2col is the cheapest forward + backward everywhere."""
+    fit = dict(cost_model.fits()["cpu"])
+    fit["train_constants"] = {name: {"call": 1.0 if name != "im2col" else 1e-6}
+                              for name in fit["constants"]}
+    monkeypatch.setattr(cost_model, "fits", lambda: {"cpu": fit})
+    select.clear_caches()
+    yield
+    select.clear_caches()
+
+
+def test_a_differentiated_conv_switches_to_the_training_choice(im2col_trains_fastest, monkeypatch):
+    shapes = ((2, 20, 20, 8), (5, 5, 8, 4))
+    fwd = jaxconv.select_algorithm(*shapes, padding="SAME").algorithm
+    assert jaxconv.select_algorithm(*shapes, padding="SAME", mode="train").algorithm == "im2col"
+    assert fwd != "im2col"
+    calls = []
+    for name in (fwd, "im2col"):
+        alg = _registry.get(name)
+
+        def spy(a, b, config, alg=alg):
+            calls.append(alg.name)
+            return alg.fn(a, b, config)
+
+        monkeypatch.setitem(_registry._REGISTRY, name, dataclasses.replace(alg, fn=spy))
+    rng = np.random.default_rng(0)
+    x, k = (jnp.asarray(rng.standard_normal(s), jnp.float32) for s in shapes)
+    y = jaxconv.conv2d(x, k, padding="SAME")
+    assert calls == [fwd]
+    calls.clear()
+    loss = lambda a, b: jnp.sum(jnp.sin(jaxconv.conv2d(a, b, padding="SAME")))  # noqa: E731
+    gx, gk = jax.grad(loss, argnums=(0, 1))(x, k)
+    assert "im2col" in calls and fwd not in calls
+    ref = lambda a, b: jnp.sum(jnp.sin(jaxconv.conv2d(a, b, padding="SAME", algorithm="direct")))  # noqa: E731
+    rx, rk = jax.grad(ref, argnums=(0, 1))(x, k)
+    np.testing.assert_allclose(gx, rx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gk, rk, rtol=1e-4, atol=1e-3)
+    # forward mode and vmap go through the switch too
+    _, ty = jax.jvp(lambda a: jaxconv.conv2d(a, k, padding="SAME"), (x,), (x,))
+    np.testing.assert_allclose(ty, y, rtol=1e-4, atol=1e-4)  # conv is linear in x
+    gv = jax.vmap(jax.grad(lambda a: loss(a[None], k)))(x)
+    np.testing.assert_allclose(gv, rx, rtol=1e-4, atol=1e-4)
+
+
+def test_autotune_train_mode_is_cached_apart(cache_dir):
+    r = jaxconv.autotune(X, K, repeats=1, mode="train")
+    assert r.key["mode"] == "train"
+    assert jaxconv.select_algorithm(X, K, mode="train").source == "autotune"
+    assert jaxconv.select_algorithm(X, K).source == "cost-model"
+    with pytest.raises(ValueError, match=r"^autotune: mode must be one of"):
+        jaxconv.autotune(X, K, mode="fast")

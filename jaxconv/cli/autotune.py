@@ -70,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-cache", action="store_true", help="measure only; do not write the cache")
+    parser.add_argument("--mode", choices=("forward", "train"), default="forward",
+                        help="time the convolution, or its forward + backward pass (what auto "
+                             "uses when the convolution is differentiated)")
     args = parser.parse_args(argv)
 
     if args.case is not None:
@@ -87,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for x_shape, kernel_shape, kwargs in problems:
         try:
             result = autotune(x_shape, kernel_shape, dtype=args.dtype, repeats=args.repeats,
-                              cache=not args.no_cache, padding_mode=args.padding_mode, **kwargs)
+                              cache=not args.no_cache, padding_mode=args.padding_mode,
+                              mode=args.mode, **kwargs)
         except (ValueError, TypeError) as e:
             print(f"jaxconv autotune: {e}", file=sys.stderr)
             return 2

@@ -82,16 +82,18 @@ def conv2d(
         padding_mode=padding_mode, data_format=data_format, precision=precision,
     )
     name = resolve_algorithm(FN, algorithm, canon)
+    train = resolve_algorithm(FN, algorithm, canon, mode="train") if algorithm == "auto" else name
     return _conv_core(
         x, kernel, bias,
         config=canon.config, mode_pads=canon.mode_pads, padding_mode=canon.padding_mode,
         data_format=canon.data_format, unbatched=canon.unbatched, algorithm=name,
-        dtype=jnp.dtype(canon.dtype),
+        train_algorithm=train, dtype=jnp.dtype(canon.dtype),
     )
 
 
-def resolve_algorithm(fn: str, algorithm: Any, canon: Canonical) -> str:
-    """Validate ``algorithm`` for the canonical problem; resolve ``"auto"`` through the selector."""
+def resolve_algorithm(fn: str, algorithm: Any, canon: Canonical, mode: str = "forward") -> str:
+    """Validate ``algorithm`` for the canonical problem; resolve ``"auto"`` through the selector
+    (for the forward pass, or with ``mode="train"`` for forward + backward)."""
     known = _registry.names()
     if not isinstance(algorithm, str) or (algorithm != "auto" and algorithm not in known):
         raise ValueError(
@@ -100,7 +102,7 @@ def resolve_algorithm(fn: str, algorithm: Any, canon: Canonical) -> str:
         )
     x_shape, kernel_shape, dtype, config = canon.x_shape, canon.kernel_shape, canon.dtype, canon.config
     if algorithm == "auto":
-        return select.choose_algorithm(x_shape, kernel_shape, dtype, config)
+        return select.choose_algorithm(x_shape, kernel_shape, dtype, config, mode=mode)
     reason = _registry.get(algorithm).unsupported_reason(x_shape, kernel_shape, dtype, config)
     if reason is not None:
         ok = _registry.applicable(x_shape, kernel_shape, dtype, config)
@@ -114,17 +116,39 @@ def resolve_algorithm(fn: str, algorithm: Any, canon: Canonical) -> str:
 @functools.partial(
     jax.jit,
     static_argnames=(
-        "config", "mode_pads", "padding_mode", "data_format", "unbatched", "algorithm", "dtype",
+        "config", "mode_pads", "padding_mode", "data_format", "unbatched", "algorithm",
+        "train_algorithm", "dtype",
     ),
 )
 def _conv_core(x, kernel, bias, *, config, mode_pads, padding_mode, data_format, unbatched,
-               algorithm, dtype):
+               algorithm, train_algorithm, dtype):
     x = to_channels_last(x.astype(dtype), data_format, unbatched)
     kernel = kernel.astype(dtype)
     if mode_pads is not None:
         x = jnp.pad(x, ((0, 0), *mode_pads, (0, 0)), mode=_NP_PAD_MODE[padding_mode])
-    y = _registry.get(algorithm).fn(x, kernel, config)
+    if train_algorithm == algorithm:
+        y = _registry.get(algorithm).fn(x, kernel, config)
+    else:
+        y = _switch_when_differentiated(x, kernel, config, algorithm, train_algorithm)
     if bias is not None:
         # explicit (1, ..., 1, O): callers may run with jax_numpy_rank_promotion='raise'
         y = y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
     return from_channels_last(y, data_format, unbatched)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
+def _switch_when_differentiated(x, kernel, config, algorithm, train_algorithm):
+    """``algorithm``'s convolution; differentiated, ``train_algorithm``'s (value and derivatives).
+
+    ``auto`` picks for the forward pass what runs fastest forward, and for a differentiated
+    convolution what runs fastest forward + backward: a custom JVP rule runs only under
+    differentiation, so it can switch. Forward mode, reverse mode (the JVP's transpose), vmap
+    and higher orders work as for the algorithms themselves.
+    """
+    return _registry.get(algorithm).fn(x, kernel, config)
+
+
+@_switch_when_differentiated.defjvp
+def _switch_jvp(config, algorithm, train_algorithm, primals, tangents):
+    fn = _registry.get(train_algorithm).fn
+    return jax.jvp(lambda a, b: fn(a, b, config), primals, tangents)

@@ -95,10 +95,16 @@ def device_kind(backend: str) -> str | None:
         return None
 
 
+MODES = ("forward", "train")
+
+
 def make_key(x_shape: Any, kernel_shape: Any, dtype: Any, config: ConvConfig, backend: str,
-             kind: str | None = None) -> dict[str, Any]:
-    """The cache key of a canonical (channels-last, kernel, dtype, config) problem on ``backend``."""
-    return {
+             kind: str | None = None, mode: str = "forward") -> dict[str, Any]:
+    """The cache key of a canonical (channels-last, kernel, dtype, config) problem on ``backend``.
+
+    ``mode="train"`` keys the measurement of forward + backward (gradients w.r.t. x and kernel).
+    """
+    key = {
         "backend": backend,
         "device_kind": device_kind(backend) if kind is None else kind,
         "jax": jax.__version__,
@@ -111,6 +117,9 @@ def make_key(x_shape: Any, kernel_shape: Any, dtype: Any, config: ConvConfig, ba
         "groups": int(config.groups),
         "precision": _precision_str(config.precision),
     }
+    if mode != "forward":
+        key["mode"] = mode
+    return key
 
 
 def key_str(key: dict[str, Any]) -> str:
@@ -203,13 +212,13 @@ def clear_memory_cache() -> None:
 
 
 def lookup(x_shape: Any, kernel_shape: Any, dtype: Any, config: ConvConfig,
-           backend: str) -> dict | None:
+           backend: str, mode: str = "forward") -> dict | None:
     """The cached entry for this problem on ``backend`` (this device kind, this jax), or ``None``."""
     entries = _entries(cache_path())
     kind = device_kind(backend) if entries else None
     if kind is None:
         return None
-    return entries.get(key_str(make_key(x_shape, kernel_shape, dtype, config, backend, kind)))
+    return entries.get(key_str(make_key(x_shape, kernel_shape, dtype, config, backend, kind, mode)))
 
 
 # ----------------------------------------------------------------------------- writing

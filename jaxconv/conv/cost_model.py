@@ -47,15 +47,20 @@ def fits() -> dict[str, dict[str, Any]]:
     return data["fits"]
 
 
-def constants(backend: str, *, calibrated: bool = True) -> dict[str, dict[str, float]]:
+def constants(backend: str, *, calibrated: bool = True,
+              mode: str = "forward") -> dict[str, dict[str, float]]:
     """Algorithm -> {term: seconds per unit} on ``backend`` (empty when none were fitted).
 
-    With ``calibrated``, each algorithm's constants are multiplied by this device's calibration
-    factor, when ``jaxconv.calibrate()`` has measured one.
+    ``mode="forward"``: the convolution's time; ``"train"``: its forward and backward pass
+    (``train_constants``, fitted on the gradients' timings). With ``calibrated``, each
+    algorithm's forward constants are multiplied by this device's calibration factor, when
+    ``jaxconv.calibrate()`` has measured one.
     """
     fit = fits().get(canonical_backend(backend))
     if not fit:
         return {}
+    if mode == "train":
+        return dict(fit.get("train_constants", {}))
     scales = calibration(backend).get("scales", {}) if calibrated else {}
     return {
         name: {t: v * scales.get(name, 1.0) for t, v in consts.items()}
@@ -147,9 +152,11 @@ def _dtype_scale(term: str, dtype: Any) -> float:
 
 
 def estimate_seconds(name: str, x_shape: Any, kernel_shape: Any, dtype: Any, config: ConvConfig,
-                     backend: str = "cpu", *, calibrated: bool = True) -> float | None:
-    """Estimated run time of ``name`` in seconds, or ``None`` when the model cannot say."""
-    consts = constants(backend, calibrated=calibrated).get(name)
+                     backend: str = "cpu", *, calibrated: bool = True,
+                     mode: str = "forward") -> float | None:
+    """Estimated run time of ``name`` in seconds (of forward + backward with ``mode="train"``),
+    or ``None`` when the model cannot say."""
+    consts = constants(backend, calibrated=calibrated, mode=mode).get(name)
     if consts is None or _registry.get(name).cost_terms is None:
         return None
     terms = cost_terms(name, x_shape, kernel_shape, config)

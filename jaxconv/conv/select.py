@@ -96,6 +96,8 @@ class Selection:
       kernel_shape: HWIO kernel shape.
       dtype: the computation dtype's name.
       config: the canonical :class:`ConvConfig` (zero padding, stride, dilation, groups).
+      mode: ``"forward"``, or ``"train"`` for the choice made when the convolution is
+        differentiated (estimates and measurements are then of forward + backward).
     """
 
     algorithm: str
@@ -109,6 +111,7 @@ class Selection:
     kernel_shape: tuple[int, ...]
     dtype: str
     config: ConvConfig
+    mode: str = "forward"
 
     def __str__(self) -> str:
         c = self.config
@@ -158,10 +161,10 @@ def _precision_reason(alg: _registry.Algorithm, config: ConvConfig) -> str | Non
     return None
 
 
-def _cached_choice(x_shape, kernel_shape, dtype, config, backend):
+def _cached_choice(x_shape, kernel_shape, dtype, config, backend, mode="forward"):
     """``(winner, measured_ms)`` from the autotune cache when it applies here, else ``None``."""
     try:
-        entry = cache.lookup(x_shape, kernel_shape, dtype, config, backend)
+        entry = cache.lookup(x_shape, kernel_shape, dtype, config, backend, mode)
     except Exception:  # a cache problem must never break a convolution
         return None
     if entry is None:
@@ -178,7 +181,8 @@ def _cached_choice(x_shape, kernel_shape, dtype, config, backend):
 
 
 @functools.lru_cache(maxsize=1024)
-def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered):
+def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered,
+                  mode="forward"):
     """The cost model's (algorithm, costs, unsupported, reason); pure in its (hashable) inputs.
 
     ``registered`` (the registry's names) is part of the key so a late registration counts.
@@ -196,10 +200,11 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered
         return "direct", {}, unsupported, "an empty input: nothing to compute"
     costs = {}
     for name in applicable:
-        est = cost_model.estimate_seconds(name, x_shape, kernel_shape, dtype, config, backend)
+        est = cost_model.estimate_seconds(name, x_shape, kernel_shape, dtype, config, backend,
+                                          mode=mode)
         if est is not None:
             costs[name] = est
-        elif cost_model.constants(backend):
+        elif cost_model.constants(backend, mode=mode):
             unsupported[name] = f"no cost-model constants on {backend} (measure it with jaxconv.autotune)"
 
     if cost_model.canonical_backend(backend) in ACCELERATOR_BACKENDS:
@@ -207,6 +212,9 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered
             f"on {backend} XLA's convolution (cuDNN / MXU) is kept unless jaxconv.autotune "
             "measured another algorithm faster for this problem"
         )
+    if mode == "train" and not cost_model.constants(backend, mode=mode):
+        name, *_ = _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered)
+        return name, costs, unsupported, "no training constants: the forward choice"
     if "direct" not in costs:
         return "direct", costs, unsupported, f"no cost model for backend {backend!r}"
     if dtype.name not in MODEL_DTYPES:
@@ -251,47 +259,49 @@ def clear_caches() -> None:
 
 
 def select(x_shape, kernel_shape, dtype, config: ConvConfig, backend: str | None = None,
-           *, use_cache: bool = True) -> Selection:
+           *, use_cache: bool = True, mode: str = "forward") -> Selection:
     """The :class:`Selection` for canonical NHWC ``x_shape``, HWIO ``kernel_shape``, ``config``."""
     backend = jax.default_backend() if backend is None else backend
     x_shape = tuple(int(d) for d in x_shape)
     kernel_shape = tuple(int(d) for d in kernel_shape)
     dtype_name = jnp.dtype(dtype).name
     name, costs, unsupported, reason = _model_choice(x_shape, kernel_shape, dtype_name, config,
-                                                     backend, _registry.names())
+                                                     backend, _registry.names(), mode)
     costs, unsupported = dict(costs), dict(unsupported)
-    cached = _cached_choice(x_shape, kernel_shape, dtype, config, backend) if use_cache else None
+    cached = (_cached_choice(x_shape, kernel_shape, dtype, config, backend, mode)
+              if use_cache else None)
     if cached is not None:
         winner, ms = cached
         return Selection(winner, "autotune", costs, unsupported, ms,
                          "measured fastest by jaxconv.autotune on this device", backend, x_shape,
-                         kernel_shape, dtype_name, config)
+                         kernel_shape, dtype_name, config, mode)
     return Selection(name, "cost-model", costs, unsupported, None, reason, backend, x_shape,
-                     kernel_shape, dtype_name, config)
+                     kernel_shape, dtype_name, config, mode)
 
 
 def choose_algorithm(x_shape, kernel_shape, dtype, config: ConvConfig,
-                     backend: str | None = None) -> str:
+                     backend: str | None = None, mode: str = "forward") -> str:
     """Name of the algorithm ``auto`` uses for NHWC ``x_shape`` and HWIO ``kernel_shape``.
 
     The hook ``conv2d`` calls (at trace time, and on every eager call), so it skips building a
-    :class:`Selection`.
+    :class:`Selection`. ``mode="train"``: the algorithm whose forward + backward is fastest,
+    which ``conv2d`` switches to when it is differentiated.
     """
     backend = jax.default_backend() if backend is None else backend
     x_shape, kernel_shape = tuple(x_shape), tuple(kernel_shape)
-    cached = _cached_choice(x_shape, kernel_shape, dtype, config, backend)
+    cached = _cached_choice(x_shape, kernel_shape, dtype, config, backend, mode)
     if cached is not None:
         return cached[0]
     if autotune_enabled() and backend == jax.default_backend() and math.prod(x_shape) > 0:
         try:
             names = [a.name for a in _registry.algorithms() if _precision_reason(a, config) is None]
             return tuning.measure(x_shape, kernel_shape, dtype, config, names=names,
-                                  repeats=3).winner
+                                  repeats=3, mode=mode).winner
         except Exception as e:  # measuring must never break a convolution: the model decides
             warnings.warn(f"jaxconv: measuring algorithms on first use failed ({e}); using the "
                           "cost model", cache.AutotuneCacheWarning, stacklevel=2)
     return _model_choice(x_shape, kernel_shape, jnp.dtype(dtype).name, config, backend,
-                         _registry.names())[0]
+                         _registry.names(), mode)[0]
 
 
 def select_algorithm(
@@ -307,6 +317,7 @@ def select_algorithm(
     data_format: str = "NHWC",
     backend: str | None = None,
     precision: PrecisionLike = None,
+    mode: str = "forward",
 ) -> Selection:
     """Which algorithm ``conv2d(..., algorithm="auto")`` would use, with every estimate.
 
@@ -320,6 +331,8 @@ def select_algorithm(
       stride, padding, dilation, groups, padding_mode, data_format, precision: as for
         :func:`jaxconv.conv2d`.
       backend: ``"cpu"``, ``"gpu"``, ``"tpu"``, ...; default ``jax.default_backend()``.
+      mode: ``"forward"`` (what ``auto`` runs) or ``"train"`` (what it switches to when the
+        convolution is differentiated: the fastest forward + backward).
 
     Returns:
       A :class:`Selection`: ``.algorithm``, ``.source`` (``"autotune"`` or ``"cost-model"``),
@@ -335,9 +348,11 @@ def select_algorithm(
     fn = "select_algorithm"
     if backend is not None and (not isinstance(backend, str) or not backend):
         raise TypeError(f"{fn}: backend must be None or a backend name such as 'cpu', got {backend!r}")
+    if mode not in cache.MODES:
+        raise ValueError(f"{fn}: mode must be one of {cache.MODES}, got {mode!r}")
     x_spec, k_spec = shape_specs(fn, x_shape, kernel_shape, dtype)
     _, _, _, canon = canonicalize(fn, x_spec, k_spec, None, stride=stride, padding=padding,
                                   dilation=dilation, groups=groups, padding_mode=padding_mode,
                                   data_format=data_format, precision=precision)
     return select(canon.x_shape, canon.kernel_shape, canon.dtype, canon.config,
-                  None if backend is None else backend.lower())
+                  None if backend is None else backend.lower(), mode=mode)

@@ -77,18 +77,27 @@ def _fmt_shape(shape) -> str:
 # ----------------------------------------------------------------------------- measuring
 
 
-def _time_algorithm(name: str, x, kernel, config: ConvConfig, repeats: int) -> tuple[float, float]:
-    """(compile seconds, median run seconds) of one algorithm on NHWC ``x``, HWIO ``kernel``."""
+def timed_function(name: str, config: ConvConfig, mode: str = "forward"):
+    """The jitted computation timed for ``name``: the convolution, or with ``mode="train"`` its
+    forward and backward pass (the gradients of ``sum(y)`` w.r.t. x and kernel)."""
     fn = _registry.get(name).fn
-    jitted = jax.jit(lambda a, b: fn(a, b, config))
+    if mode == "train":
+        return jax.jit(jax.grad(lambda a, b: jnp.sum(fn(a, b, config)), argnums=(0, 1)))
+    return jax.jit(lambda a, b: fn(a, b, config))
+
+
+def _time_algorithm(name: str, x, kernel, config: ConvConfig, repeats: int,
+                    mode: str = "forward") -> tuple[float, float]:
+    """(compile seconds, median run seconds) of one algorithm on NHWC ``x``, HWIO ``kernel``."""
+    jitted = timed_function(name, config, mode)
     t0 = time.perf_counter()
     compiled = jitted.lower(x, kernel).compile()
     compile_s = time.perf_counter() - t0
-    compiled(x, kernel).block_until_ready()  # warm-up: first-run allocations, caches
+    jax.block_until_ready(compiled(x, kernel))  # warm-up: first-run allocations, caches
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        compiled(x, kernel).block_until_ready()
+        jax.block_until_ready(compiled(x, kernel))
         times.append(time.perf_counter() - t0)
     return compile_s, statistics.median(times)
 
@@ -108,6 +117,7 @@ def autotune(
     padding_mode: str = "zeros",
     data_format: str = "NHWC",
     precision: PrecisionLike = None,
+    mode: str = "forward",
 ) -> AutotuneResult:
     """Time every applicable algorithm on the default device; cache and return the fastest.
 
@@ -122,6 +132,8 @@ def autotune(
       algorithms: restrict the candidates (default: every registered algorithm that applies).
       stride, padding, dilation, groups, padding_mode, data_format, precision: as for
         :func:`jaxconv.conv2d`; the problem is canonicalized exactly as ``conv2d`` does.
+      mode: ``"forward"`` times the convolution; ``"train"`` its forward and backward pass (the
+        gradients w.r.t. x and kernel), the choice ``auto`` makes when it is differentiated.
 
     Returns:
       An :class:`AutotuneResult` (``.winner``, ``.timings_ms``, ``.compile_ms``, ...).
@@ -134,6 +146,8 @@ def autotune(
     """
     if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
         raise ValueError(f"{FN}: repeats must be an int >= 1, got {repeats!r}")
+    if mode not in _cache.MODES:
+        raise ValueError(f"{FN}: mode must be one of {_cache.MODES}, got {mode!r}")
     x_spec, k_spec = shape_specs(FN, x_shape, kernel_shape, dtype)
     _, _, _, canon = canonicalize(FN, x_spec, k_spec, None, stride=stride, padding=padding,
                                   dilation=dilation, groups=groups, padding_mode=padding_mode,
@@ -156,12 +170,12 @@ def autotune(
     if unknown:
         raise ValueError(f"{FN}: unknown algorithms {unknown}; registered: {list(_registry.names())}")
     return measure(canon.x_shape, canon.kernel_shape, canon.dtype, canon.config, names=names,
-                   repeats=repeats, cache=cache)
+                   repeats=repeats, cache=cache, mode=mode)
 
 
 def measure(x_shape: Sequence[int], kernel_shape: Sequence[int], dtype: DTypeLike,
             config: ConvConfig, *, names: Sequence[str] | None = None, repeats: int = 5,
-            cache: bool = True) -> AutotuneResult:
+            cache: bool = True, mode: str = "forward") -> AutotuneResult:
     """:func:`autotune` on a canonical problem (batched channels-last shapes, zero-padding config).
 
     What ``auto`` calls in its measure-on-first-use mode (``JAXCONV_AUTOTUNE=1``).
@@ -183,7 +197,7 @@ def measure(x_shape: Sequence[int], kernel_shape: Sequence[int], dtype: DTypeLik
     timings, compiles, failed = {}, {}, {}
     for name in candidates:
         try:
-            c, t = _time_algorithm(name, x, kernel, config, repeats)
+            c, t = _time_algorithm(name, x, kernel, config, repeats, mode)
         except Exception as e:  # an algorithm that breaks (e.g. out of memory) just loses
             failed[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             continue
@@ -193,7 +207,7 @@ def measure(x_shape: Sequence[int], kernel_shape: Sequence[int], dtype: DTypeLik
     winner = min(timings, key=lambda a: timings[a])
 
     backend = jax.default_backend()
-    key = _cache.make_key(x_nhwc, kshape, dtype, config, backend)
+    key = _cache.make_key(x_nhwc, kshape, dtype, config, backend, mode=mode)
     path = None
     if cache:
         entry = {
