@@ -29,9 +29,9 @@ def build_parser(prog: str = "jaxconv train") -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--devices", type=int, default=None, metavar="N",
                    help="data-parallel over the first N devices (default all)")
-    p.add_argument("--algorithm", default="direct",
-                   help="jaxconv.conv2d algorithm: direct (default, fastest to train here), "
-                        "auto, or a name from jaxconv.algorithms()")
+    p.add_argument("--algorithm", default="auto",
+                   help="jaxconv.conv2d algorithm: auto (default: chosen per layer) or a name "
+                        "from jaxconv.algorithms()")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write checkpoint.msgpack, metrics.json and PNG plots here")
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.msgpack")

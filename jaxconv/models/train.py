@@ -215,7 +215,7 @@ def train(
     batch_size: int | None = None,
     seed: int = 0,
     devices: int | None = None,
-    algorithm: str = "direct",
+    algorithm: str = "auto",
     out: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -238,9 +238,9 @@ def train(
       seed: initial weights, shuffling and augmentation; the same seed gives the same run on
         any number of devices (up to float32 summation order).
       devices: use the first ``devices`` devices (default all, over every host).
-      algorithm: ``jaxconv.conv2d`` algorithm for every convolution. The default ``"direct"``
-        was measured fastest for training LeNet-5 on CPU (forward + backward): ``"auto"``
-        picked ``"im2col"`` for these shapes, which took twice the CPU time per step.
+      algorithm: ``jaxconv.conv2d`` algorithm for every convolution. The default ``"auto"``
+        picks per layer, and under differentiation switches to what runs fastest forward +
+        backward (see :func:`jaxconv.select_algorithm` with ``mode="train"``).
       out: folder for ``checkpoint.msgpack`` (after every epoch), ``metrics.json`` and the PNG
         plots ``training_curves.png`` and ``confusion_matrix.png``; ``None`` writes nothing.
       resume: continue from ``out/checkpoint.msgpack`` when it exists (same variant required).
