@@ -91,6 +91,9 @@ class Algorithm:
         too optimistic.
       min_channels: ``auto`` considers it only with at least this many input channels per group
         and output channels.
+      preferred: for an algorithm measured faster than every other on everything it serves (a
+        specialized one, such as a depthwise convolution), the reason in one line: ``auto`` then
+        picks it wherever it serves, without the cost model.
       error: ``"elementwise"`` when each output's error is relative to that output (the same
         products as a direct sum, in another order) or ``"global"`` when it is relative to the
         largest output (transforms that mix all outputs: FFT, Winograd).
@@ -105,6 +108,7 @@ class Algorithm:
     cost_terms: TermsFn | None = None
     margin: float | None = None
     min_channels: int = 0
+    preferred: str | None = None
     error: str = "elementwise"
     tolerance: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
