@@ -110,7 +110,7 @@ def _input_gradient(g, k, x_hw, config: ConvConfig):
 
 
 #: Most output rows summed by explicit adds inside the kernel-gradient fusion (see below).
-MAX_FOLD = 32
+MAX_FOLD = 16
 
 
 def _fold(rows: int) -> int:
