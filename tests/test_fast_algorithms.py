@@ -78,7 +78,7 @@ def test_depthwise_product_size():
 # pointwise: groups 1 / 2 / C, strides, dilation (a no-op), paddings including outputs that
 # read only padding and pads larger than the stride.
 
-PW_SHAPES = [(2, 7, 9, 4, 6), (1, 6, 5, 8, 4), (3, 1, 1, 4, 8)]  # (N, H, W, C, O)
+PW_SHAPES = [(2, 7, 9, 4, 8), (1, 6, 5, 8, 4), (3, 1, 1, 4, 8)]  # (N, H, W, C, O)
 PW_GROUPS = [1, 2, 4]
 PW_STRIDES = [1, 2, (3, 1), (2, 4)]
 PW_PADDINGS = ["VALID", "SAME", 1, ((3, 1), (0, 2)), ((0, 4), (5, 0))]

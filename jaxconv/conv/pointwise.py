@@ -5,7 +5,7 @@ so for NHWC ``x`` ``(N, H, W, C)`` and HWIO ``kernel`` ``(1, 1, C // G, O)``
 
     y[n, p, q, :] = x[n, p * sh - top, q * sw - left, :] @ kernel[0, 0]
 
-one GEMM ``(N * H_out * W_out, C / G) @ (C / G, O / G)``, batched over the ``G`` groups when
+one 2-D GEMM ``(N * H_out * W_out, C / G) @ (C / G, O / G)``, batched over the ``G`` groups when
 ``G > 1``. The stride is a strided slice of ``x`` taken before the GEMM (only the pixels that are
 read); dilation does not change a 1x1 kernel. Zero padding only adds output pixels that read
 zeros, which are exactly zero (there is no bias here), so the GEMM runs on the pixels that read
@@ -62,19 +62,21 @@ def conv_pointwise(x, kernel, config: ConvConfig):
     xs = lax.slice(
         x, (0, h0, w0, 0), (n, h0 + (r1 - r0) * sh + 1, w0 + (c1 - c0) * sw + 1, c), (1, sh, sw, 1)
     )
+    hs, ws = xs.shape[1:3]
+    rows = xs.reshape(n * hs * ws, c)  # a 2-D GEMM: measured ~5x faster on XLA:CPU than 4-D
     if g == 1:
         y = lax.dot_general(
-            xs, kernel.reshape(c, o), (((3,), (0,)), ((), ())), precision=config.precision,
+            rows, kernel.reshape(c, o), (((1,), (0,)), ((), ())), precision=config.precision,
             preferred_element_type=acc,
         )
     else:  # batch over the groups, contract over C / G
-        hs, ws = xs.shape[1:3]
         y = lax.dot_general(
-            xs.reshape(n, hs, ws, g, cg), kernel.reshape(cg, g, o // g),
-            (((4,), (0,)), ((3,), (1,))), precision=config.precision,
+            rows.reshape(-1, g, cg), kernel.reshape(cg, g, o // g),
+            (((2,), (0,)), ((1,), (1,))), precision=config.precision,
             preferred_element_type=acc,
-        )  # (G, N, hs, ws, O / G)
-        y = jnp.moveaxis(y, 0, 3).reshape(n, hs, ws, o)
+        )  # (G, rows, O / G)
+        y = jnp.moveaxis(y, 0, 1)
+    y = y.reshape(n, hs, ws, o)
     y = y.astype(dtype)
     pads = ((0, 0), (r0, ho - 1 - r1), (c0, wo - 1 - c1), (0, 0))
     if any(p != (0, 0) for p in pads):
