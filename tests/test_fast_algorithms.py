@@ -24,6 +24,7 @@ from tolerances import assert_close
 import jaxconv
 from jaxconv.conv import _registry, depthwise, pointwise
 from jaxconv.conv._registry import ConvConfig
+from jaxconv.conv.direct import conv_direct
 
 
 def _kw(stride, padding, dilation, groups):
@@ -153,6 +154,37 @@ def test_gradients_match_direct(case, rng):
     want = jax.grad(loss, argnums=(0, 1))(x, k, "direct")
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-12)
+
+
+DW_GRAD_CONFIGS = [
+    ((2, 6, 7, 3), (3, 3, 1, 3), ConvConfig(padding=((1, 1), (1, 1)), groups=3)),
+    ((1, 9, 11, 2), (3, 2, 1, 4),
+     ConvConfig(stride=(2, 3), padding=((0, 3), (2, 1)), dilation=(2, 1), groups=2)),
+    # padding beyond the kernel's reach (negative pads in the gather form), rows left unread
+    ((1, 5, 6, 2), (2, 3, 1, 2), ConvConfig(stride=(2, 2), padding=((4, 0), (0, 5)), groups=2)),
+    ((1, 10, 9, 2), (1, 3, 1, 2), ConvConfig(stride=(3, 1), dilation=(1, 2), groups=2)),
+    ((2, 8, 7, 2), (5, 4, 1, 2), ConvConfig(stride=(1, 2), padding=((2, 3), (1, 0)), groups=2)),
+]
+
+
+@pytest.mark.parametrize("scatter_max_taps", [0, 100], ids=["gather", "scatter"])
+@pytest.mark.parametrize("shapes", DW_GRAD_CONFIGS, ids=lambda c: str(c[2]))
+def test_depthwise_both_input_gradient_forms(shapes, scatter_max_taps, monkeypatch, rng):
+    """Both forms of the input gradient (chosen by kernel size) against direct's, every config."""
+    monkeypatch.setattr(depthwise, "SCATTER_MAX_TAPS", scatter_max_taps)
+    xs, ks, config = shapes
+    x, k = jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks))
+    y = conv_direct(x, k, config)
+    ct = jnp.asarray(rng.normal(size=y.shape))
+    got = jax.vjp(lambda x, k: depthwise.conv_depthwise(x, k, config), x, k)[1](ct)
+    want = jax.vjp(lambda x, k: conv_direct(x, k, config), x, k)[1](ct)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+    # forward mode evaluates the transposed forms
+    t = (jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks)))
+    got = jax.jvp(lambda x, k: depthwise.conv_depthwise(x, k, config), (x, k), t)[1]
+    want = jax.jvp(lambda x, k: conv_direct(x, k, config), (x, k), t)[1]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("case", GRAD_CASES, ids=_grad_id)
