@@ -271,6 +271,29 @@ def test_vmap_equals_loop(case, rng):
     np.testing.assert_allclose(per_example, loop, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("in_axes", [(0, None), (None, 0), (0, 0)], ids=str)
+def test_depthwise_vmap_of_gradients_gather_form(in_axes, rng):
+    """vmap of first and second derivatives through the gather-form input gradient (5x4)."""
+    x, k = rng.normal(size=(3, 1, 9, 8, 2)), rng.normal(size=(3, 5, 4, 1, 4))
+    x, k = (x if in_axes[0] == 0 else x[0]), (k if in_axes[1] == 0 else k[0])
+    kwargs = dict(stride=(2, 1), padding=((3, 1), (2, 2)), groups=2)
+
+    def loss(x, k, algorithm):
+        return jnp.sum(jnp.sin(jaxconv.conv2d(x, k, algorithm=algorithm, **kwargs)))
+
+    def grads(algorithm):
+        return jax.vmap(jax.grad(loss, argnums=(0, 1)), in_axes=(*in_axes, None))(x, k, algorithm)
+
+    def hvp(algorithm):
+        def one(x, k):
+            return jax.jvp(lambda x: jax.grad(loss, argnums=1)(x, k, algorithm), (x,), (x,))[1]
+        return jax.vmap(one, in_axes=in_axes)(x, k)
+
+    for a, b in zip(grads("depthwise"), grads("direct"), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(hvp("depthwise"), hvp("direct"), rtol=1e-10, atol=1e-11)
+
+
 # --------------------------------------------------------------------------------------------
 # Dtypes: bfloat16 / float16 accumulate in float32, rounded once.
 
