@@ -164,6 +164,9 @@ DW_GRAD_CONFIGS = [
     ((1, 5, 6, 2), (2, 3, 1, 2), ConvConfig(stride=(2, 2), padding=((4, 0), (0, 5)), groups=2)),
     ((1, 10, 9, 2), (1, 3, 1, 2), ConvConfig(stride=(3, 1), dilation=(1, 2), groups=2)),
     ((2, 8, 7, 2), (5, 4, 1, 2), ConvConfig(stride=(1, 2), padding=((2, 3), (1, 0)), groups=2)),
+    # N * H_out = 17 and 38 output rows: the kernel gradient pads the rows to fold them
+    ((1, 17, 6, 2), (3, 3, 1, 2), ConvConfig(padding=((1, 1), (1, 1)), groups=2)),
+    ((2, 19, 5, 3), (2, 2, 1, 3), ConvConfig(padding=((1, 0), (0, 1)), groups=3)),
 ]
 
 
@@ -382,6 +385,14 @@ def test_refuses_with_reason(algorithm, xs, ks, kwargs, reason):
     )
     with pytest.raises(ValueError, match=message):
         jaxconv.conv2d(np.zeros(xs), np.zeros(ks), algorithm=algorithm, **kwargs)
+
+
+@pytest.mark.parametrize(("rows", "expected"), [
+    (1, (1, 1)), (7, (7, 7)), (256, (16, 256)), (224, (16, 224)), (18, (9, 18)), (24, (12, 24)),
+    (17, (16, 32)), (38, (16, 48)), (13, (13, 13)),
+])
+def test_depthwise_fold_plan(rows, expected):
+    assert depthwise._fold(rows) == expected
 
 
 def test_checks_accept_what_they_serve():

@@ -123,9 +123,27 @@ SCATTER_MAX_TAPS = 9
 MAX_FOLD = 16
 
 
-def _fold(rows: int) -> int:
-    """The largest divisor of ``rows`` that is at most :data:`MAX_FOLD`."""
-    return max(f for f in range(1, min(rows, MAX_FOLD) + 1) if rows % f == 0)
+def _fold(rows: int) -> tuple[int, int]:
+    """``(F, padded_rows)``: ``F`` row blocks of ``padded_rows / F`` rows each.
+
+    The largest divisor of ``rows`` up to :data:`MAX_FOLD` when it is at least half of that;
+    otherwise (e.g. a prime number of rows) ``min(rows, MAX_FOLD)`` blocks, the rows padded with
+    zeros to a multiple, so the folded product stays ``~1 / MAX_FOLD`` of the full one.
+    """
+    limit = min(rows, MAX_FOLD)
+    f = max(d for d in range(1, limit + 1) if rows % d == 0)
+    if 2 * f >= limit:
+        return f, rows
+    return limit, -(-rows // limit) * limit
+
+
+def _row_blocks(a, f: int, padded_rows: int):
+    """``(N, H', W', C)`` -> ``(F, padded_rows / F, W', C)``, zero rows appended as needed."""
+    n, h, w, c = a.shape
+    a = a.reshape(n * h, w, c)
+    if padded_rows > n * h:
+        a = jnp.pad(a, ((0, padded_rows - n * h), (0, 0), (0, 0)))
+    return a.reshape(f, padded_rows // f, w, c)
 
 
 def _kernel_gradient(x, g, kernel_hw, config: ConvConfig):
@@ -141,18 +159,17 @@ def _kernel_gradient(x, g, kernel_hw, config: ConvConfig):
     kh, kw = kernel_hw
     n, ho, wo, c = g.shape
     xp = _pad(x, config)
-    rows = n * ho
-    f = _fold(rows)
-    gr = g.reshape(f, rows // f, wo, c)
+    f, padded = _fold(n * ho)
+    gr = _row_blocks(g, f, padded)
     parts = []
     for i in range(kh):
         for j in range(kw):
-            prod = _tap(xp, i, j, (ho, wo), config).reshape(f, rows // f, wo, c)
+            prod = _row_blocks(_tap(xp, i, j, (ho, wo), config), f, padded)
             acc = prod[0] * gr[0]
             for b in range(1, f):
                 acc = acc + prod[b] * gr[b]
             parts.append(acc)
-    stacked = jnp.stack(parts, axis=2)  # (rows / F, W_out, kh * kw, C)
+    stacked = jnp.stack(parts, axis=2)  # (padded_rows / F, W_out, kh * kw, C)
     return jnp.sum(stacked, axis=(0, 1)).reshape(kh, kw, c)
 
 
