@@ -1,0 +1,425 @@
+"""What is specific to the fast special-case algorithms ``depthwise`` and ``pointwise``.
+
+The shared products of ``tests/test_conv.py`` run both automatically (they are registered on
+import; cases they do not serve are skipped); here: denser products over what each one serves
+(kernel sizes 1-7, channel multipliers, strides, dilations, paddings that leave rows unread or
+outputs reading only padding), gradients (against ``direct``'s and by ``check_grads`` to second
+order, forward and reverse), transformations, low-precision dtypes, refusals, and that neither
+ever calls XLA's convolution.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+from ref_conv import conv2d_ref, is_valid
+from tolerances import assert_close
+
+import jaxconv
+from jaxconv.conv import _registry, depthwise, pointwise
+from jaxconv.conv._registry import ConvConfig
+from jaxconv.conv.direct import conv_direct
+
+
+def _kw(stride, padding, dilation, groups):
+    return dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def _ok(h, w, kh, kw, stride, padding, dilation):
+    return is_valid(h, w, kh, kw, stride=stride, padding=padding, dilation=dilation)
+
+
+# --------------------------------------------------------------------------------------------
+# depthwise: kernel sizes 1, 3, 5, 7 (and non-square), multipliers 1-3, strides, dilations,
+# paddings (named, symmetric, asymmetric, larger than the kernel reach).
+
+DW_SHAPES = [(2, 11, 9, 3), (1, 8, 13, 4)]  # (N, H, W, C), odd and even sizes
+DW_KERNELS = [(1, 1), (3, 3), (5, 5), (7, 7), (2, 3)]
+DW_MULTIPLIERS = [1, 2, 3]
+DW_STRIDES = [1, 2, (1, 3)]
+DW_PADDINGS = ["VALID", "SAME", ((1, 2), (3, 0)), ((4, 0), (0, 5))]
+DW_DILATIONS = [1, (2, 1)]
+
+DW_CASES = [
+    c for c in itertools.product(DW_SHAPES, DW_KERNELS, DW_MULTIPLIERS, DW_STRIDES, DW_PADDINGS,
+                                 DW_DILATIONS)
+    # one multiplier per (kernel, stride) pair off the plain path keeps the product ~400 cases
+    if (c[2] == 1 or (DW_KERNELS.index(c[1]) + DW_STRIDES.index(c[3])) % 3 == c[2] - 1)
+    and _ok(c[0][1], c[0][2], *c[1], c[3], c[4], c[5])
+]
+
+
+def _dw_id(c):
+    (n, h, w, ch), (kh, kw), m, s, p, d = c
+    return f"{n}x{h}x{w}x{ch}-k{kh}x{kw}-m{m}-s{s}-p{str(p).replace(' ', '')}-d{d}"
+
+
+@pytest.mark.parametrize("case", DW_CASES, ids=_dw_id)
+def test_depthwise_matches_reference(case, rng):
+    (n, h, w, c), (kh, kw), m, stride, padding, dilation = case
+    x = rng.uniform(-1, 1, (n, h, w, c))
+    k = rng.uniform(-1, 1, (kh, kw, 1, c * m))
+    kwargs = _kw(stride, padding, dilation, c)
+    y = jaxconv.conv2d(x, k, algorithm="depthwise", **kwargs)
+    assert y.dtype == jnp.float64
+    assert_close(y, conv2d_ref(x, k, **kwargs), algorithm="depthwise", err_msg=_dw_id(case))
+
+
+def test_depthwise_product_size():
+    assert 300 <= len(DW_CASES) <= 450, len(DW_CASES)
+
+
+# --------------------------------------------------------------------------------------------
+# pointwise: groups 1 / 2 / C, strides, dilation (a no-op), paddings including outputs that
+# read only padding and pads larger than the stride.
+
+PW_SHAPES = [(2, 7, 9, 4, 8), (1, 6, 5, 8, 4), (3, 1, 1, 4, 8)]  # (N, H, W, C, O)
+PW_GROUPS = [1, 2, 4]
+PW_STRIDES = [1, 2, (3, 1), (2, 4)]
+PW_PADDINGS = ["VALID", "SAME", 1, ((3, 1), (0, 2)), ((0, 4), (5, 0))]
+PW_DILATIONS = [1, 3]
+
+PW_CASES = [
+    c for c in itertools.product(PW_SHAPES, PW_GROUPS, PW_STRIDES, PW_PADDINGS, PW_DILATIONS)
+    if c[4] == 1 or c[1] == 2
+]
+
+
+def _pw_id(c):
+    (n, h, w, ch, o), g, s, p, d = c
+    return f"{n}x{h}x{w}x{ch}-o{o}-g{g}-s{s}-p{str(p).replace(' ', '')}-d{d}"
+
+
+@pytest.mark.parametrize("case", PW_CASES, ids=_pw_id)
+def test_pointwise_matches_reference(case, rng):
+    (n, h, w, c, o), groups, stride, padding, dilation = case
+    x = rng.uniform(-1, 1, (n, h, w, c))
+    k = rng.uniform(-1, 1, (1, 1, c // groups, o))
+    kwargs = _kw(stride, padding, dilation, groups)
+    y = jaxconv.conv2d(x, k, algorithm="pointwise", **kwargs)
+    assert y.dtype == jnp.float64
+    assert_close(y, conv2d_ref(x, k, **kwargs), algorithm="pointwise", err_msg=_pw_id(case))
+
+
+def test_pointwise_output_reading_only_padding_is_zero():
+    k = jnp.ones((1, 1, 3, 2))
+    # a 1x1 image padded by 3 in front, stride 4: the one output reads padding only
+    y = jaxconv.conv2d(jnp.ones((1, 1, 1, 3)), k, stride=4, padding=((3, 0), (3, 0)),
+                       algorithm="pointwise")
+    np.testing.assert_array_equal(y, np.zeros((1, 1, 1, 2)))
+    # 2 rows padded (3, 1), stride 2: outputs read padded rows 0, 2, 4 = input rows -3, -1, 1
+    y = jaxconv.conv2d(jnp.ones((1, 2, 2, 3)), k, stride=2, padding=((3, 1), (0, 0)),
+                       algorithm="pointwise")
+    np.testing.assert_array_equal(y[0, :, :, 0], [[0], [0], [3]])
+
+
+# --------------------------------------------------------------------------------------------
+# Gradients: against direct's (a nonlinear loss, so the cotangent is not constant) and by
+# check_grads. conv is bilinear, so eps=1 central differences are exact for first order and
+# forward-over-forward; reverse order 2 is checked for x and kernel separately (each affine).
+
+GRAD_CASES = [
+    ("depthwise", (2, 6, 7, 3), (3, 3, 1, 3), dict(padding="SAME", groups=3)),
+    ("depthwise", (1, 9, 8, 2), (3, 2, 1, 4),
+     dict(stride=(2, 3), padding=((0, 3), (2, 1)), dilation=(2, 1), groups=2)),
+    ("depthwise", (2, 5, 6, 2), (2, 3, 1, 2), dict(stride=2, padding=((4, 0), (0, 5)), groups=2)),
+    ("depthwise", (1, 10, 9, 2), (1, 3, 1, 6), dict(stride=(3, 1), dilation=(1, 2), groups=2)),
+    ("depthwise", (1, 7, 7, 1), (5, 5, 1, 1), dict(padding=2, groups=1)),
+    ("pointwise", (2, 5, 6, 4), (1, 1, 4, 3), dict()),
+    ("pointwise", (2, 7, 6, 4), (1, 1, 2, 6), dict(stride=(2, 3), padding=((3, 1), (0, 2)),
+                                                   groups=2)),
+    ("pointwise", (1, 4, 5, 4), (1, 1, 1, 4), dict(padding="SAME", groups=4, dilation=2)),
+]
+
+
+def _grad_id(c):
+    return f"{c[0]}-{c[1]}-{c[2]}-{c[3]}".replace(" ", "")
+
+
+@pytest.mark.parametrize("case", GRAD_CASES, ids=_grad_id)
+def test_gradients_match_direct(case, rng):
+    algorithm, xs, ks, kwargs = case
+    x, k = rng.normal(size=xs), rng.normal(size=ks)
+
+    def loss(x, k, algorithm):
+        return jnp.sum(jnp.sin(jaxconv.conv2d(x, k, algorithm=algorithm, **kwargs)))
+
+    got = jax.grad(loss, argnums=(0, 1))(x, k, algorithm)
+    want = jax.grad(loss, argnums=(0, 1))(x, k, "direct")
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-12)
+
+
+DW_GRAD_CONFIGS = [
+    ((2, 6, 7, 3), (3, 3, 1, 3), ConvConfig(padding=((1, 1), (1, 1)), groups=3)),
+    ((1, 9, 11, 2), (3, 2, 1, 4),
+     ConvConfig(stride=(2, 3), padding=((0, 3), (2, 1)), dilation=(2, 1), groups=2)),
+    # padding beyond the kernel's reach (negative pads in the gather form), rows left unread
+    ((1, 5, 6, 2), (2, 3, 1, 2), ConvConfig(stride=(2, 2), padding=((4, 0), (0, 5)), groups=2)),
+    ((1, 10, 9, 2), (1, 3, 1, 2), ConvConfig(stride=(3, 1), dilation=(1, 2), groups=2)),
+    ((2, 8, 7, 2), (5, 4, 1, 2), ConvConfig(stride=(1, 2), padding=((2, 3), (1, 0)), groups=2)),
+    # N * H_out = 17 and 38 output rows: the kernel gradient pads the rows to fold them
+    ((1, 17, 6, 2), (3, 3, 1, 2), ConvConfig(padding=((1, 1), (1, 1)), groups=2)),
+    ((2, 19, 5, 3), (2, 2, 1, 3), ConvConfig(padding=((1, 0), (0, 1)), groups=3)),
+]
+
+
+@pytest.mark.parametrize("scatter_max_taps", [0, 100], ids=["gather", "scatter"])
+@pytest.mark.parametrize("shapes", DW_GRAD_CONFIGS, ids=lambda c: str(c[2]))
+def test_depthwise_both_input_gradient_forms(shapes, scatter_max_taps, monkeypatch, rng):
+    """Both forms of the input gradient (chosen by kernel size) against direct's, every config."""
+    monkeypatch.setattr(depthwise, "SCATTER_MAX_TAPS", scatter_max_taps)
+    xs, ks, config = shapes
+    x, k = jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks))
+    y = conv_direct(x, k, config)
+    ct = jnp.asarray(rng.normal(size=y.shape))
+    got = jax.vjp(lambda x, k: depthwise.conv_depthwise(x, k, config), x, k)[1](ct)
+    want = jax.vjp(lambda x, k: conv_direct(x, k, config), x, k)[1](ct)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+    # forward mode evaluates the transposed forms
+    t = (jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks)))
+    got = jax.jvp(lambda x, k: depthwise.conv_depthwise(x, k, config), (x, k), t)[1]
+    want = jax.jvp(lambda x, k: conv_direct(x, k, config), (x, k), t)[1]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", GRAD_CASES, ids=_grad_id)
+def test_check_grads_second_order(case, rng):
+    algorithm, xs, ks, kwargs = case
+    x, k = rng.normal(size=xs), rng.normal(size=ks)
+
+    @jax.jit
+    def f(x, k):
+        return jaxconv.conv2d(x, k, algorithm=algorithm, **kwargs)
+
+    check_grads(f, (x, k), order=2, modes=("fwd",), eps=1.0)
+    check_grads(lambda x: f(x, k), (x,), order=2, modes=("rev",), eps=1.0)
+    check_grads(lambda k: f(x, k), (k,), order=2, modes=("rev",), eps=1.0)
+
+
+def test_depthwise_hessian_vector_products_match_direct(rng):
+    """Mixed second derivatives (x and kernel together), forward-over-reverse and reverse-over-
+    reverse, through the custom JVP's transposed forms."""
+    x, k = rng.normal(size=(1, 6, 5, 2)), rng.normal(size=(3, 3, 1, 4))
+    kwargs = dict(stride=(2, 1), padding="SAME", groups=2)
+
+    def loss(p, algorithm):
+        return jnp.sum(jnp.tanh(jaxconv.conv2d(p[0], p[1], algorithm=algorithm, **kwargs)))
+
+    v = (rng.normal(size=x.shape), rng.normal(size=k.shape))
+    for outer in (jax.jvp, None):
+        def hvp(algorithm, outer=outer):
+            g = jax.grad(lambda p: loss(p, algorithm))
+            if outer is None:  # reverse over reverse
+                return jax.grad(lambda p: sum(jnp.vdot(a, b) for a, b in zip(g(p), v, strict=True)))((x, k))
+            return outer(g, ((x, k),), (v,))[1]
+
+        for a, b in zip(hvp("depthwise"), hvp("direct"), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-11)
+
+
+# --------------------------------------------------------------------------------------------
+# Transformations.
+
+TRANSFORM = [
+    ("depthwise", (2, 7, 6, 3), (3, 2, 1, 6), dict(stride=(2, 1), padding=((1, 2), (0, 1)),
+                                                   dilation=(1, 2), groups=3)),
+    ("pointwise", (2, 7, 6, 4), (1, 1, 2, 6), dict(stride=(2, 1), padding=((1, 2), (0, 1)),
+                                                   groups=2)),
+]
+
+
+@pytest.mark.parametrize("case", TRANSFORM, ids=lambda c: c[0])
+def test_jit_equals_eager(case, rng):
+    algorithm, xs, ks, kwargs = case
+    x, k = rng.normal(size=xs), rng.normal(size=ks)
+    eager = jaxconv.conv2d(x, k, algorithm=algorithm, **kwargs)
+    jitted = jax.jit(lambda x, k: jaxconv.conv2d(x, k, algorithm=algorithm, **kwargs))(x, k)
+    np.testing.assert_allclose(jitted, eager, rtol=1e-14, atol=1e-14)
+    # the algorithm's own function, run op by op (no jit anywhere), agrees to rounding
+    config = ConvConfig(stride=(2, 1), padding=((1, 2), (0, 1)),
+                        dilation=kwargs.get("dilation", (1, 1)), groups=kwargs["groups"])
+    with jax.disable_jit():
+        op_by_op = _registry.get(algorithm).fn(jnp.asarray(x), jnp.asarray(k), config)
+    np.testing.assert_allclose(op_by_op, eager, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", TRANSFORM, ids=lambda c: c[0])
+def test_vmap_equals_loop(case, rng):
+    algorithm, xs, ks, kwargs = case
+    x = rng.normal(size=(3, *xs))
+    ks_ = rng.normal(size=(3, *ks))
+
+    def f(x, k):
+        return jaxconv.conv2d(x, k, algorithm=algorithm, **kwargs)
+
+    np.testing.assert_allclose(jax.vmap(f, in_axes=(0, None))(x, ks_[0]),
+                               np.stack([f(xi, ks_[0]) for xi in x]), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(jax.vmap(f)(x, ks_),
+                               np.stack([f(xi, ki) for xi, ki in zip(x, ks_, strict=True)]),
+                               rtol=1e-13, atol=1e-13)
+    # per-example gradients: vmap of grad
+    def loss(k, x):
+        return jnp.sum(f(x[None], k) ** 2)
+
+    per_example = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0)))(ks_[0], x[0])
+    loop = np.stack([jax.grad(loss)(ks_[0], xi) for xi in x[0]])
+    np.testing.assert_allclose(per_example, loop, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("in_axes", [(0, None), (None, 0), (0, 0)], ids=str)
+def test_depthwise_vmap_of_gradients_gather_form(in_axes, rng):
+    """vmap of first and second derivatives through the gather-form input gradient (5x4)."""
+    x, k = rng.normal(size=(3, 1, 9, 8, 2)), rng.normal(size=(3, 5, 4, 1, 4))
+    x, k = (x if in_axes[0] == 0 else x[0]), (k if in_axes[1] == 0 else k[0])
+    kwargs = dict(stride=(2, 1), padding=((3, 1), (2, 2)), groups=2)
+
+    def loss(x, k, algorithm):
+        return jnp.sum(jnp.sin(jaxconv.conv2d(x, k, algorithm=algorithm, **kwargs)))
+
+    def grads(algorithm):
+        return jax.vmap(jax.grad(loss, argnums=(0, 1)), in_axes=(*in_axes, None))(x, k, algorithm)
+
+    def hvp(algorithm):
+        def one(x, k):
+            return jax.jvp(lambda x: jax.grad(loss, argnums=1)(x, k, algorithm), (x,), (x,))[1]
+        return jax.vmap(one, in_axes=in_axes)(x, k)
+
+    for a, b in zip(grads("depthwise"), grads("direct"), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(hvp("depthwise"), hvp("direct"), rtol=1e-10, atol=1e-11)
+
+
+# --------------------------------------------------------------------------------------------
+# Dtypes: bfloat16 / float16 accumulate in float32, rounded once.
+
+DTYPE_CASES = [
+    ("depthwise", (2, 9, 8, 16), (7, 7, 1, 32), dict(padding="SAME", groups=16)),
+    ("depthwise", (1, 10, 11, 8), (3, 3, 1, 8), dict(stride=2, padding=1, groups=8)),
+    ("pointwise", (2, 6, 7, 64), (1, 1, 64, 16), dict()),
+    ("pointwise", (2, 6, 7, 64), (1, 1, 16, 16), dict(stride=2, padding="SAME", groups=4)),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("case", DTYPE_CASES, ids=_grad_id)
+def test_low_precision_dtypes(case, dtype, rng):
+    algorithm, xs, ks, kwargs = case
+    x = jnp.asarray(rng.uniform(-1, 1, xs), dtype)
+    k = jnp.asarray(rng.uniform(-1, 1, ks), dtype)
+    y = jaxconv.conv2d(x, k, algorithm=algorithm, precision="highest", **kwargs)
+    assert y.dtype == jnp.dtype(dtype)
+    ref = conv2d_ref(np.asarray(x, np.float64), np.asarray(k, np.float64), **kwargs)
+    assert_close(y, ref, algorithm=algorithm)
+    if dtype == "float32":
+        return
+    # accumulated in float32: the float32 result rounded once, to within one rounding
+    y32 = jaxconv.conv2d(x.astype(jnp.float32), k.astype(jnp.float32), algorithm="direct",
+                         precision="highest", **kwargs)
+    np.testing.assert_allclose(
+        np.asarray(y, np.float32), np.asarray(y32.astype(dtype), np.float32),
+        atol=float(jnp.finfo(dtype).eps) * float(jnp.max(jnp.abs(y32))),
+    )
+
+
+def test_low_precision_gradients_keep_dtype(rng):
+    for algorithm, xs, ks, kwargs in DTYPE_CASES:
+        x = jnp.asarray(rng.uniform(-1, 1, xs), jnp.bfloat16)
+        k = jnp.asarray(rng.uniform(-1, 1, ks), jnp.bfloat16)
+        dx, dk = jax.grad(
+            lambda x, k, a=algorithm, kw=kwargs: jnp.sum(
+                jaxconv.conv2d(x, k, algorithm=a, **kw).astype(jnp.float32)),
+            argnums=(0, 1))(x, k)
+        assert dx.dtype == dk.dtype == jnp.bfloat16
+
+
+def test_pointwise_passes_precision_to_the_dot():
+    x, k = jnp.ones((1, 4, 4, 2), jnp.float32), jnp.ones((1, 1, 2, 3), jnp.float32)
+    jaxpr = str(jax.make_jaxpr(
+        lambda x, k: jaxconv.conv2d(x, k, algorithm="pointwise", precision="highest"))(x, k))
+    assert "dot_general" in jaxpr and "Precision.HIGHEST" in jaxpr, jaxpr
+
+
+@pytest.mark.parametrize("case", GRAD_CASES[:5] + GRAD_CASES[5:6], ids=_grad_id)
+def test_no_convolution_emitter(case, rng):
+    """Neither algorithm (nor its gradients, to second order) calls lax.conv_general_dilated."""
+    algorithm, xs, ks, kwargs = case
+    x, k = jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks))
+
+    def loss(x, k):
+        return jnp.sum(jnp.sin(jaxconv.conv2d(x, k, algorithm=algorithm, **kwargs)))
+
+    for fn in (loss, jax.grad(loss, argnums=(0, 1)),
+               jax.grad(lambda x, k: jnp.sum(jax.grad(loss)(x, k) ** 2), argnums=(0, 1))):
+        jaxpr = str(jax.make_jaxpr(fn)(x, k))
+        assert "conv_general_dilated" not in jaxpr
+
+
+# --------------------------------------------------------------------------------------------
+# Refusals: conv2d names the reason and the algorithms that can.
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "xs", "ks", "kwargs", "reason"),
+    [
+        ("depthwise", (1, 8, 8, 64), (3, 3, 64, 8), {},
+         "depthwise needs groups == C (x has C=64, groups=1)"),
+        ("depthwise", (1, 8, 8, 4), (3, 3, 2, 4), dict(groups=2),
+         "depthwise needs groups == C (x has C=4, groups=2)"),
+        ("pointwise", (1, 8, 8, 4), (3, 3, 4, 4), {}, "pointwise needs a 1x1 kernel (got kernel 3x3)"),
+        ("pointwise", (1, 8, 8, 4), (1, 2, 2, 4), dict(groups=2),
+         "pointwise needs a 1x1 kernel (got kernel 1x2)"),
+    ],
+)
+def test_refuses_with_reason(algorithm, xs, ks, kwargs, reason):
+    message = (
+        rf"conv2d: algorithm='{algorithm}' cannot serve these arguments: {re.escape(reason)}\. "
+        r"Algorithms that can: 'direct'.* \(or 'auto'\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        jaxconv.conv2d(np.zeros(xs), np.zeros(ks), algorithm=algorithm, **kwargs)
+
+
+@pytest.mark.parametrize(("rows", "expected"), [
+    (1, (1, 1)), (7, (7, 7)), (256, (16, 256)), (224, (16, 224)), (18, (9, 18)), (24, (12, 24)),
+    (17, (16, 32)), (38, (16, 48)), (13, (13, 13)),
+])
+def test_depthwise_fold_plan(rows, expected):
+    assert depthwise._fold(rows) == expected
+
+
+def test_checks_accept_what_they_serve():
+    f32 = jnp.dtype("float32")
+    assert depthwise.check((2, 9, 9, 5), (7, 7, 1, 15), f32, ConvConfig(groups=5)) is None
+    assert depthwise.check((2, 9, 9, 1), (3, 3, 1, 2), f32, ConvConfig(groups=1)) is None
+    assert pointwise.check((2, 9, 9, 6), (1, 1, 2, 6), f32,
+                           ConvConfig(stride=(2, 3), padding=((4, 0), (1, 1)), groups=3)) is None
+    names = _registry.applicable((2, 9, 9, 5), (1, 1, 1, 5), f32, ConvConfig(groups=5))
+    assert "depthwise" in names and "pointwise" in names
+
+
+# --------------------------------------------------------------------------------------------
+# The shared reference tests pick both up.
+
+
+def test_shared_reference_tests_cover_both():
+    import test_conv
+
+    assert {"depthwise", "pointwise"} <= set(test_conv.ALGORITHMS)
+    f64 = jnp.dtype("float64")
+    served = {"depthwise": 0, "pointwise": 0}
+    for c in test_conv.CASES:
+        config = ConvConfig(groups=c["groups"])
+        for name in served:
+            why = _registry.get(name).unsupported_reason(
+                (c["n"], c["h"], c["w"], c["c"]), (c["kh"], c["kw"], c["c"] // c["groups"], c["o"]),
+                f64, config)
+            served[name] += why is None
+    assert served["depthwise"] >= 10 and served["pointwise"] >= 3, served
