@@ -16,7 +16,7 @@ import _gallery
 from jaxconv import viz
 from jaxconv.data import cat
 
-g = _gallery.Gallery(__file__)  # --out, --style, --seed; saves figures, manifest and gallery
+g = _gallery.Gallery()  # --out, --style, --seed; saves figures, manifest and gallery
 x = g.cat  # cat() -- or a 4x smaller one with --small
 print(cat().shape, cat().dtype)
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jaxconv import conv2d, viz
 from jaxconv.layers import glorot_uniform
 
-g = _gallery.Gallery(__file__)
+g = _gallery.Gallery()
 x = g.cat  # (320, 400, 3)
 key = jax.random.key(g.seed)
 

@@ -14,7 +14,7 @@ import jax
 from jaxconv import conv2d, max_pool2d, relu, viz
 from jaxconv.layers import glorot_uniform
 
-g = _gallery.Gallery(__file__)
+g = _gallery.Gallery()
 x = g.cat
 key = jax.random.key(g.seed)
 

@@ -16,7 +16,7 @@ from flax import nnx
 from jaxconv import viz
 from jaxconv.models import LeNet5
 
-g = _gallery.Gallery(__file__)
+g = _gallery.Gallery()
 model = LeNet5(rngs=nnx.Rngs(g.seed))  # the modern variant; LeNet5.classic() is the 1998 one
 for name, y in model.features(jnp.zeros((1, 32, 32, 1))).items():
     print(f"{name:>8}: {y.shape}")

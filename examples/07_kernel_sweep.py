@@ -20,7 +20,7 @@ import numpy as np
 from jaxconv import conv2d, select_algorithm, viz
 from jaxconv.layers import glorot_uniform
 
-g = _gallery.Gallery(__file__)
+g = _gallery.Gallery()
 x = jax.numpy.asarray(g.cat)
 sizes = (1, 3, 5) if g.small else (1, 3, 5, 7, 10, 15, 21, 31)
 

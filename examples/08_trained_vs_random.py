@@ -19,7 +19,7 @@ from jaxconv.data import digits
 from jaxconv.models import LeNet5
 from jaxconv.models.train import train
 
-g = _gallery.Gallery(__file__)
+g = _gallery.Gallery()
 epochs = 1 if g.small else 5
 
 

@@ -18,7 +18,7 @@ from jaxconv import explain, softmax, viz
 from jaxconv.data import digits
 from jaxconv.models.train import train
 
-g = _gallery.Gallery(__file__)
+g = _gallery.Gallery()
 d = digits()  # scikit-learn's digits on LeNet's 32x32 grid
 
 

@@ -1,6 +1,6 @@
 """Plumbing shared by the example scripts: settings, saving figures, the manifest, the gallery.
 
-Every numbered script in this folder starts with ``g = _gallery.Gallery(__file__)`` and saves
+Every numbered script in this folder starts with ``g = _gallery.Gallery()`` and saves
 its figures with ``g.save(fig, name, caption, ...)``. Each save writes the figure, then
 ``manifest.json`` (name, file, layer spec, output shape, seed, ... of every figure) and the
 gallery page ``index.html``, all atomically (a temporary renamed into place), so a run that is
@@ -81,9 +81,12 @@ def slug(spec: str) -> str:
 class Gallery:
     """One script's figures: the settings, the cat, and ``save`` (figure + manifest + gallery)."""
 
-    def __init__(self, script: str) -> None:
+    def __init__(self, script: str | None = None) -> None:
         from jaxconv.data import cat, load_image
 
+        # The calling script: its __file__, or (under sphinx-gallery, which sets no __file__)
+        # sys.argv[0].
+        script = script or sys._getframe(1).f_globals.get("__file__") or sys.argv[0]
         self.script = Path(script).name
         self.settings = _settings or _parse(sys.argv[1:])
         self.out, self.style, self.seed = self.settings.out, self.settings.style, self.settings.seed
@@ -229,6 +232,21 @@ Cat photo: “Chelsea”, scikit-image sample data, CC0, Stefan van der Walt.</p
 {chr(10).join(cards)}
 </main></body></html>
 """
+
+
+def scraper(block: Any, block_vars: dict, gallery_conf: dict) -> str:
+    """sphinx-gallery image scraper: the files the block saved, copied next to its page."""
+    import shutil
+
+    from sphinx_gallery.scrapers import figure_rst
+
+    images = []
+    for src, dest in zip(SAVED, block_vars["image_path_iterator"], strict=False):
+        dest = Path(dest).with_suffix(src.suffix)
+        shutil.copyfile(src, dest)
+        images.append(dest)
+    SAVED.clear()
+    return figure_rst(images, gallery_conf["src_dir"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
