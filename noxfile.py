@@ -90,3 +90,5 @@ def build(session: nox.Session) -> None:
             session.run(exe, "show", cat, "--layers", "conv3x3:3,relu,maxpool5",
                         "--out", "stages.png", external=True,
                         env={"JAX_PLATFORMS": "cpu", "MPLBACKEND": "Agg"})
+            session.run(py, "-c", "from PIL import Image; im = Image.open('stages.png'); "
+                        "im.verify(); print('stages.png:', im.format, im.size)", external=True)
