@@ -11,6 +11,7 @@ sys.path.insert(0, str(ROOT))  # the jaxconv of this checkout
 sys.path.insert(0, str(ROOT / "examples"))  # _gallery, for the example scripts and the scraper
 # The example scripts write their figures here (not into figures/ of the checkout).
 os.environ.setdefault("JAXCONV_FIGURES_OUT", str(ROOT / "docs" / "_build" / "figures"))
+os.environ.setdefault("JAXCONV_FIGURES_PROGRESS", "0")  # the pages show the scripts' own output
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -51,6 +52,7 @@ sphinx_gallery_conf = {
     "within_subsection_order": "FileNameSortKey",
     "download_all_examples": False,
     "remove_config_comments": True,
+    "capture_repr": (),  # print() output only, not the value of a block's last line
     "show_signature": False,
     "min_reported_time": 1e9,
     "abort_on_example_error": True,

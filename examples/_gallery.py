@@ -36,6 +36,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 SCRIPTS = tuple(sorted(HERE.glob("[0-9][0-9]_*.py")))
 ENV_OUT = "JAXCONV_FIGURES_OUT"
+ENV_PROGRESS = "JAXCONV_FIGURES_PROGRESS"  # "0": no progress lines (the docs build sets it)
 STYLES = ("modern", "article")
 SMALL_SHAPE = (80, 100)
 
@@ -70,7 +71,8 @@ def parser() -> argparse.ArgumentParser:
 
 def _parse(argv: Sequence[str]) -> Settings:
     args, _ = parser().parse_known_args(argv)
-    return Settings(Path(args.out), args.style, args.seed, args.small, not args.no_progress)
+    progress = not args.no_progress and os.environ.get(ENV_PROGRESS, "1") != "0"
+    return Settings(Path(args.out), args.style, args.seed, args.small, progress)
 
 
 def slug(spec: str) -> str:
@@ -120,7 +122,7 @@ class Gallery:
 
     def save(self, fig: Any, name: str, caption: str, *, kind: str, file: str | None = None,
              layers: str | None = None, output_shape: Sequence[int] | None = None,
-             **extra: Any) -> Path:
+             **extra: Any) -> None:
         """Save ``fig`` as ``OUT/name.png`` and list it in the manifest and the gallery."""
         from jaxconv._io import save_figure
 
@@ -128,11 +130,11 @@ class Gallery:
         # No "Software" metadata: the same seed gives the same bytes (for a given matplotlib).
         save_figure(fig, self.out / file, dpi=extra.pop("dpi", self.dpi),
                     metadata={"Software": None})
-        return self.add(name, file, caption, kind=kind, layers=layers,
-                        output_shape=output_shape, **extra)
+        self.add(name, file, caption, kind=kind, layers=layers, output_shape=output_shape,
+                 **extra)
 
     def add(self, name: str, file: str, caption: str, *, kind: str, layers: str | None = None,
-            output_shape: Sequence[int] | None = None, **extra: Any) -> Path:
+            output_shape: Sequence[int] | None = None, **extra: Any) -> None:
         """List a file already written in ``OUT`` (an animation) in the manifest and gallery."""
         path = self.out / file
         SAVED.append(path)
@@ -150,7 +152,6 @@ class Gallery:
         self._record({"name": name, "file": file, "layers": layers, "output_shape": shape,
                       "seed": self.seed, "style": self.style, "kind": kind, "caption": caption,
                       **extra})
-        return path
 
     def skip(self, name: str, caption: str, reason: str, *, kind: str) -> None:
         """List a figure that cannot be made here, with the reason."""
@@ -263,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.error(f"--only: no script {', '.join(unknown)}; "
                     f"expected one of {', '.join(s.name for s in SCRIPTS)}")
         scripts = [s for s in SCRIPTS if any(s.name.startswith(t) for t in wanted)]
-    _settings = Settings(Path(args.out), args.style, args.seed, args.small, not args.no_progress)
+    _settings = _parse(argv if argv is not None else sys.argv[1:])
     out = _settings.out
     if out.exists() and not out.is_dir():
         p.error(f"--out {str(out)!r} exists and is not a folder")
