@@ -21,10 +21,10 @@ key = jax.random.key(g.seed)
 
 
 def filters(k, n, c=3):
-    """``n`` random ``k×k×c`` filters (HWIO), drawn as an untrained Keras ``Conv2D`` draws them.
+    """``n`` random ``k×k×c`` filters (HWIO), as an untrained Keras ``Conv2D`` draws them.
 
-    The same seed, size and count give the same filters in every script, so the ReLU and
-    pooling figures show what happens to *these* convolutions.
+    The same seed, size and count give the same filters in every script, so the
+    ReLU and pooling figures show what happens to *these* convolutions.
     """
     return glorot_uniform(jax.random.fold_in(key, 1000 * c + 10 * k + n), (k, k, c, n))
 
