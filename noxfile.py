@@ -1,8 +1,11 @@
-"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``, ``nox -s figures``."""
+"""Developer sessions: ``nox -s tests``, ``lint``, ``figures``, ``docs``, ``build``, ``bench``."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import nox
 
@@ -16,10 +19,11 @@ TORCH = "torch==2.13.0"
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite (parity with torch when JAXCONV_TEST_TORCH=1)."""
+    """Run the test suite and the docstrings' examples (parity with torch when JAXCONV_TEST_TORCH=1)."""
     session.install("-e", ".[test]")
     if os.environ.get("JAXCONV_TEST_TORCH") == "1":
         session.install(TORCH)
+    # testpaths: tests/ and jaxconv/ (--doctest-modules, in pyproject.toml, runs every Examples block).
     session.run("pytest", *(session.posargs or ["-n", "2"]), env={"JAX_PLATFORMS": "cpu"})
 
 
@@ -42,6 +46,49 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def figures(session: nox.Session) -> None:
-    """Regenerate the article's figures into figures/ (pass --out DIR to change)."""
+    """Run the article's scripts of examples/: figures, manifest.json, index.html in figures/.
+
+    ``nox -s figures -- --out DIR`` writes elsewhere; ``-- --style article``, ``-- --seed N``,
+    ``-- --only 02,05`` as in ``python examples/_gallery.py --help``.
+    """
     session.install("-e", ".[all]")
-    session.run("python", "examples/article_figures.py", *session.posargs)
+    session.run("python", "examples/_gallery.py", *session.posargs,
+                env={"JAX_PLATFORMS": "cpu", "MPLBACKEND": "Agg"})
+
+
+@nox.session(default=False)
+def docs(session: nox.Session) -> None:
+    """Build the site into docs/_build/html, running the examples; any warning fails it."""
+    session.install("-e", ".[docs]")
+    for generated in ("docs/_build", "docs/gallery"):  # a fresh build every time
+        shutil.rmtree(generated, ignore_errors=True)
+    Path("docs/sg_execution_times.rst").unlink(missing_ok=True)
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html",
+                *session.posargs, env={"JAX_PLATFORMS": "cpu", "MPLBACKEND": "Agg"})
+
+
+@nox.session(default=False)
+def build(session: nox.Session) -> None:
+    """Build the sdist and wheel, check their metadata, install the wheel in a fresh venv, run it."""
+    session.install("build>=1.2", "twine>=5")
+    shutil.rmtree("dist", ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", "dist")
+    dist = sorted(Path("dist").iterdir())
+    session.run("twine", "check", "--strict", *map(str, dist))
+    wheel = next(str(p.resolve()) for p in dist if p.suffix == ".whl")
+    with tempfile.TemporaryDirectory(prefix="jaxconv-wheel-") as tmp:
+        venv = Path(tmp) / "venv"
+        session.run("python", "-m", "venv", str(venv))
+        py, exe = str(venv / "bin" / "python"), str(venv / "bin" / "jaxconv")
+        session.run(py, "-m", "pip", "install", "--quiet", f"{wheel}[viz]", external=True)
+        # From the temporary folder, so the checkout's jaxconv/ cannot shadow the installed one.
+        with session.chdir(tmp):
+            session.run(exe, "info", external=True, env={"JAX_PLATFORMS": "cpu"})
+            cat = session.run(py, "-c", "from importlib.resources import files; "
+                              "print(files('jaxconv.data') / 'cat.png')",
+                              external=True, silent=True).strip()
+            session.run(exe, "show", cat, "--layers", "conv3x3:3,relu,maxpool5",
+                        "--out", "stages.png", external=True,
+                        env={"JAX_PLATFORMS": "cpu", "MPLBACKEND": "Agg"})
+            session.run(py, "-c", "from PIL import Image; im = Image.open('stages.png'); "
+                        "im.verify(); print('stages.png:', im.format, im.size)", external=True)

@@ -271,3 +271,26 @@ def memory_estimate(spec: str, input_shape: Sequence[int], itemsize: int = 4) ->
         shape = _shape_after(spec, layer, i, shape)
         total += math.prod(shape)
     return total * int(itemsize)
+
+
+MIN_ALIVE = 0.05  # a stage with fewer non-zero values than this fraction draws as an empty panel
+
+
+def dead_stages(stages: dict[str, Any]) -> list[str]:
+    """The stages that would draw as blank panels: constant, or less than 5% non-zero.
+
+    A ReLU after a filter that is negative almost everywhere on the image (a "dead" filter)
+    gives such a stage; another seed draws other filters.
+
+    Examples:
+      >>> import numpy as np
+      >>> from jaxconv import layers
+      >>> layers.dead_stages({"conv": np.arange(4.0), "relu": np.zeros(4)})
+      ['relu']
+    """
+    dead = []
+    for name, v in stages.items():
+        v = np.asarray(v)
+        if not np.ptp(v) > 0 or np.count_nonzero(v) < MIN_ALIVE * v.size:
+            dead.append(name)
+    return dead

@@ -401,61 +401,6 @@ def test_show_decodes_the_image_once(tmp_path, capsys, monkeypatch):
     assert "20×30×3" in out
 
 
-# ------------------------------------------------------------------------------ jaxconv figures
-
-
-@pytest.mark.parametrize("bad", ["checkpoint", "bench-json", "bench-schema", "bench-empty"])
-def test_figures_checks_inputs_before_writing_anything(tmp_path, capsys, bad):
-    out = tmp_path / "figs"
-    args = ["figures", "--out", str(out), "--small", "--no-progress"]
-    if bad == "checkpoint":
-        args += ["--checkpoint", str(tmp_path / "missing.msgpack")]
-        needles = ["missing.msgpack"]
-    else:
-        bench = tmp_path / "bench.json"
-        bench.write_text({"bench-json": "{oops", "bench-schema": '{"benchmarks": [{"extra_info": {"kind": "conv"}}]}',
-                          "bench-empty": '{"benchmarks": []}'}[bad])
-        args += ["--bench", str(bench)]
-        needles = ["bench.json"]
-    rc, _, err = _run_cli(args, capsys)
-    assert rc == 1
-    _one_line(err, "jaxconv figures: ", *needles)
-    assert not out.exists() or not any(out.iterdir())
-
-
-def test_figures_interrupted_leaves_no_partial_file(tmp_path, monkeypatch):
-    from matplotlib.figure import Figure
-
-    from jaxconv import figures
-
-    out = tmp_path / "figs"
-    real = Figure.savefig
-    saved = []
-
-    def savefig(self, fname, *a, **k):
-        if saved:  # the second figure: half written, then killed (Ctrl-C)
-            fname.write(b"\x89PNG half")
-            raise KeyboardInterrupt
-        saved.append(1)
-        return real(self, fname, *a, **k)
-
-    monkeypatch.setattr(Figure, "savefig", savefig)
-    with pytest.raises(KeyboardInterrupt):
-        figures.make_figures(out, small=True, only="cat,pooling", progress=False)
-    assert sorted(p.name for p in out.iterdir()) == ["cat.png"]  # whole, no temporary, no pooling
-
-
-def test_figures_writes_manifest_and_gallery_atomically(tmp_path, monkeypatch):
-    from jaxconv import _io, figures
-
-    written = []
-    real = _io.atomic_write
-    monkeypatch.setattr(_io, "atomic_write", lambda p, d: written.append(pathlib.Path(p).name) or real(p, d))
-    figures.make_figures(tmp_path, small=True, only="pooling", progress=False)
-    assert written == ["manifest.json", "index.html"]
-    assert json.loads((tmp_path / "manifest.json").read_text())["figures"][0]["file"] == "pooling.png"
-
-
 # ------------------------------------------------------------------------------ jaxconv train
 
 

@@ -22,7 +22,6 @@ from typing import Any
 
 # command -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "figures": ("jaxconv.cli.figures", "main", "regenerate the article's figures from the bundled cat"),
     "show": ("jaxconv.cli.show", "main", "run an image through a layer stack and save the stages"),
     "train": ("jaxconv.cli.train", "main", "train LeNet-5 on digits or MNIST"),
     "autotune": ("jaxconv.cli.autotune", "main", "measure and cache the fastest algorithm for a shape"),

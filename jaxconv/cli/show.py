@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..figures import STYLES, dead_stages
 from . import UsageError, guard
+
+STYLES = ("modern", "article")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,7 +69,7 @@ def _show_main(args: argparse.Namespace) -> int:
             "use fewer filters or a smaller --size"
         )
     y, stages = apply(params, x)
-    dead = dead_stages(stages)
+    dead = layers.dead_stages(stages)
     if dead:
         print(f"jaxconv show: note: {', '.join(dead)} (nearly) all zero or constant (a dead "
               "ReLU?); try another --seed", file=sys.stderr)
