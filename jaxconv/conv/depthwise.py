@@ -235,5 +235,10 @@ DEPTHWISE = register(
             "convolution emitter)"
         ),
         check=check,
+        preferred=(
+            "a depthwise convolution: the fused shift-multiply-add was measured 5-45x faster "
+            "than XLA's grouped convolution on every depthwise layer tried (forward and "
+            "forward + backward, 3x3 to 7x7, strided)"
+        ),
     )
 )

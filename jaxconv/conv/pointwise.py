@@ -18,11 +18,13 @@ rounded once; ``config.precision`` is passed to the ``dot_general``.
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 from jax import lax
 
 from .._args import accumulation_dtype
-from ._registry import Algorithm, ConvConfig, register
+from ._registry import Algorithm, ConvConfig, Shape, register
 
 
 def check(x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
@@ -84,6 +86,15 @@ def conv_pointwise(x, kernel, config: ConvConfig):
     return y
 
 
+def pointwise_cost_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> dict[str, float]:
+    """Cost-model terms of ``pointwise``: the GEMM's flops, the pixels it reads and writes."""
+    n, c = x_shape[0], x_shape[-1]
+    cg, o = kernel_shape[-2:]
+    out = config.output_hw(x_shape[1:-1], kernel_shape[:-2])
+    pixels = n * math.prod(out)
+    return {"call": 1.0, "flop": 2.0 * pixels * cg * o, "byte": 4.0 * pixels * (c + o)}
+
+
 POINTWISE = register(
     Algorithm(
         name="pointwise",
@@ -93,5 +104,6 @@ POINTWISE = register(
             "strided pixels, batched over groups)"
         ),
         check=check,
+        cost_terms=pointwise_cost_terms,
     )
 )

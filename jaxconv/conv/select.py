@@ -224,7 +224,7 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered
         return "direct", costs, unsupported, (
             f"the cost model is not fitted for {dtype.name}; direct unless autotuned"
         )
-    if math.prod(kernel_shape[:-2]) == 1:
+    if math.prod(kernel_shape[:-2]) == 1 and mode == "forward":
         return "direct", costs, unsupported, "a 1x1 kernel is a single GEMM in XLA already"
     channels = min(kernel_shape[-2], kernel_shape[-1])
     candidates = {n: c for n, c in costs.items() if channels >= _registry.get(n).min_channels}
