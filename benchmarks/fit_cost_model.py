@@ -86,12 +86,14 @@ def _variants(n: int, hw: int, c: int) -> list[Problem]:
     ]
 
 
-def grid(quick: bool = False, padded: tuple[str, ...] = ("direct",)) -> list[GridPoint]:
+def grid(quick: bool = False, padded: tuple[str, ...] = ("direct",),
+         spread: bool = True) -> list[GridPoint]:
     """The problems to time: the benchmark cases, a spread of others, and their variants.
 
     ``quick``: the cases' tiny problems and a few small variants (an end-to-end check, not a
     fit worth keeping). ``padded``: algorithms also timed on the SAME variant of each VALID
-    problem (XLA:CPU's direct convolution takes another path with zero padding).
+    problem (XLA:CPU's direct convolution takes another path with zero padding). ``spread``:
+    include the spread of other sizes (without it, the cases and their variants only).
     """
     if quick:
         out = [GridPoint(p, name) for name, case in CASES.items() for p in case.tiny]
@@ -99,7 +101,7 @@ def grid(quick: bool = False, padded: tuple[str, ...] = ("direct",)) -> list[Gri
     else:
         out = [GridPoint(p, name) for name, case in CASES.items() for p in case.problems]
         rng = np.random.default_rng(1)
-        for n, hw, (c, o) in SPREAD:
+        for n, hw, (c, o) in SPREAD if spread else ():
             for k in rng.choice([1, 2, 3, 5, 7, 9, 13], size=3, replace=False):
                 if k < hw:
                     out.append(GridPoint(Problem(f"{k}", (n, hw, hw, c), (int(k), int(k), c, o))))
@@ -509,6 +511,8 @@ def main(argv=None) -> int:
     parser.add_argument("--table", action="store_true",
                         help="instead of fitting, time direct, every algorithm, auto and torch")
     parser.add_argument("--grad", action="store_true", help="with --table: time the gradient")
+    parser.add_argument("--no-spread", action="store_true",
+                        help="the benchmark cases and their variants only (a shorter fit)")
     parser.add_argument("--mode", choices=("forward", "train"), default="forward",
                         help="fit the forward pass (constants) or forward + backward "
                              "(train_constants, what auto uses for a differentiated conv)")
@@ -543,8 +547,8 @@ def main(argv=None) -> int:
         quick = args.quick
         machine = cpu_description()
         measured_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        rows = measure(names, grid(args.quick, tuple(args.padded)), repeats, args.budget,
-                       args.mode)
+        rows = measure(names, grid(args.quick, tuple(args.padded), not args.no_spread), repeats,
+                       args.budget, args.mode)
         if args.save:
             write_atomic(Path(args.save), {
                 "jax": jax.__version__, "backend": backend, "machine": machine,

@@ -39,13 +39,22 @@ def ntuple(fn: str, name: str, value: Any, n: int, *, minimum: int = 1) -> tuple
     ):
         out = tuple(int(v) for v in value)
     else:
-        kind = "a pair of ints" if n == 2 else f"a tuple of {n} ints"
-        raise TypeError(f"{fn}: {name} must be an int or {kind}, got {value!r}")
+        raise TypeError(f"{fn}: {name} must be an int or {tuple_words(n)}, got {value!r}")
     if min(out) < minimum:
         raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
-    if max(out) > INT32_MAX:
-        raise ValueError(f"{fn}: {name} must be < 2**31 (sizes are int32 in XLA), got {value!r}")
+    check_int32(fn, name, out, value)
     return out
+
+
+def tuple_words(n: int) -> str:
+    """``"a pair of ints"``, ``"a tuple of 3 ints"``, ``"a tuple of 1 int"``."""
+    return "a pair of ints" if n == 2 else f"a tuple of {n} int{'s' if n > 1 else ''}"
+
+
+def check_int32(fn: str, name: str, values: Sequence[int], shown: Any) -> None:
+    """``ValueError`` unless every ``|value|`` fits in int32 (XLA's sizes and strides)."""
+    if any(abs(v) > INT32_MAX for v in values):
+        raise ValueError(f"{fn}: {name} must be at most 2**31 - 1, got {shown!r}")
 
 
 def pair(fn: str, name: str, value: Any, *, minimum: int = 1) -> Pair:
@@ -79,12 +88,11 @@ def explicit_pads(fn: str, name: str, value: Any, n: int = 2) -> tuple[tuple[int
         if n == 2:
             forms = "a pair (ph, pw) or pairs ((top, bottom), (left, right))"
         else:
-            forms = f"{n} ints or {n} pairs (lo, hi)"
+            forms = f"{tuple_words(n)} or {n} (low, high) pair{'s' if n > 1 else ''}"
         raise TypeError(f"{fn}: {name} must be a string, an int, {forms}, got {value!r}")
     if min(min(p) for p in pads) < 0:
         raise ValueError(f"{fn}: {name} must be non-negative, got {value!r}")
-    if max(max(p) for p in pads) > INT32_MAX:
-        raise ValueError(f"{fn}: {name} must be < 2**31 (sizes are int32 in XLA), got {value!r}")
+    check_int32(fn, name, [p for side in pads for p in side], value)
     return pads
 
 

@@ -38,7 +38,7 @@ def _geometry(fn, size, window, stride, padding, dilation):
     if pads is None:
         pads = _pooling.named_pads(fn, "padding", padding, size, eff, stride)
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(size, pads, strict=True))
-    _pooling.check_int32(fn, "the padded input size", padded, padded)
+    _args.check_int32(fn, "the padded input size", padded, padded)
     out = tuple((p - k) // s + 1 for p, k, s in zip(padded, eff, stride, strict=True))
     if min(size) < 1 or min(out) < 1:
         raise ValueError(
@@ -163,18 +163,18 @@ def fold(
              [1., 2., 1.]], dtype=float32)
     """
     fn = "fold"
-    patches = _args.as_array(fn, "patches", patches)
-    if patches.ndim not in (3, 4):
+    arr: Any = _args.as_array(fn, "patches", patches)
+    if arr.ndim not in (3, 4):
         raise ValueError(
             f"{fn}: patches must have rank 4 (N, H_out, W_out, kh * kw * C) or 3 (unbatched), "
-            f"got rank {patches.ndim} with shape {tuple(patches.shape)}"
+            f"got rank {arr.ndim} with shape {tuple(arr.shape)}"
         )
-    _args.check_float(fn, "patches", patches)
-    unbatched = patches.ndim == 3
+    _args.check_float(fn, "patches", arr)
+    unbatched = arr.ndim == 3
     size = _pooling.int_tuple(fn, "output_size", output_size, 2)
     window, stride, dilation, pads, out = _geometry(fn, size, window, stride, padding, dilation)
-    got = tuple(int(v) for v in patches.shape[-3:-1])
-    depth = int(patches.shape[-1])
+    got = tuple(int(v) for v in arr.shape[-3:-1])
+    depth = int(arr.shape[-1])
     if depth % (window[0] * window[1]) != 0:
         raise ValueError(
             f"{fn}: the last axis of patches ({depth}) must be a multiple of kh * kw = "
@@ -187,6 +187,6 @@ def fold(
             f"dilation {dilation})"
         )
     return _fold_core(
-        patches, size=size, window=window, stride=stride, dilation=dilation, pads=pads, out=out,
+        arr, size=size, window=window, stride=stride, dilation=dilation, pads=pads, out=out,
         unbatched=unbatched,
     )

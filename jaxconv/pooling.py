@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 _PADDINGS = ("VALID", "SAME")
-INT32_MAX = 2**31 - 1
+INT32_MAX = _args.INT32_MAX
 _FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
 
 
@@ -105,73 +105,17 @@ def check_rank(fn: str, name: str, x: Any, nd: int, data_format: str):
     return unbatched, shape[0], shape[1:-1], shape[-1]
 
 
-def check_int32(fn: str, name: str, values: Sequence[int], shown: Any) -> None:
-    """``ValueError`` unless every ``|value|`` fits in int32 (XLA's sizes and strides)."""
-    if any(abs(v) > INT32_MAX for v in values):
-        raise ValueError(f"{fn}: {name} must be at most 2**31 - 1, got {shown!r}")
 
-
-def _tuple_words(nd: int) -> str:
-    return "a pair of ints" if nd == 2 else f"a tuple of {nd} int{'s' if nd > 1 else ''}"
 
 
 def int_tuple(fn: str, name: str, value: Any, nd: int, *, minimum: int = 1) -> tuple[int, ...]:
     """Canonicalize ``int | (int,) * nd`` to a tuple of ``nd`` ints in ``[minimum, 2**31 - 1]``."""
-    if nd == 2:
-        out = _args.pair(fn, name, value, minimum=minimum)
-    else:
-        if _args.is_int(value):
-            out = (int(value),) * nd
-        elif (
-            isinstance(value, Sequence)
-            and not isinstance(value, str)
-            and len(value) == nd
-            and all(_args.is_int(v) for v in value)
-        ):
-            out = tuple(int(v) for v in value)
-        else:
-            raise TypeError(f"{fn}: {name} must be an int or {_tuple_words(nd)}, got {value!r}")
-        if min(out) < minimum:
-            raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
-    check_int32(fn, name, out, value)
-    return out
+    return _args.ntuple(fn, name, value, nd, minimum=minimum)
 
 
 def explicit_pads(fn: str, name: str, value: Any, nd: int):
     """``int | (p,) * nd | ((lo, hi),) * nd`` to per-axis ``(lo, hi)``; ``None`` for a string."""
-    if nd == 2:
-        pads = _args.explicit_pads(fn, name, value)
-    else:
-        if isinstance(value, str):
-            return None
-        if _args.is_int(value):
-            pads = ((int(value), int(value)),) * nd
-        elif (
-            isinstance(value, Sequence)
-            and len(value) == nd
-            and all(_args.is_int(v) for v in value)
-        ):
-            pads = tuple((int(v), int(v)) for v in value)
-        elif (
-            isinstance(value, Sequence)
-            and len(value) == nd
-            and all(
-                isinstance(v, Sequence) and not isinstance(v, str) and len(v) == 2
-                and all(_args.is_int(u) for u in v)
-                for v in value
-            )
-        ):
-            pads = tuple((int(lo), int(hi)) for lo, hi in value)
-        else:
-            raise TypeError(
-                f"{fn}: {name} must be a string, an int, {_tuple_words(nd)} or {nd} "
-                f"(low, high) pair{'s' if nd > 1 else ''}, got {value!r}"
-            )
-        if min(min(p) for p in pads) < 0:
-            raise ValueError(f"{fn}: {name} must be non-negative, got {value!r}")
-    if pads is not None:
-        check_int32(fn, name, [p for side in pads for p in side], value)
-    return pads
+    return _args.explicit_pads(fn, name, value, nd)
 
 
 def named_pads(fn: str, name: str, value: str, size, eff, stride):
@@ -265,7 +209,7 @@ def _window_geometry(fn, size, window, stride, padding, dilation, ceil_mode):
         taps.append(t)
         full_pads.append((lo, hi + extra))
     full = [n + lo + hi for n, (lo, hi) in zip(size, full_pads, strict=True)]
-    check_int32(fn, "the padded input size", full, tuple(full))
+    _args.check_int32(fn, "the padded input size", full, tuple(full))
     return window, stride, dilation, tuple(pads), tuple(full_pads), tuple(out), tuple(taps)
 
 
@@ -484,7 +428,7 @@ def _max_pool(fn, nd, kind, x, window, stride, padding, dilation, ceil_mode, dat
     )
     if not return_indices:
         return y
-    check_int32(fn, "the flattened spatial size of x (for int32 indices)", [math.prod(size)],
+    _args.check_int32(fn, "the flattened spatial size of x (for int32 indices)", [math.prod(size)],
                 math.prod(size))
     indices = _argmax_core(
         x, size=size, window=taps, stride=stride, dilation=dilation, pads=full_pads, out=out,
@@ -500,7 +444,7 @@ def _check_divisor_override(fn: str, value: Any) -> int | None:
         raise TypeError(f"{fn}: divisor_override must be None or an int, got {value!r}")
     if int(value) == 0:
         raise ValueError(f"{fn}: divisor_override must be non-zero, got {value!r}")
-    check_int32(fn, "divisor_override", [int(value)], value)
+    _args.check_int32(fn, "divisor_override", [int(value)], value)
     return int(value)
 
 
@@ -1127,7 +1071,7 @@ def _output_size(fn: str, output_size: Any, size: tuple[int, ...]) -> tuple[int,
     out = tuple(n if v is None else int(v) for v, n in zip(value, size, strict=True))
     if min(out) < 1:
         raise ValueError(f"{fn}: output_size must be >= 1, got {output_size!r}")
-    check_int32(fn, "output_size", out, output_size)
+    _args.check_int32(fn, "output_size", out, output_size)
     return out
 
 
@@ -1380,7 +1324,7 @@ def _max_unpool(fn, nd, y, indices, window, stride, padding, output_size, data_f
             f"{fn}: the output size {out} must be >= 1 (input {size}, window {window}, stride "
             f"{stride}, padding {padding})"
         )
-    check_int32(fn, "the flattened output size", [math.prod(out)], out)
+    _args.check_int32(fn, "the flattened output size", [math.prod(out)], out)
     try:
         idx = np.asarray(indices)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):

@@ -53,11 +53,11 @@ def test_zero_channels_select_without_dividing_by_zero():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(padding=2**31), r"^conv2d: padding must be < 2\*\*31"),
+        (dict(padding=2**31), r"^conv2d: padding must be at most 2\*\*31 - 1"),
         (dict(padding=2**31 - 1), r"^conv2d: the height extents must fit in int32"),
-        (dict(dilation=2**40, padding="FULL"), r"^conv2d: dilation must be < 2\*\*31"),
+        (dict(dilation=2**40, padding="FULL"), r"^conv2d: dilation must be at most 2\*\*31 - 1"),
         (dict(dilation=2**30, padding="FULL"), r"^conv2d: the height extents must fit in int32"),
-        (dict(stride=2**63), r"^conv2d: stride must be < 2\*\*31"),
+        (dict(stride=2**63), r"^conv2d: stride must be at most 2\*\*31 - 1"),
     ],
 )
 def test_absurd_sizes_are_errors_not_aborts(kwargs, match):
