@@ -96,7 +96,10 @@ def test_padded_config():
 
 def test_registered_with_cost_terms():
     alg = _registry.get("xla_padded")
-    assert "every configuration" in alg.serves
+    assert "VALID problems" in alg.serves
+    # with zero padding it would run exactly direct: it says so instead of serving
+    padded = ConvConfig(padding=((1, 1), (1, 1)))
+    assert "exactly direct" in alg.unsupported_reason((1, 8, 8, 3), (3, 3, 3, 2), np.float32, padded)
     assert alg.unsupported_reason((1, 8, 8, 3), (3, 3, 3, 2), np.float32, ConvConfig()) is None
     terms = cost_model.cost_terms("xla_padded", (8, 64, 64, 32), (3, 3, 32, 32), ConvConfig())
     # one extra output row (63 instead of 62) on the padded path

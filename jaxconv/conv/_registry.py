@@ -66,6 +66,8 @@ ConvFn = Callable[[Any, Any, ConvConfig], Any]
 CheckFn = Callable[[Shape, Shape, Any, ConvConfig], "str | None"]
 # ``terms(x_shape, kernel_shape, config) -> {term: amount}``, counted for float32.
 TermsFn = Callable[[Shape, Shape, ConvConfig], dict[str, float]]
+# ``preferred(x_shape, kernel_shape, config, mode) -> reason | None``.
+PreferFn = Callable[[Shape, Shape, ConvConfig, str], "str | None"]
 
 
 def _serves_everything(x_shape: Shape, kernel_shape: Shape, dtype: Any,
@@ -91,9 +93,10 @@ class Algorithm:
         too optimistic.
       min_channels: ``auto`` considers it only with at least this many input channels per group
         and output channels.
-      preferred: for an algorithm measured faster than every other on everything it serves (a
-        specialized one, such as a depthwise convolution), the reason in one line: ``auto`` then
-        picks it wherever it serves, without the cost model.
+      preferred: for a specialized algorithm measured faster than every other where it serves
+        (a depthwise convolution): ``preferred(x_shape, kernel_shape, config, mode)`` returns
+        the reason in one line when ``auto`` should pick it outright for this problem and mode
+        (``"forward"`` or ``"train"``), else ``None``.
       error: ``"elementwise"`` when each output's error is relative to that output (the same
         products as a direct sum, in another order) or ``"global"`` when it is relative to the
         largest output (transforms that mix all outputs: FFT, Winograd).
@@ -108,7 +111,7 @@ class Algorithm:
     cost_terms: TermsFn | None = None
     margin: float | None = None
     min_channels: int = 0
-    preferred: str | None = None
+    preferred: PreferFn | None = None
     error: str = "elementwise"
     tolerance: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 

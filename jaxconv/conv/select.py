@@ -198,9 +198,12 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered
             unsupported[alg.name] = why
     if math.prod(x_shape) == 0:  # the cost terms divide by sizes
         return "direct", {}, unsupported, "an empty input: nothing to compute"
-    preferred = [a for a in _registry.algorithms() if a.preferred and a.name in applicable]
-    if preferred and cost_model.constants(backend):  # measured on the backends the model knows
-        return preferred[0].name, {}, unsupported, preferred[0].preferred
+    if cost_model.constants(backend):  # preferences were measured where the model was fitted
+        for alg in _registry.algorithms():
+            why = (alg.preferred(x_shape, kernel_shape, config, mode)
+                   if alg.preferred is not None and alg.name in applicable else None)
+            if why:
+                return alg.name, {}, unsupported, why
     costs = {}
     for name in applicable:
         est = cost_model.estimate_seconds(name, x_shape, kernel_shape, dtype, config, backend,

@@ -58,14 +58,22 @@ def xla_padded_cost_terms(x_shape: Shape, kernel_shape: Shape,
     }
 
 
+def check(x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
+    """A problem that already has zero padding is what ``direct`` runs: nothing to serve."""
+    if config.padded:
+        return "xla_padded serves VALID problems (with zero padding it would run exactly direct)"
+    return None
+
+
 XLA_PADDED = register(
     Algorithm(
         name="xla_padded",
         fn=conv_xla_padded,
         serves=(
-            "every configuration (XLA's convolution; a VALID problem gets one extra zero row at "
-            "the bottom, cropped from the output, which takes XLA:CPU's faster padded path)"
+            "VALID problems (XLA's convolution with one extra zero row at the bottom, cropped "
+            "from the output, which takes XLA:CPU's faster padded path)"
         ),
+        check=check,
         cost_terms=xla_padded_cost_terms,
         # With fewer channels every problem of the fit's grid ran 0-25% slower on the padded path
         # than direct's VALID one (the RGB cat, LeNet, C = O = 16), while with 24-64 channels it
