@@ -68,6 +68,17 @@ CheckFn = Callable[[Shape, Shape, Any, ConvConfig], "str | None"]
 TermsFn = Callable[[Shape, Shape, ConvConfig], dict[str, float]]
 
 
+def not_2d_reason(name: str, x_shape: Shape) -> str | None:
+    """The ``check`` reason of an algorithm that serves only 2-D problems (``None`` for 2-D).
+
+    Checks receive channels-last shapes, so the number of spatial dims is ``len(x_shape) - 2``.
+    """
+    spatial = len(x_shape) - 2
+    if spatial != 2:
+        return f"{name} serves 2-D convolutions (got {spatial} spatial dims)"
+    return None
+
+
 def _serves_everything(x_shape: Shape, kernel_shape: Shape, dtype: Any,
                        config: ConvConfig) -> str | None:
     return None

@@ -17,7 +17,7 @@ has some zero padding is passed to XLA unchanged (it is on the fast path already
 
 from __future__ import annotations
 
-from ._registry import Algorithm, ConvConfig, Shape, register
+from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
 from .direct import conv_direct, direct_cost_terms
 
 # zero rows appended at the bottom of a VALID problem (one is enough to leave the VALID path;
@@ -58,14 +58,20 @@ def xla_padded_cost_terms(x_shape: Shape, kernel_shape: Shape,
     }
 
 
+def check(x_shape: Shape, kernel_shape: Shape, dtype, config: ConvConfig) -> str | None:
+    """Why xla_padded cannot serve these arguments (a 1-D or 3-D problem), or ``None``."""
+    return not_2d_reason("xla_padded", x_shape)
+
+
 XLA_PADDED = register(
     Algorithm(
         name="xla_padded",
         fn=conv_xla_padded,
         serves=(
-            "every configuration (XLA's convolution; a VALID problem gets one extra zero row at "
+            "every 2-D configuration (XLA's convolution; a VALID problem gets one extra zero row at "
             "the bottom, cropped from the output, which takes XLA:CPU's faster padded path)"
         ),
+        check=check,
         cost_terms=xla_padded_cost_terms,
         # With fewer channels every problem of the fit's grid ran 0-25% slower on the padded path
         # than direct's VALID one (the RGB cat, LeNet, C = O = 16), while with 24-64 channels it
