@@ -18,9 +18,9 @@ from ._canonical import (
     Padding,
     PrecisionLike,
     canonicalize,
+    from_channels_last,
     kernel_layout,
     layouts,
-    from_channels_last,
     to_channels_last,
 )
 
@@ -252,20 +252,20 @@ def conv(
       (1, 2, 2, 1)
     """
     fn = "conv"
-    kernel = _args.as_array(fn, "kernel", kernel)
-    spatial = kernel.ndim - 2
+    k: Any = _args.as_array(fn, "kernel", kernel)
+    spatial = k.ndim - 2
     if spatial not in SPATIAL_RANKS:
         supported = ", ".join(
             f"rank {s + 2} ({kernel_layout(s)}: {s}-D)" for s in SPATIAL_RANKS
         )
         raise ValueError(
             f"{fn}: the kernel's rank sets the number of spatial dims (kernel.ndim - 2); "
-            f"supported: {supported}; got rank {kernel.ndim} with shape {tuple(kernel.shape)}"
+            f"supported: {supported}; got rank {k.ndim} with shape {tuple(k.shape)}"
         )
     if data_format is None:
         data_format = layouts(spatial)[0]
     return _convolve(
-        fn, spatial, x, kernel, bias, stride=stride, padding=padding, dilation=dilation,
+        fn, spatial, x, k, bias, stride=stride, padding=padding, dilation=dilation,
         groups=groups, padding_mode=padding_mode, data_format=data_format, algorithm=algorithm,
         precision=precision,
     )
