@@ -235,7 +235,10 @@ IM2COL = register(
     Algorithm(
         name="im2col",
         fn=gemm_gradients(conv_im2col),
-        serves="every 2-D configuration (patch matrix + one GEMM, built in cache-sized chunks)",
+        serves=(
+            "every configuration of a 2-D convolution (patch matrix + one GEMM, built in "
+            "cache-sized chunks)"
+        ),
         check=check,
         cost_terms=im2col_model_terms,
         # On LeNet's shapes (256x32x32x1 -> 6 and 256x14x14x6 -> 16, 5x5) im2col's estimates

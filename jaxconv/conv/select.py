@@ -54,6 +54,7 @@ ODD_MARGIN = 0.4
 MIN_DIRECT_SECONDS = 2e-4
 # dtypes the model is trusted for (float64 scales flops by 2, bytes by itemsize).
 MODEL_DTYPES = ("float32", "float64")
+_LAYOUTS = tuple(name for s in (1, 2, 3) for name in layouts(s))
 # Backends where only a measurement (autotune) may displace XLA's convolution.
 ACCELERATOR_BACKENDS = ("gpu", "cuda", "rocm", "tpu", "metal")
 # Set to "1" to measure every new problem on first use (see :func:`set_autotune`).
@@ -391,12 +392,13 @@ def select_algorithm(
     if backend is not None and (not isinstance(backend, str) or not backend):
         raise TypeError(f"{fn}: backend must be None or a backend name such as 'cpu', got {backend!r}")
     x_spec, k_spec = shape_specs(fn, x_shape, kernel_shape, dtype)
+    # The layout name, else the kernel's rank (when x's rank agrees), sets the spatial dims;
+    # otherwise 2-D, whose validation then says what is wrong.
     spatial = k_spec.ndim - 2
-    if spatial not in (1, 2, 3):
-        raise ValueError(
-            f"{fn}: kernel_shape's rank sets the number of spatial dims (rank - 2); supported: "
-            f"rank 3 (WIO: 1-D), 4 (HWIO: 2-D), 5 (DHWIO: 3-D); got {tuple(k_spec.shape)}"
-        )
+    if isinstance(data_format, str) and data_format.upper() in _LAYOUTS:
+        spatial = len(data_format) - 2
+    elif spatial not in (1, 2, 3) or x_spec.ndim not in (spatial + 1, spatial + 2):
+        spatial = 2
     _, _, _, canon = canonicalize(fn, x_spec, k_spec, None, stride=stride, padding=padding,
                                   dilation=dilation, groups=groups, padding_mode=padding_mode,
                                   data_format=data_format, precision=precision, spatial=spatial)

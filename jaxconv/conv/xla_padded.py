@@ -68,8 +68,9 @@ XLA_PADDED = register(
         name="xla_padded",
         fn=conv_xla_padded,
         serves=(
-            "every 2-D configuration (XLA's convolution; a VALID problem gets one extra zero row at "
-            "the bottom, cropped from the output, which takes XLA:CPU's faster padded path)"
+            "every configuration of a 2-D convolution (XLA's convolution; a VALID problem gets "
+            "one extra zero row at the bottom, cropped from the output, which takes XLA:CPU's "
+            "faster padded path)"
         ),
         check=check,
         cost_terms=xla_padded_cost_terms,
