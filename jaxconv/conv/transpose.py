@@ -7,10 +7,10 @@ its input's, ``C_in`` channels), used backwards. Integer ``padding`` and ``outpu
 PyTorch's ``conv_transpose*d``; a torch weight ``w`` of shape ``(C_in, C_out // g, *k)`` is
 ``w.permute(*spatial, 1, 0)`` here (``w.transpose(2, 3, 1, 0)`` for 2-D).
 
-It runs as one ``lax.conv_general_dilated``: the input dilated by the stride (``lhs_dilation``),
-the kernel flipped with its in/out channels swapped inside each group, and padding
-``d * (k - 1) - p`` per side (``output_padding`` extra on the high side). Padding that comes out
-negative (``p > d * (k - 1)``) is applied as a crop of the result.
+It runs as one ``lax.conv_general_dilated``: the input dilated by the stride (zeros inserted
+explicitly, see :func:`_dilate`), the kernel flipped with its in/out channels swapped inside each group, and padding
+``d * (k - 1) - p`` per side (``output_padding`` extra on the high side); padding that comes out
+negative (``p > d * (k - 1)``) crops.
 """
 
 from __future__ import annotations
@@ -178,21 +178,36 @@ def _transpose_core(x, kernel, bias, *, stride, pads, dilation, groups, data_for
     k = k.reshape(*ks, c_in // groups, groups * og)
     k = jnp.flip(k, axis=tuple(range(spatial)))
     y = lax.conv_general_dilated(
-        x, k,
+        _dilate(x, stride), k,
         window_strides=(1,) * spatial,
-        padding=tuple((max(lo, 0), max(hi, 0)) for lo, hi in pads),
-        lhs_dilation=stride,
+        padding=pads,  # may be negative (padding > d * (k - 1)): XLA crops
         rhs_dilation=dilation,
         dimension_numbers=dimension_numbers(spatial),
         feature_group_count=groups,
         precision=precision,
     )
-    if any(min(lo, hi) < 0 for lo, hi in pads):  # negative padding: crop
-        y = y[(slice(None), *(slice(max(-lo, 0), y.shape[1 + i] - max(-hi, 0))
-                              for i, (lo, hi) in enumerate(pads)))]
     if bias is not None:
         y = y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + (-1,))
     return from_channels_last(y, data_format, unbatched)
+
+
+def _dilate(x, stride):
+    """Insert ``stride - 1`` zeros between the points of each spatial axis of channels-last ``x``.
+
+    Built from a concatenation with zeros and a reshape rather than ``lhs_dilation`` or an
+    interior ``lax.pad``: XLA:CPU (jax 0.10.2) folds either into the convolution and its
+    algebraic simplifier then aborts the process on some shapes ("Window dimensions do not match
+    RHS shape", e.g. a 1x1x3x1 input, kernel 3x2x2, stride (3, 2, 3)).
+    """
+    for ax, s in enumerate(stride, start=1):
+        if s == 1:
+            continue
+        n = x.shape[ax]
+        zeros = jnp.zeros((*x.shape[:ax + 1], s - 1, *x.shape[ax + 1:]), x.dtype)
+        x = jnp.concatenate([jnp.expand_dims(x, ax + 1), zeros], axis=ax + 1)
+        x = x.reshape(*x.shape[:ax], n * s, *x.shape[ax + 2:])
+        x = lax.slice_in_dim(x, 0, (n - 1) * s + 1, axis=ax)
+    return x
 
 
 _ARGS_DOC = """
