@@ -266,3 +266,12 @@ K2 = np.zeros((3, 3, 5, 2))
 def test_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("module", ["jaxconv.conv.transpose", "jaxconv.conv.select"])
+def test_doctests(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0, result

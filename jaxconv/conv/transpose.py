@@ -319,8 +319,8 @@ conv_transpose1d.__doc__ = """1-D transposed convolution: the adjoint of :func:`
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxconv
-      >>> y = jnp.array([1.0, 2.0, 3.0]).reshape(1, 3, 1)  # NWC
-      >>> k = jnp.array([1.0, 10.0]).reshape(2, 1, 1)  # WIO
+      >>> y = jnp.array([1.0, 2.0, 3.0], jnp.float32).reshape(1, 3, 1)  # NWC
+      >>> k = jnp.array([1.0, 10.0], jnp.float32).reshape(2, 1, 1)  # WIO
       >>> jaxconv.conv_transpose1d(y, k, stride=2)[0, :, 0]
       Array([ 1., 10.,  2., 20.,  3., 30.], dtype=float32)
 """
@@ -334,8 +334,8 @@ shapes match).
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxconv
-      >>> y = jnp.ones((1, 2, 2, 1))  # NHWC
-      >>> k = jnp.ones((3, 3, 4, 1))  # forward HWIO: 4 channels -> 1
+      >>> y = jnp.ones((1, 2, 2, 1), jnp.float32)  # NHWC
+      >>> k = jnp.ones((3, 3, 4, 1), jnp.float32)  # forward HWIO: 4 channels -> 1
       >>> jaxconv.conv_transpose2d(y, k, stride=2, padding=1, output_padding=1).shape
       (1, 4, 4, 4)
       >>> jaxconv.conv_transpose2d(y, k, stride=2, padding="SAME")[0, :, :, 0]
