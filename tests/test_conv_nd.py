@@ -17,7 +17,7 @@ from ref_conv import conv_ref, is_valid_nd
 from tolerances import assert_close
 
 import jaxconv
-from jaxconv.conv import ConvConfig, _registry, fft, select
+from jaxconv.conv import ConvConfig, _registry, cache, fft, select
 
 FNS = {1: jaxconv.conv1d, 3: jaxconv.conv3d}
 LAYOUTS = {1: ("NWC", "NCW"), 3: ("NDHWC", "NCDHW")}
@@ -401,3 +401,19 @@ def test_cost_terms_are_rank_generic(spatial):
 def test_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_measure_on_first_use_and_the_cache_serve_1d(monkeypatch, tmp_path, rng):
+    monkeypatch.setenv("JAXCONV_CACHE_DIR", str(tmp_path))
+    cache.clear_memory_cache()
+    x = rng.normal(size=(1, 200, 2)).astype(np.float32)
+    k = rng.normal(size=(9, 2, 3)).astype(np.float32)
+    select.set_autotune(True)
+    try:
+        y = jaxconv.conv1d(x, k)
+    finally:
+        select.set_autotune(None)
+    assert_close(y, conv_ref(x, k), algorithm="fft")
+    sel = jaxconv.select_algorithm(x.shape, k.shape)
+    assert sel.source == "autotune" and set(sel.measured_ms) == {"direct", "fft"}
+    cache.clear_memory_cache()
