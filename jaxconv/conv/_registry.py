@@ -13,6 +13,11 @@ where ``x`` is batched **NHWC** ``(N, H, W, C)``, ``kernel`` is **HWIO** ``(kh, 
 of the same dtype, ``config`` is a :class:`ConvConfig` whose padding is *zero* padding (``conv2d``
 applies reflect / replicate / circular padding before dispatch) and ``y`` is NHWC
 ``(N, H_out, W_out, O)``. Bias, layout and unbatched inputs are handled by ``conv2d`` itself.
+
+``conv1d`` / ``conv3d`` / ``conv`` dispatch through the same registry with channels-last shapes
+of their rank (``(N, W, C)`` / WIO, ``(N, D, H, W, C)`` / DHWIO), so a ``check`` sees the number
+of spatial dims as ``len(x_shape) - 2``; an algorithm written for 2-D only refuses the others
+with :func:`not_2d_reason`.
 """
 
 from __future__ import annotations

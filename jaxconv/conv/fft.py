@@ -26,6 +26,13 @@ of the stride-1 result (the transforms cost the same as stride 1: for large stri
 batch axis of the contraction (depthwise included) and any zero padding pads the input.
 ``bfloat16`` / ``float16`` inputs are computed in ``float32`` and cast back.
 
+1-D and 3-D problems take a rank-generic path (:func:`_correlate_valid_nd`): ``rfftn`` over the
+spatial axes, the kernel's spectrum an ``rfftn`` of the zero-dilated kernel, and overlap-save
+blocks per axis when the input is long against the kernel (:func:`choose_tiles`, blocks of at
+least 256 points: a 65536-sample signal with a 3-tap kernel took 0.37 ms in 256-point blocks
+against 1.1 ms as one FFT; with 4097 taps, 0.93 ms in 24576-point blocks against 1.07 ms).
+The non-finite mask and the power-of-two scaling below serve every rank.
+
 Precision: for ``y = x * k`` computed in a floating type with unit roundoff ``eps``, each output
 carries an absolute error of about ``c * eps * log2(Lh * Lw) * max|y|`` (plus the same order times
 ``||x|| ||k||`` for outputs that cancel), *not* relative to ``|y_i|``: small outputs next to large
@@ -224,7 +231,8 @@ _TILES = tuple(sorted({b << a for a in range(3, 12) for b in (2, 3)}))
 _MIN_TILE = {"gemm": 24, "elementwise": 64}
 # Blocks are at least this many times the effective kernel (per axis).
 TILE_FACTOR = 4
-# 1-D and 3-D: blocks up to 3 * 2^20 (a long 1-D kernel needs long blocks) and a larger floor.
+# 1-D and 3-D: blocks up to 3 * 2^20 (a long 1-D kernel needs long blocks) and a larger floor
+# (see the module docstring for the 1-D measurements).
 _TILES_ND = tuple(sorted({b << a for a in range(3, 21) for b in (2, 3)}))
 _MIN_TILE_ND = 256
 
