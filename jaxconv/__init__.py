@@ -2,7 +2,8 @@
 
 Images are **NHWC** ``(N, H, W, C)`` (or unbatched ``(H, W, C)``, returned with the same rank);
 kernels are **HWIO** ``(kh, kw, C // groups, O)``. ``data_format="NCHW"`` switches the image
-layout only. Every op validates its arguments before tracing and is jit-, vmap- and
+layout only. ``conv1d`` / ``conv3d`` / ``conv`` (any rank) and the transposed
+``conv_transpose1d/2d/3d`` use NWC / NDHWC with WIO / DHWIO kernels. Every op validates its arguments before tracing and is jit-, vmap- and
 grad-compatible.
 """
 

@@ -197,7 +197,9 @@ def _dilate(x, stride):
     Built from a concatenation with zeros and a reshape rather than ``lhs_dilation`` or an
     interior ``lax.pad``: XLA:CPU (jax 0.10.2) folds either into the convolution and its
     algebraic simplifier then aborts the process on some shapes ("Window dimensions do not match
-    RHS shape", e.g. a 1x1x3x1 input, kernel 3x2x2, stride (3, 2, 3)).
+    RHS shape", e.g. a 1x1x3x1 input, kernel 3x2x2, stride (3, 2, 3)). The price: the zeros are
+    multiplied too, e.g. 8x32x32x64 -> 32 channels, 4x4 kernel, stride 2 took 11.6 ms here
+    against 4.1 ms with ``lhs_dilation`` (2-core CPU, float32).
     """
     for ax, s in enumerate(stride, start=1):
         if s == 1:
