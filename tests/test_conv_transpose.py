@@ -139,6 +139,28 @@ def test_equals_the_vjp_of_the_forward_conv(spatial, kw, size, ksize, rng):
             kw["stride"], (spatial,)), strict=True))
 
 
+@pytest.mark.parametrize(
+    ("xs", "ks", "kw"),
+    [
+        # shapes on which an lhs_dilation formulation aborted XLA:CPU (see transpose.py)
+        ((1, 1, 3, 1, 6), (3, 2, 2, 1, 6),
+         dict(stride=(3, 2, 3), padding=(2, 1, 0), output_padding=(2, 0, 0), groups=3)),
+        ((2, 1, 4, 2), (2, 2, 1, 2),
+         dict(stride=(1, 2), padding=(1, 2), output_padding=(1, 1), dilation=(2, 1), groups=2)),
+        # phases without taps (k < s), gcd(stride, dilation) > 1, padding > d * (k - 1)
+        ((1, 3, 2), (1, 2, 2), dict(stride=3, output_padding=2)),
+        ((1, 4, 2), (3, 1, 2), dict(stride=4, dilation=2, padding=5, output_padding=1)),
+    ],
+)
+def test_polyphase_edge_cases(xs, ks, kw, rng):
+    x, k = rng.normal(size=xs), rng.normal(size=ks)
+    sp = len(ks) - 2
+    ref = conv_transpose_ref(x, k, **kw)
+    np.testing.assert_allclose(FNS[sp](x, k, **kw), ref, rtol=1e-12, atol=1e-12)
+    dx, dk = jax.grad(lambda x, k: jnp.sum(FNS[sp](x, k, **kw) ** 2), argnums=(0, 1))(x, k)
+    assert dx.shape == x.shape and dk.shape == k.shape
+
+
 def test_output_padding_selects_among_forward_inputs(rng):
     # stride 2: forward inputs of 7 and 8 both give 4 outputs (k=3, p=1); output_padding picks
     y, k = rng.normal(size=(1, 4, 2)), rng.normal(size=(3, 1, 2))
