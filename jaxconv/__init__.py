@@ -2,7 +2,8 @@
 
 Images are **NHWC** ``(N, H, W, C)`` (or unbatched ``(H, W, C)``, returned with the same rank);
 kernels are **HWIO** ``(kh, kw, C // groups, O)``. ``data_format="NCHW"`` switches the image
-layout only. Every op validates its arguments before tracing and is jit-, vmap- and
+layout only. ``conv1d`` / ``conv3d`` / ``conv`` (any rank) and the transposed
+``conv_transpose1d/2d/3d`` use NWC / NDHWC with WIO / DHWIO kernels. Every op validates its arguments before tracing and is jit-, vmap- and
 grad-compatible.
 """
 
@@ -33,11 +34,20 @@ from .conv import (
     algorithms,
     autotune,
     calibrate,
+    conv,
+    conv1d,
     conv2d,
+    conv3d,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
     select_algorithm,
     set_autotune,
 )
 from .patches import fold, unfold
+
+# ``jaxconv.conv`` is the N-d convolution *function* (it shadows the ``jaxconv.conv`` subpackage
+# as an attribute); the subpackage stays importable: ``from jaxconv.conv import autotune``.
 from .pooling import (
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
@@ -88,7 +98,13 @@ __all__ = [
     "avg_pool2d",
     "avg_pool3d",
     "calibrate",
+    "conv",
+    "conv1d",
     "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
     "elu",
     "explain",
     "fold",

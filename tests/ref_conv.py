@@ -106,3 +106,155 @@ def is_valid(
         if eff > size + lo + hi:
             return False
     return True
+
+
+# --------------------------------------------------------------------------------------------
+# N-d: the same definition for any number of spatial axes (1-D, 2-D, 3-D), and the transposed
+# convolution by scattering each input point's products (its definition as the adjoint).
+
+_NAMES = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
+
+
+def as_tuple(v, n: int) -> tuple[int, ...]:
+    return (int(v),) * n if np.ndim(v) == 0 else tuple(int(u) for u in v)
+
+
+def pads_nd(padding, size, kernel, stride, dilation) -> tuple[tuple[int, int], ...]:
+    """``(lo, hi)`` per spatial axis for any padding form; ``size``/``kernel`` per axis."""
+    n = len(size)
+    stride, dilation = as_tuple(stride, n), as_tuple(dilation, n)
+    eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True)]
+    if isinstance(padding, str):
+        out = []
+        for m, e, s in zip(size, eff, stride, strict=True):
+            if padding.upper() == "VALID":
+                out.append((0, 0))
+            elif padding.upper() == "FULL":
+                out.append((e - 1, e - 1))
+            elif padding.upper() == "SAME":
+                total = max((int(np.ceil(m / s)) - 1) * s + e - m, 0)
+                out.append((total // 2, total - total // 2))
+            else:
+                raise ValueError(padding)
+        return tuple(out)
+    if np.ndim(padding) == 0:
+        return ((int(padding), int(padding)),) * n
+    if all(np.ndim(p) == 0 for p in padding):
+        return tuple((int(p), int(p)) for p in padding)
+    return tuple((int(p[0]), int(p[1])) for p in padding)
+
+
+def _to_last(x, data_format, spatial):
+    unbatched = x.ndim == spatial + 1
+    if unbatched:
+        x = x[None]
+    if data_format is not None and data_format[1] == "C":
+        x = np.moveaxis(x, 1, -1)
+    return x, unbatched
+
+
+def _from_last(y, data_format, unbatched):
+    if data_format is not None and data_format[1] == "C":
+        y = np.moveaxis(y, -1, 1)
+    return y[0] if unbatched else y
+
+
+def conv_ref(x, kernel, bias=None, *, stride=1, padding="VALID", dilation=1, groups=1,
+             padding_mode="zeros", data_format=None):
+    """float64 cross-correlation with ``kernel.ndim - 2`` spatial axes (channels-last kernel)."""
+    kernel = np.asarray(kernel, dtype=np.float64)
+    sp = kernel.ndim - 2
+    x, unbatched = _to_last(np.asarray(x, dtype=np.float64), data_format, sp)
+    n, size, c = x.shape[0], x.shape[1:-1], x.shape[-1]
+    ksize, cin, o = kernel.shape[:-2], kernel.shape[-2], kernel.shape[-1]
+    assert c == cin * groups and o % groups == 0
+    stride, dilation = as_tuple(stride, sp), as_tuple(dilation, sp)
+    pads = pads_nd(padding, size, ksize, stride, dilation)
+    xp = np.pad(x, ((0, 0), *pads, (0, 0)), mode=NP_MODE[padding_mode])
+    out = [(p - ((k - 1) * d + 1)) // s + 1
+           for p, k, d, s in zip(xp.shape[1:-1], ksize, dilation, stride, strict=True)]
+    assert min(out) > 0
+    st = xp.strides
+    windows = np.lib.stride_tricks.as_strided(
+        xp,
+        shape=(n, *out, *ksize, c),
+        strides=(st[0], *(st[1 + i] * stride[i] for i in range(sp)),
+                 *(st[1 + i] * dilation[i] for i in range(sp)), st[-1]),
+        writeable=False,
+    )
+    og = o // groups
+    letters = "ABCDEF"
+    o_ax, k_ax = letters[:sp], letters[sp:2 * sp]
+    y = np.einsum(
+        f"n{o_ax}{k_ax}gc,{k_ax}cgo->n{o_ax}go",
+        windows.reshape(n, *out, *ksize, groups, cin),
+        kernel.reshape(*ksize, cin, groups, og),
+    ).reshape(n, *out, o)
+    if bias is not None:
+        y = y + np.asarray(bias, dtype=np.float64)
+    return _from_last(y, data_format, unbatched)
+
+
+def is_valid_nd(size, kernel, *, stride=1, padding="VALID", dilation=1,
+                padding_mode="zeros") -> bool:
+    """Whether ``conv`` must accept these sizes (non-empty output, legal padding_mode)."""
+    sp = len(size)
+    pads = pads_nd(padding, size, kernel, stride, dilation)
+    dilation = as_tuple(dilation, sp)
+    for m, (lo, hi), k, d in zip(size, pads, kernel, dilation, strict=True):
+        if padding_mode == "reflect" and max(lo, hi) >= m:
+            return False
+        if padding_mode == "circular" and max(lo, hi) > m:
+            return False
+        if (k - 1) * d + 1 > m + lo + hi:
+            return False
+    return True
+
+
+def transpose_pads(padding, size, kernel, stride, dilation):
+    """``((lo, hi) cropped from the full output, extra zeros at the high end)`` per axis."""
+    sp = len(size)
+    stride, dilation = as_tuple(stride, sp), as_tuple(dilation, sp)
+    if isinstance(padding, str) and padding.upper() == "SAME":
+        # the adjoint of the forward SAME convolution on an input of size * stride
+        fwd = pads_nd("SAME", [m * s for m, s in zip(size, stride, strict=True)], kernel,
+                      stride, dilation)
+        full = [(m - 1) * s + (k - 1) * d + 1
+                for m, s, k, d in zip(size, stride, kernel, dilation, strict=True)]
+        extra = [m * s - (f - lo - hi)
+                 for m, s, f, (lo, hi) in zip(size, stride, full, fwd, strict=True)]
+        return fwd, extra
+    return pads_nd(padding, size, kernel, stride, dilation), [0] * sp
+
+
+def conv_transpose_ref(x, kernel, bias=None, *, stride=1, padding=0, output_padding=0,
+                       dilation=1, groups=1, data_format=None):
+    """float64 transposed convolution: each input point adds ``x[i] * kernel[a]`` at output
+    ``i * stride + a * dilation - pad_lo``; ``kernel`` is ``(*k, C_out // groups, C_in)``."""
+    kernel = np.asarray(kernel, dtype=np.float64)
+    sp = kernel.ndim - 2
+    x, unbatched = _to_last(np.asarray(x, dtype=np.float64), data_format, sp)
+    n, size, c = x.shape[0], x.shape[1:-1], x.shape[-1]
+    ksize, og = kernel.shape[:-2], kernel.shape[-2]
+    assert kernel.shape[-1] == c and c % groups == 0
+    cg = c // groups
+    stride, dilation = as_tuple(stride, sp), as_tuple(dilation, sp)
+    op = as_tuple(output_padding, sp)
+    pads, extra = transpose_pads(padding, size, ksize, stride, dilation)
+    full = [(m - 1) * s + (k - 1) * d + 1
+            for m, s, k, d in zip(size, stride, ksize, dilation, strict=True)]
+    out = [f - lo - hi + e + p
+           for f, (lo, hi), e, p in zip(full, pads, extra, op, strict=True)]
+    buf = np.zeros((n, *(max(f, lo + m) for f, (lo, _), m in zip(full, pads, out, strict=True)),
+                    groups * og))
+    xg = x.reshape(n, *size, groups, cg)
+    kg = kernel.reshape(*ksize, og, groups, cg)
+    for tap in np.ndindex(*ksize):
+        contrib = np.einsum("...gc,jgc->...gj", xg, kg[tap]).reshape(n, *size, groups * og)
+        index = tuple(slice(a * d, a * d + (m - 1) * s + 1, s)
+                      for a, d, m, s in zip(tap, dilation, size, stride, strict=True))
+        buf[(slice(None), *index)] += contrib
+    y = buf[(slice(None), *(slice(lo, lo + m) for (lo, _), m in zip(pads, out, strict=True)))]
+    if bias is not None:
+        y = y + np.asarray(bias, dtype=np.float64)
+    return _from_last(y, data_format, unbatched)

@@ -14,7 +14,7 @@ import pytest
 
 import jaxconv
 from jaxconv.cli.autotune import main as autotune_main
-from jaxconv.conv import _registry
+from jaxconv.conv import AutotuneResult, _registry
 from jaxconv.conv import cache as at
 
 X, K = (1, 8, 8, 2), (3, 3, 2, 2)
@@ -40,7 +40,7 @@ def _other(winner: str) -> str:
 
 def test_autotune_writes_the_cache(cache_dir):
     r = jaxconv.autotune(X, K, repeats=1)
-    assert isinstance(r, jaxconv.conv.AutotuneResult)
+    assert isinstance(r, AutotuneResult)
     assert r.winner in r.timings_ms
     assert r.winner == min(r.timings_ms, key=r.timings_ms.get)
     assert set(r.timings_ms) == set(r.compile_ms)

@@ -24,7 +24,7 @@ from scipy import signal
 from tolerances import assert_close
 
 import jaxconv
-from jaxconv.conv import algorithms
+from jaxconv.conv import _registry, algorithms
 from jaxconv.conv._conv2d import _conv_core
 
 ALGORITHMS = ("auto", *(a.name for a in algorithms()))
@@ -263,7 +263,7 @@ def test_known_answer_valid(algorithm):
     dx, dk = jax.grad(loss, argnums=(0, 1))(jnp.asarray(X16), jnp.asarray(K4))
     # d/dx: the sum of the kernel taps that touch each pixel (an algorithm whose error is
     # relative to the largest output, such as fft, leaves ~1e-16 where the answer is 0)
-    global_error = algorithm == "auto" or jaxconv.conv._registry.get(algorithm).error == "global"
+    global_error = algorithm == "auto" or _registry.get(algorithm).error == "global"
     atol = 1e-14 if global_error else 0
     np.testing.assert_allclose(
         dx[0, :, :, 0], [[0, 1, 1, 1], [2, 6, 6, 4], [2, 6, 6, 4], [2, 5, 5, 3]], atol=atol

@@ -1,4 +1,5 @@
-"""Convolution: ``conv2d``, the algorithm registry it dispatches through, and how ``auto`` chooses.
+"""Convolution: ``conv2d`` (and ``conv1d``, ``conv3d``, ``conv`` of any rank, the transposed
+``conv_transpose1d/2d/3d``), the algorithm registry it dispatches through, and how ``auto`` chooses.
 
 Modules, in the order data flows: ``_canonical`` (validation) -> ``select`` (``auto``: the
 autotune ``cache``, else the ``cost_model``) -> ``_registry`` (one :class:`Algorithm` record per
@@ -18,11 +19,12 @@ from . import xla_padded as _xla_padded  # noqa: F401  (registers "xla_padded")
 # of jaxconv.algorithms() and of the "Algorithms that can" lists).
 from . import depthwise as _depthwise  # noqa: F401  (registers "depthwise")
 from . import pointwise as _pointwise  # noqa: F401  (registers "pointwise")
-from ._conv2d import conv2d
+from ._conv2d import conv, conv1d, conv2d, conv3d
 from ._registry import Algorithm, ConvConfig, algorithms, applicable, register
 from .cache import AutotuneCacheWarning
 from .calibration import CalibrationResult, calibrate
 from .select import Selection, select_algorithm, set_autotune
+from .transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d
 from .tuning import AutotuneResult, autotune
 
 __all__ = [
@@ -36,7 +38,13 @@ __all__ = [
     "applicable",
     "autotune",
     "calibrate",
+    "conv",
+    "conv1d",
     "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
     "register",
     "select_algorithm",
     "set_autotune",

@@ -1,4 +1,5 @@
-"""``conv2d``: validation at the boundary, then a jitted core that dispatches to an algorithm."""
+"""``conv2d``, ``conv1d``, ``conv3d`` and ``conv`` (any rank): validation at the boundary, then
+one jitted core, written for any number of spatial axes, that dispatches to an algorithm."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from .. import _args
 from . import _registry, select
 from ._canonical import (
     Canonical,
@@ -17,10 +19,14 @@ from ._canonical import (
     PrecisionLike,
     canonicalize,
     from_channels_last,
+    kernel_layout,
+    layouts,
     to_channels_last,
 )
 
 FN = "conv2d"
+# Spatial ranks the N-d entry points serve.
+SPATIAL_RANKS = (1, 2, 3)
 _NP_PAD_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
@@ -88,6 +94,182 @@ def conv2d(
         config=canon.config, mode_pads=canon.mode_pads, padding_mode=canon.padding_mode,
         data_format=canon.data_format, unbatched=canon.unbatched, algorithm=name,
         train_algorithm=train, dtype=jnp.dtype(canon.dtype),
+    )
+
+
+def _convolve(fn: str, spatial: int, x, kernel, bias, *, stride, padding, dilation, groups,
+              padding_mode, data_format, algorithm, precision) -> jax.Array:
+    """What every ``conv*`` entry point runs: validate for ``spatial`` axes, pick, dispatch."""
+    x, kernel, bias, canon = canonicalize(
+        fn, x, kernel, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
+        padding_mode=padding_mode, data_format=data_format, precision=precision, spatial=spatial,
+    )
+    name = resolve_algorithm(fn, algorithm, canon)
+    train = resolve_algorithm(fn, algorithm, canon, mode="train") if algorithm == "auto" else name
+    return _conv_core(
+        x, kernel, bias,
+        config=canon.config, mode_pads=canon.mode_pads, padding_mode=canon.padding_mode,
+        data_format=canon.data_format, unbatched=canon.unbatched, algorithm=name,
+        train_algorithm=train, dtype=jnp.dtype(canon.dtype),
+    )
+
+
+def conv1d(
+    x: ArrayLike,
+    kernel: ArrayLike,
+    bias: ArrayLike | None = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: Padding = "VALID",
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    data_format: str = "NWC",
+    algorithm: str = "auto",
+    precision: PrecisionLike = None,
+) -> jax.Array:
+    """1-D cross-correlation of signals with a kernel bank (``conv2d`` with one spatial axis).
+
+    Args:
+      x: signals, shape ``(N, W, C)`` (or ``(N, C, W)`` with ``data_format="NCW"``), or
+        unbatched ``(W, C)`` / ``(C, W)``; the output has the same rank.
+      kernel: filters, **WIO** shape ``(k, C // groups, O)`` whatever ``data_format`` is (a
+        torch ``Conv1d`` weight ``(O, C // groups, k)`` is ``w.transpose(2, 1, 0)``).
+      bias: optional ``(O,)``.
+      stride, dilation: ``int`` or a 1-tuple.
+      padding: ``"VALID"``, ``"SAME"``, ``"FULL"``, an ``int``, ``(p,)`` or ``((lo, hi),)``.
+      groups, padding_mode, algorithm, precision: as for :func:`jaxconv.conv2d`. Algorithms
+        that serve 1-D: ``"direct"`` and ``"fft"`` (``"auto"`` picks ``fft`` for long kernels).
+      data_format: ``"NWC"`` (default) or ``"NCW"``; the kernel stays WIO.
+
+    Returns:
+      ``(N, W_out, O)`` in ``x``'s layout and rank, where
+      ``W_out = floor((W + pad_lo + pad_hi - ((k - 1) * d + 1)) / s) + 1``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> x = jnp.arange(6, dtype=jnp.float32).reshape(1, 6, 1)  # NWC
+      >>> k = jnp.array([1.0, -1.0], jnp.float32).reshape(2, 1, 1)  # WIO: a difference
+      >>> jaxconv.conv1d(x, k)[0, :, 0]
+      Array([-1., -1., -1., -1., -1.], dtype=float32)
+    """
+    return _convolve(
+        "conv1d", 1, x, kernel, bias, stride=stride, padding=padding, dilation=dilation,
+        groups=groups, padding_mode=padding_mode, data_format=data_format, algorithm=algorithm,
+        precision=precision,
+    )
+
+
+def conv3d(
+    x: ArrayLike,
+    kernel: ArrayLike,
+    bias: ArrayLike | None = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: Padding = "VALID",
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    data_format: str = "NDHWC",
+    algorithm: str = "auto",
+    precision: PrecisionLike = None,
+) -> jax.Array:
+    """3-D cross-correlation of volumes with a kernel bank (``conv2d`` with three spatial axes).
+
+    Args:
+      x: volumes, shape ``(N, D, H, W, C)`` (or ``(N, C, D, H, W)`` with
+        ``data_format="NCDHW"``), or unbatched ``(D, H, W, C)`` / ``(C, D, H, W)``.
+      kernel: filters, **DHWIO** shape ``(kd, kh, kw, C // groups, O)`` (a torch ``Conv3d``
+        weight ``(O, C // groups, kd, kh, kw)`` is ``w.transpose(2, 3, 4, 1, 0)``).
+      bias: optional ``(O,)``.
+      stride, dilation: ``int`` or ``(sd, sh, sw)``.
+      padding: ``"VALID"``, ``"SAME"``, ``"FULL"``, an ``int``, ``(pd, ph, pw)`` or three
+        ``(lo, hi)`` pairs.
+      groups, padding_mode, algorithm, precision: as for :func:`jaxconv.conv2d`. Algorithms
+        that serve 3-D: ``"direct"`` and ``"fft"``.
+      data_format: ``"NDHWC"`` (default) or ``"NCDHW"``; the kernel stays DHWIO.
+
+    Returns:
+      ``(N, D_out, H_out, W_out, O)`` in ``x``'s layout and rank, each axis
+      ``floor((size + pad_lo + pad_hi - ((k - 1) * d + 1)) / s) + 1``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> x = jnp.ones((1, 3, 4, 4, 2), jnp.float32)  # NDHWC
+      >>> k = jnp.ones((2, 2, 2, 2, 1), jnp.float32)  # DHWIO: a 2x2x2 box over 2 channels
+      >>> jaxconv.conv3d(x, k, stride=2).shape
+      (1, 1, 2, 2, 1)
+      >>> float(jaxconv.conv3d(x, k)[0, 0, 0, 0, 0])
+      16.0
+    """
+    return _convolve(
+        "conv3d", 3, x, kernel, bias, stride=stride, padding=padding, dilation=dilation,
+        groups=groups, padding_mode=padding_mode, data_format=data_format, algorithm=algorithm,
+        precision=precision,
+    )
+
+
+def conv(
+    x: ArrayLike,
+    kernel: ArrayLike,
+    bias: ArrayLike | None = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: Padding = "VALID",
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    data_format: str | None = None,
+    algorithm: str = "auto",
+    precision: PrecisionLike = None,
+) -> jax.Array:
+    """Cross-correlation with as many spatial axes as the kernel has (1, 2 or 3).
+
+    The number of spatial axes is ``kernel.ndim - 2``: a WIO kernel makes this
+    :func:`conv1d`, HWIO :func:`jaxconv.conv2d` and DHWIO :func:`conv3d`, with the same
+    arguments, semantics and results.
+
+    Args:
+      x: ``(N, *spatial, C)`` (or channels-first with ``data_format``), or unbatched.
+      kernel: ``(*k, C // groups, O)``: WIO, HWIO or DHWIO.
+      bias: optional ``(O,)``.
+      stride, padding, dilation, groups, padding_mode, algorithm, precision: as for
+        :func:`jaxconv.conv2d`, with one entry per spatial axis.
+      data_format: ``None`` (channels-last: ``"NWC"``, ``"NHWC"``, ``"NDHWC"``) or the
+        channels-first name for the rank (``"NCW"``, ``"NCHW"``, ``"NCDHW"``).
+
+    Returns:
+      ``(N, *spatial_out, O)`` in ``x``'s layout and rank, each axis
+      ``floor((size + pad_lo + pad_hi - ((k - 1) * d + 1)) / s) + 1``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxconv
+      >>> x = jnp.ones((2, 8, 3), jnp.float32)  # NWC
+      >>> jaxconv.conv(x, jnp.ones((3, 3, 4), jnp.float32), padding="SAME").shape
+      (2, 8, 4)
+      >>> jaxconv.conv(jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1)), stride=2).shape
+      (1, 2, 2, 1)
+    """
+    fn = "conv"
+    k: Any = _args.as_array(fn, "kernel", kernel)
+    spatial = k.ndim - 2
+    if spatial not in SPATIAL_RANKS:
+        supported = ", ".join(
+            f"rank {s + 2} ({kernel_layout(s)}: {s}-D)" for s in SPATIAL_RANKS
+        )
+        raise ValueError(
+            f"{fn}: the kernel's rank sets the number of spatial dims (kernel.ndim - 2); "
+            f"supported: {supported}; got rank {k.ndim} with shape {tuple(k.shape)}"
+        )
+    if data_format is None:
+        data_format = layouts(spatial)[0]
+    return _convolve(
+        fn, spatial, x, k, bias, stride=stride, padding=padding, dilation=dilation,
+        groups=groups, padding_mode=padding_mode, data_format=data_format, algorithm=algorithm,
+        precision=precision,
     )
 
 

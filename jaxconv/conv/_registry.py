@@ -13,6 +13,11 @@ where ``x`` is batched **NHWC** ``(N, H, W, C)``, ``kernel`` is **HWIO** ``(kh, 
 of the same dtype, ``config`` is a :class:`ConvConfig` whose padding is *zero* padding (``conv2d``
 applies reflect / replicate / circular padding before dispatch) and ``y`` is NHWC
 ``(N, H_out, W_out, O)``. Bias, layout and unbatched inputs are handled by ``conv2d`` itself.
+
+``conv1d`` / ``conv3d`` / ``conv`` dispatch through the same registry with channels-last shapes
+of their rank (``(N, W, C)`` / WIO, ``(N, D, H, W, C)`` / DHWIO), so a ``check`` sees the number
+of spatial dims as ``len(x_shape) - 2``; an algorithm written for 2-D only refuses the others
+with :func:`not_2d_reason`.
 """
 
 from __future__ import annotations
@@ -68,6 +73,17 @@ CheckFn = Callable[[Shape, Shape, Any, ConvConfig], "str | None"]
 TermsFn = Callable[[Shape, Shape, ConvConfig], dict[str, float]]
 # ``preferred(x_shape, kernel_shape, config, mode) -> reason | None``.
 PreferFn = Callable[[Shape, Shape, ConvConfig, str], "str | None"]
+
+
+def not_2d_reason(name: str, x_shape: Shape) -> str | None:
+    """The ``check`` reason of an algorithm that serves only 2-D problems (``None`` for 2-D).
+
+    Checks receive channels-last shapes, so the number of spatial dims is ``len(x_shape) - 2``.
+    """
+    spatial = len(x_shape) - 2
+    if spatial != 2:
+        return f"{name} serves 2-D convolutions (got {spatial} spatial dims)"
+    return None
 
 
 def _serves_everything(x_shape: Shape, kernel_shape: Shape, dtype: Any,

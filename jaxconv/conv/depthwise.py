@@ -48,12 +48,15 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._args import accumulation_dtype
-from ._registry import Algorithm, ConvConfig, register
+from ._registry import Algorithm, ConvConfig, not_2d_reason, register
 
 
 def check(x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
     """Why depthwise cannot serve these arguments, or ``None`` when it can."""
     del dtype
+    reason = not_2d_reason("depthwise", x_shape)
+    if reason:
+        return reason
     c = x_shape[3]
     if config.groups != c:
         return f"depthwise needs groups == C (x has C={c}, groups={config.groups})"

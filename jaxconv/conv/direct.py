@@ -9,17 +9,26 @@ from jax import lax
 from ._registry import Algorithm, ConvConfig, Shape, register
 
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+# Spatial axis letters per rank (1-D: W, 3-D: DHW), innermost last.
+_AXES = {1: "W", 2: "HW", 3: "DHW"}
+
+
+def dimension_numbers(spatial: int) -> tuple[str, str, str]:
+    """Channels-last ``lax`` dimension numbers for ``spatial`` axes, e.g. ``("NWC", "WIO", "NWC")``."""
+    axes = _AXES[spatial]
+    return f"N{axes}C", f"{axes}IO", f"N{axes}C"
 
 
 def conv_direct(x, kernel, config: ConvConfig):
-    """Direct convolution: NHWC ``x`` (N, H, W, C), HWIO ``kernel`` -> NHWC (N, H', W', O)."""
+    """Direct convolution of any rank: channels-last ``x`` (N, *spatial, C), ``kernel``
+    (*k, C // groups, O) -> (N, *spatial', O); for 2-D, NHWC and HWIO."""
     return lax.conv_general_dilated(
         x,
         kernel,
         window_strides=config.stride,
         padding=config.padding,
         rhs_dilation=config.dilation,
-        dimension_numbers=DIMENSION_NUMBERS,
+        dimension_numbers=dimension_numbers(x.ndim - 2),
         feature_group_count=config.groups,
         precision=config.precision,
     )
@@ -52,7 +61,10 @@ DIRECT = register(
     Algorithm(
         name="direct",
         fn=conv_direct,
-        serves="every configuration (XLA's lax.conv_general_dilated; cuDNN on GPU, MXU on TPU)",
+        serves=(
+            "every configuration, 1-D, 2-D and 3-D (XLA's lax.conv_general_dilated; cuDNN on "
+            "GPU, MXU on TPU)"
+        ),
         cost_terms=direct_cost_terms,
     )
 )

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._args import accumulation_dtype
-from ._registry import Algorithm, ConvConfig, Shape, register
+from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
 from .direct import conv_direct
 
 #: Largest patch chunk, in bytes, built at once on GPU/TPU (bounds working memory there).
@@ -226,11 +226,20 @@ def im2col_model_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) 
     }
 
 
+def check(x_shape: Shape, kernel_shape: Shape, dtype, config: ConvConfig) -> str | None:
+    """Why im2col cannot serve these arguments (a 1-D or 3-D problem), or ``None``."""
+    return not_2d_reason("im2col", x_shape)
+
+
 IM2COL = register(
     Algorithm(
         name="im2col",
         fn=gemm_gradients(conv_im2col),
-        serves="every configuration (patch matrix + one GEMM, built in cache-sized chunks)",
+        serves=(
+            "every configuration of a 2-D convolution (patch matrix + one GEMM, built in "
+            "cache-sized chunks)"
+        ),
+        check=check,
         cost_terms=im2col_model_terms,
         # On LeNet's shapes (256x32x32x1 -> 6 and 256x14x14x6 -> 16, 5x5) im2col's estimates
         # were 0.59x and 0.53x of direct's while it measured 1.0-1.2x of direct's time, so it

@@ -24,12 +24,15 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._args import accumulation_dtype
-from ._registry import Algorithm, ConvConfig, Shape, register
+from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
 
 
 def check(x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
     """Why pointwise cannot serve these arguments, or ``None`` when it can."""
-    del x_shape, dtype, config
+    del dtype, config
+    reason = not_2d_reason("pointwise", x_shape)
+    if reason:
+        return reason
     kh, kw = kernel_shape[0], kernel_shape[1]
     if (kh, kw) != (1, 1):
         return f"pointwise needs a 1x1 kernel (got kernel {kh}x{kw})"

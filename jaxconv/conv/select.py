@@ -34,7 +34,14 @@ from jax import lax
 from jax.typing import DTypeLike
 
 from . import _registry, cache, cost_model, tuning
-from ._canonical import Padding, PrecisionLike, canonicalize, shape_specs
+from ._canonical import (
+    Padding,
+    PrecisionLike,
+    canonicalize,
+    kernel_layout,
+    layouts,
+    shape_specs,
+)
 from ._registry import ConvConfig
 
 # Another algorithm must be estimated at most this fraction of direct's time to displace it
@@ -47,6 +54,7 @@ ODD_MARGIN = 0.4
 MIN_DIRECT_SECONDS = 2e-4
 # dtypes the model is trusted for (float64 scales flops by 2, bytes by itemsize).
 MODEL_DTYPES = ("float32", "float64")
+_LAYOUTS = tuple(name for s in (1, 2, 3) for name in layouts(s))
 # Backends where only a measurement (autotune) may displace XLA's convolution.
 ACCELERATOR_BACKENDS = ("gpu", "cuda", "rocm", "tpu", "metal")
 # Set to "1" to measure every new problem on first use (see :func:`set_autotune`).
@@ -115,9 +123,10 @@ class Selection:
 
     def __str__(self) -> str:
         c = self.config
+        spatial = len(self.x_shape) - 2
         head = (
-            f"x {'x'.join(map(str, self.x_shape))} (NHWC), kernel "
-            f"{'x'.join(map(str, self.kernel_shape))} (HWIO), {self.dtype}, stride {c.stride}, "
+            f"x {'x'.join(map(str, self.x_shape))} ({layouts(spatial)[0]}), kernel "
+            f"{'x'.join(map(str, self.kernel_shape))} ({kernel_layout(spatial)}), {self.dtype}, stride {c.stride}, "
             f"padding {c.padding}, dilation {c.dilation}, groups {c.groups}, backend "
             f"{self.backend}"
         )
@@ -142,8 +151,8 @@ class Selection:
 def _odd(dtype, config: ConvConfig) -> bool:
     return (
         config.groups != 1
-        or config.stride != (1, 1)
-        or config.dilation != (1, 1)
+        or any(v != 1 for v in config.stride)
+        or any(v != 1 for v in config.dilation)
         or jnp.dtype(dtype).name != "float32"
     )
 
@@ -227,6 +236,8 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered
         return "direct", costs, unsupported, (
             f"the cost model is not fitted for {dtype.name}; direct unless autotuned"
         )
+    if len(x_shape) != 4:
+        return _nd_choice(x_shape, kernel_shape, config, costs, unsupported)
     if math.prod(kernel_shape[:-2]) == 1 and mode == "forward":
         return "direct", costs, unsupported, "a 1x1 kernel is a single GEMM in XLA already"
     channels = min(kernel_shape[-2], kernel_shape[-1])
@@ -256,6 +267,39 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered
     return best, costs, unsupported, (
         f"lowest estimate, {direct / costs[best]:.2f}x below direct's "
         f"(needs {1 / margin(best):.2f}x)"
+    )
+
+
+# 1-D: ``fft`` from this many effective kernel taps (stride 1), else ``direct``. Measured on the
+# project's 2-core CPU (float32 ms, direct / fft): 1x65536x1, k=4097: 45 / 0.93; k=513: 3.8 /
+# 0.45; k=9: 1.1 / 0.44; 8x4096x16->16, k=9: 1.1 / 3.9; k=33: 3.8 / 4.6; k=65: 7.6 / 4.6;
+# 8x1024x64->64, k=33: 6.8 / 6.8; k=65: 27 / 7.7. Single-channel signals favour fft at any
+# length, but those are sub-millisecond; with channels fft wins from ~33-65 taps.
+FFT_1D_MIN_TAPS = 64
+
+
+def _nd_choice(x_shape, kernel_shape, config: ConvConfig, costs, unsupported):
+    """``auto`` for 1-D and 3-D problems: the cost model's constants were fitted on 2-D, so a
+    measured rule decides instead (:data:`FFT_1D_MIN_TAPS`); 3-D stays ``direct``."""
+    spatial = len(x_shape) - 2
+    if spatial == 1:
+        (taps,) = config.effective_kernel(tuple(kernel_shape[:-2]))
+        if "fft" in unsupported or "fft" not in _registry.names():
+            return "direct", costs, unsupported, "1-D: fft is not applicable here"
+        if any(v != 1 for v in config.stride):
+            return "direct", costs, unsupported, (
+                "1-D strided: fft costs as much as stride 1, direct is kept"
+            )
+        if taps >= FFT_1D_MIN_TAPS:
+            return "fft", costs, unsupported, (
+                f"1-D rule: a {taps}-tap kernel (>= {FFT_1D_MIN_TAPS}) is faster by FFT"
+            )
+        return "direct", costs, unsupported, (
+            f"1-D rule: a {taps}-tap kernel (< {FFT_1D_MIN_TAPS}) stays direct"
+        )
+    return "direct", costs, unsupported, (
+        f"{spatial}-D: direct unless jaxconv.autotune measured otherwise (the cost model is "
+        "fitted on 2-D)"
     )
 
 
@@ -320,22 +364,25 @@ def select_algorithm(
     dilation: int | Sequence[int] = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
-    data_format: str = "NHWC",
+    data_format: str | None = None,
     backend: str | None = None,
     precision: PrecisionLike = None,
     mode: str = "forward",
 ) -> Selection:
     """Which algorithm ``conv2d(..., algorithm="auto")`` would use, with every estimate.
 
-    Arguments are validated exactly as :func:`jaxconv.conv2d` validates them.
+    Arguments are validated exactly as :func:`jaxconv.conv2d` validates them. The kernel's rank
+    sets the number of spatial dims, as for :func:`jaxconv.conv`: a WIO or DHWIO
+    ``kernel_shape`` gives the choice of :func:`jaxconv.conv1d` / :func:`jaxconv.conv3d`.
 
     Args:
       x_shape: image shape ``(N, H, W, C)`` (``(N, C, H, W)`` with ``data_format="NCHW"``,
-        or unbatched ``(H, W, C)``).
-      kernel_shape: **HWIO** ``(kh, kw, C // groups, O)``.
+        or unbatched ``(H, W, C)``); ``(N, W, C)`` / ``(N, D, H, W, C)`` for 1-D / 3-D.
+      kernel_shape: **HWIO** ``(kh, kw, C // groups, O)`` (WIO / DHWIO for 1-D / 3-D).
       dtype: the floating dtype of the computation.
-      stride, padding, dilation, groups, padding_mode, data_format, precision: as for
+      stride, padding, dilation, groups, padding_mode, precision: as for
         :func:`jaxconv.conv2d`.
+      data_format: ``None`` (channels-last for the rank, ``"NHWC"`` for 2-D) or a layout name.
       backend: ``"cpu"``, ``"gpu"``, ``"tpu"``, ...; default ``jax.default_backend()``.
       mode: ``"forward"`` (what ``auto`` runs) or ``"train"`` (what it switches to when the
         convolution is differentiated: the fastest forward + backward).
@@ -350,6 +397,8 @@ def select_algorithm(
       >>> sel = jaxconv.select_algorithm((8, 64, 64, 32), (3, 3, 32, 32), backend="gpu")
       >>> sel.algorithm, sel.source
       ('direct', 'cost-model')
+      >>> jaxconv.select_algorithm((1, 65536, 1), (4097, 1, 1), backend="cpu").algorithm
+      'fft'
     """
     fn = "select_algorithm"
     if backend is not None and (not isinstance(backend, str) or not backend):
@@ -357,8 +406,15 @@ def select_algorithm(
     if mode not in cache.MODES:
         raise ValueError(f"{fn}: mode must be one of {cache.MODES}, got {mode!r}")
     x_spec, k_spec = shape_specs(fn, x_shape, kernel_shape, dtype)
+    # The layout name, else the kernel's rank (when x's rank agrees), sets the spatial dims;
+    # otherwise 2-D, whose validation then says what is wrong.
+    spatial = k_spec.ndim - 2
+    if isinstance(data_format, str) and data_format.upper() in _LAYOUTS:
+        spatial = len(data_format) - 2
+    elif spatial not in (1, 2, 3) or x_spec.ndim not in (spatial + 1, spatial + 2):
+        spatial = 2
     _, _, _, canon = canonicalize(fn, x_spec, k_spec, None, stride=stride, padding=padding,
                                   dilation=dilation, groups=groups, padding_mode=padding_mode,
-                                  data_format=data_format, precision=precision)
+                                  data_format=data_format, precision=precision, spatial=spatial)
     return select(canon.x_shape, canon.kernel_shape, canon.dtype, canon.config,
                   None if backend is None else backend.lower(), mode=mode)

@@ -43,13 +43,16 @@ import numpy as np
 from jax import lax
 
 from .._args import accumulation_dtype
-from ._registry import Algorithm, ConvConfig, Shape, register
+from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
 from .im2col import gemm_gradients
 
 
 def check(x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
     """Why winograd cannot serve these arguments, or ``None`` when it can."""
-    del x_shape, dtype
+    del dtype
+    not_2d = not_2d_reason("winograd", x_shape)
+    if not_2d is not None:
+        return not_2d
     kh, kw = kernel_shape[0], kernel_shape[1]
     if (kh, kw) != (3, 3) or config.stride != (1, 1) or config.dilation != (1, 1):
         return (

@@ -17,7 +17,7 @@ has some zero padding is passed to XLA unchanged (it is on the fast path already
 
 from __future__ import annotations
 
-from ._registry import Algorithm, ConvConfig, Shape, register
+from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
 from .direct import conv_direct, direct_cost_terms
 
 # zero rows appended at the bottom of a VALID problem (one is enough to leave the VALID path;
@@ -58,11 +58,12 @@ def xla_padded_cost_terms(x_shape: Shape, kernel_shape: Shape,
     }
 
 
-def check(x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
-    """A problem that already has zero padding is what ``direct`` runs: nothing to serve."""
+def check(x_shape: Shape, kernel_shape: Shape, dtype, config: ConvConfig) -> str | None:
+    """Why xla_padded cannot serve: a 1-D or 3-D problem, or one that already has zero padding
+    (what ``direct`` runs exactly)."""
     if config.padded:
         return "xla_padded serves VALID problems (with zero padding it would run exactly direct)"
-    return None
+    return not_2d_reason("xla_padded", x_shape)
 
 
 XLA_PADDED = register(
@@ -70,8 +71,8 @@ XLA_PADDED = register(
         name="xla_padded",
         fn=conv_xla_padded,
         serves=(
-            "VALID problems (XLA's convolution with one extra zero row at the bottom, cropped "
-            "from the output, which takes XLA:CPU's faster padded path)"
+            "VALID 2-D problems (XLA's convolution with one extra zero row at the bottom, "
+            "cropped from the output, which takes XLA:CPU's faster padded path)"
         ),
         check=check,
         cost_terms=xla_padded_cost_terms,
