@@ -736,7 +736,7 @@ def lp_pool3d(
 
 lp_pool3d.__doc__ = _doc(_LP_DOC, 3, """      >>> import jax.numpy as jnp
       >>> import jaxconv
-      >>> jaxconv.lp_pool3d(jnp.ones((2, 2, 2, 1)), 2, 2)[0, 0, 0]
+      >>> jaxconv.lp_pool3d(jnp.ones((2, 2, 2, 1), jnp.float32), 2, 2)[0, 0, 0]
       Array([2.828427], dtype=float32)""")
 
 
