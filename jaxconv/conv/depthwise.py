@@ -250,6 +250,8 @@ def preferred(x_shape, kernel_shape, config: ConvConfig, mode: str) -> str | Non
     gradient was measured up to 4.6x slower than XLA's (1x320x400x1 -> 8), so the cost model
     decides there.
     """
+    if math.prod(kernel_shape[:-2]) == 1:  # a per-channel scaling: pointwise and direct do as well
+        return None
     if mode == "forward":
         return "a depthwise convolution: the fused shift-multiply-add, measured 4-45x faster than XLA"
     if kernel_shape[-1] == x_shape[-1]:

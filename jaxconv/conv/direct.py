@@ -47,10 +47,13 @@ def direct_cost_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -
     # strided or dilated ones through yet another, so each kind gets its own flop and patch
     # constants.
     strided = any(s > 1 for s in config.stride) or any(d > 1 for d in config.dilation)
-    kind = "_strided" if strided else "_padded" if config.padded else ""
+    # XLA:CPU's grouped convolution (groups > 1) takes yet another path: its gradient was
+    # measured 10-20x slower than the dense one's on the same flops.
+    kind = ("_grouped" if config.groups > 1 else "_strided" if strided
+            else "_padded" if config.padded else "")
     flop, patch = 2.0 * taps * cg * o, float(taps * c)
     terms = {"call": 1.0, "byte": float(n * padded_in * c + n * math.prod(out) * o)}
-    for k in ("", "_padded", "_strided"):
+    for k in ("", "_padded", "_strided", "_grouped"):
         terms["flop" + k] = flop if k == kind else 0.0
         # elements of the (virtual) patch matrix XLA:CPU packs: dominant when O is small
         terms["patch" + k] = patch if k == kind else 0.0

@@ -51,9 +51,10 @@ def xla_padded_cost_terms(x_shape: Shape, kernel_shape: Shape,
     terms = direct_cost_terms(x_shape, kernel_shape, padded_config(config))
     return {
         "call": 1.0,
-        "flop": terms["flop_padded"] + terms["flop_strided"],
-        "patch": terms["patch_padded"] + terms["patch_strided"],
-        "tap": (terms["patch_padded"] + terms["patch_strided"]) / x_shape[-1] if x_shape[-1] else 0.0,
+        "flop": terms["flop_padded"] + terms["flop_strided"] + terms["flop_grouped"],
+        "patch": terms["patch_padded"] + terms["patch_strided"] + terms["patch_grouped"],
+        "tap": ((terms["patch_padded"] + terms["patch_strided"] + terms["patch_grouped"])
+                / x_shape[-1] if x_shape[-1] else 0.0),
         "byte": terms["byte"],
     }
 
