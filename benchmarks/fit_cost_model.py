@@ -566,6 +566,9 @@ def main(argv=None) -> int:
         record = {**forward, "train_constants": record["constants"],
                   "train_quality": record["quality"], "train_measured_at": record["measured_at"],
                   "train_grid": record["grid"], "train_quality_note": record["quality_note"]}
+    else:  # a forward refit keeps the forward + backward fit of the same record
+        old = model["fits"].get(backend) or {}
+        record = {**record, **{k: v for k, v in old.items() if k.startswith("train_")}}
     if args.dry_run:
         print(json.dumps({backend: record}, indent=1, ensure_ascii=False))
     else:
