@@ -247,8 +247,8 @@ def preferred(x_shape, kernel_shape, config: ConvConfig, mode: str) -> str | Non
     Forward, everywhere it serves: 5-45x faster than XLA's grouped convolution on the depthwise
     layers tried (3x3 to 7x7, strided) and 4-10x on a single input channel. Forward + backward,
     with one output channel per input channel: 10-45x; with a channel multiplier its kernel
-    gradient was measured up to 4.6x slower than XLA's (1x320x400x1 -> 8), so the cost model
-    decides there.
+    gradient was measured up to 4.6x slower than XLA's (1x320x400x1 -> 8), so the other
+    algorithms are left to choose from there.
     """
     if math.prod(kernel_shape[:-2]) == 1:  # a per-channel scaling: pointwise and direct do as well
         return None
@@ -272,5 +272,9 @@ DEPTHWISE = register(
         check=check,
         cost_terms=depthwise_cost_terms,
         preferred=preferred,
+        # Outside ``preferred`` (forward + backward with a channel multiplier) the cost model
+        # never picks it: min(C / groups, O) is 1 for every depthwise problem. LeNet-5's C1
+        # (1 -> 6) trained 24% slower with it (its compile time included) than with direct.
+        min_channels=2,
     )
 )
