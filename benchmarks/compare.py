@@ -1,0 +1,153 @@
+"""auto against the fastest registered algorithm, XLA and torch, side by side, layer by layer.
+
+    python benchmarks/compare.py cnn,untuned fwd,fwd+bwd 7     # cases, passes, rounds
+    python benchmarks/compare.py layer fwd                      # any case of jaxconv.conv.cases
+
+Every applicable algorithm, ``auto``, XLA's ``lax.conv_general_dilated`` and
+``torch.nn.functional.conv2d`` (2 threads) are compiled and warmed up, then timed round-robin
+(one call of each per round, ``block_until_ready``), so load from other processes hits them
+alike; the median of the rounds is printed, with the ratios auto / fastest algorithm, XLA /
+auto and torch / auto and their geometric means over the case. ``fwd+bwd`` times the gradients
+of ``sum(y)`` with respect to x and kernel, where ``auto`` switches to its training choice.
+``untuned``: realistic layers (ResNet-50, MobileNetV2, VGG, a 224x224 stem) that the cost
+model was not fitted on.
+"""
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import jaxconv
+from jaxconv.conv import _registry, cases
+from jaxconv.conv._canonical import canonicalize
+from jaxconv.conv.cases import Problem
+
+torch.set_num_threads(2)
+
+UNTUNED = [
+    Problem("r50 3x3 64", (8, 56, 56, 64), (3, 3, 64, 64), padding="SAME"),
+    Problem("r50 3x3 128", (8, 28, 28, 128), (3, 3, 128, 128), padding="SAME"),
+    Problem("r50 3x3 256", (4, 14, 14, 256), (3, 3, 256, 256), padding="SAME"),
+    Problem("r50 1x1 64→256", (8, 56, 56, 64), (1, 1, 64, 256), padding="SAME"),
+    Problem("r50 1x1/2 256→512", (8, 56, 56, 256), (1, 1, 256, 512), stride=2),
+    Problem("mbv2 dw3x3 144", (8, 56, 56, 144), (3, 3, 1, 144), padding="SAME", groups=144),
+    Problem("mbv2 dw3x3/2 96", (8, 112, 112, 96), (3, 3, 1, 96), stride=2, padding="SAME", groups=96),
+    Problem("stem 7x7/2 224", (2, 224, 224, 3), (7, 7, 3, 64), stride=2, padding=3),
+    Problem("vgg 3x3 3→64", (4, 112, 112, 3), (3, 3, 3, 64), padding="SAME"),
+    Problem("5x5 32→32", (8, 32, 32, 32), (5, 5, 32, 32), padding=2),
+]
+
+def canon(p: Problem):
+    specs = [jax.ShapeDtypeStruct(s, "float32") for s in (p.x_shape, p.kernel_shape)]
+    *_, c = canonicalize("compare", *specs, **p.conv_kwargs())
+    return c
+
+
+def torch_fn(p: Problem, c, mode: str, x: np.ndarray, w: np.ndarray):
+    """torch's convolution of the same problem (NCHW, explicit padding, OIHW weights)."""
+    pads = c.config.padding
+    flat = (pads[1][0], pads[1][1], pads[0][0], pads[0][1])
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+    wt = torch.from_numpy(w).permute(3, 2, 0, 1).contiguous()
+
+    def f(a, b):
+        return F.conv2d(F.pad(a, flat), b, stride=c.config.stride, dilation=c.config.dilation,
+                        groups=p.groups)
+
+    if mode == "fwd":
+        def run():
+            with torch.no_grad():
+                f(xt, wt)
+        return run
+    xr, wr = xt.clone().requires_grad_(), wt.clone().requires_grad_()
+
+    def run_grad():
+        f(xr, wr).sum().backward()
+        xr.grad = None
+        wr.grad = None
+    return run_grad
+
+
+def jax_fn(p: Problem, alg: str, mode: str, x: np.ndarray, k: np.ndarray):
+    """A jitted, warmed-up call of ``alg`` (a registered name, ``auto`` or ``xla``)."""
+    kw = p.conv_kwargs()
+    c = canon(p)
+
+    def conv(a, b):
+        if alg == "xla":
+            return jax.lax.conv_general_dilated(
+                a, b, c.config.stride, c.config.padding, rhs_dilation=c.config.dilation,
+                dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=p.groups)
+        return jaxconv.conv2d(a, b, algorithm=alg, **kw)
+
+    def loss(a, b):
+        return conv(a, b).sum()
+
+    f = jax.jit(conv if mode == "fwd" else jax.grad(loss, argnums=(0, 1)))
+    xj, kj = jnp.asarray(x), jnp.asarray(k)
+    jax.block_until_ready(f(xj, kj))
+    return lambda: jax.block_until_ready(f(xj, kj))
+
+
+def run(problems, mode: str, rounds: int) -> list[dict]:
+    rows = []
+    for p in problems:
+        c = canon(p)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal(p.x_shape, dtype=np.float32)
+        fan_in = np.prod(p.kernel_shape[:3])
+        k = (rng.standard_normal(p.kernel_shape, dtype=np.float32) / np.sqrt(fan_in)).astype(np.float32)
+        algs = list(_registry.applicable(c.x_shape, c.kernel_shape, jnp.float32, c.config))
+        fns = {a: jax_fn(p, a, mode, x, k) for a in [*algs, "auto", "xla"]}
+        fns["torch"] = torch_fn(p, c, mode, x, k)
+        fns["torch"]()  # warm-up: oneDNN's primitive creation
+        times: dict[str, list[float]] = {n: [] for n in fns}
+        for _ in range(rounds):
+            for n, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                times[n].append(time.perf_counter() - t0)
+        med = {n: statistics.median(v) * 1e3 for n, v in times.items()}
+        sel = jaxconv.select_algorithm(p.x_shape, p.kernel_shape,
+                                       mode="forward" if mode == "fwd" else "train",
+                                       **p.conv_kwargs())
+        best = min(algs, key=lambda a: med[a])
+        rows.append(dict(label=p.label, picked=sel.algorithm, best=best, med=med))
+        others = " ".join(f"{n}={v:.2f}" for n, v in sorted(med.items(), key=lambda kv: kv[1]))
+        print(f"{mode} {p.label:18s} auto->{sel.algorithm:10s} best={best:10s} "
+              f"auto/best={med['auto'] / med[best]:.2f} xla/auto={med['xla'] / med['auto']:.2f} "
+              f"torch/auto={med['torch'] / med['auto']:.2f} | {others}", flush=True)
+    return rows
+
+
+def gm(values) -> float:
+    return math.exp(sum(map(math.log, values)) / len(values))
+
+
+if __name__ == "__main__":
+    which = sys.argv[1].split(",")
+    modes = sys.argv[2].split(",") if len(sys.argv) > 2 else ["fwd", "fwd+bwd"]
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 7
+    out = {}
+    for w in which:
+        probs = UNTUNED if w == "untuned" else list(cases.problems(w))
+        for m in modes:
+            rows = run(probs, m, rounds)
+            ab = [r["med"]["auto"] / r["med"][r["best"]] for r in rows]
+            xa = [r["med"]["xla"] / r["med"]["auto"] for r in rows]
+            ta = [r["med"]["torch"] / r["med"]["auto"] for r in rows]
+            print(f"## {w} {m}: auto/best gm {gm(ab):.2f} worst {max(ab):.2f}; "
+                  f"xla/auto gm {gm(xa):.2f} worst {min(xa):.2f}; "
+                  f"torch/auto gm {gm(ta):.2f} worst {min(ta):.2f}", flush=True)
+            out[f"{w} {m}"] = rows
+    if os.environ.get("COMPARE_JSON"):
+        with open(os.environ["COMPARE_JSON"], "w", encoding="utf-8") as f:
+            json.dump(out, f, indent=1)
