@@ -354,8 +354,7 @@ def plot_lenet(model: Any = None, *, ax: Axes | None = None,
         from jaxconv.models import LeNet5
 
         model = LeNet5(rngs=nnx.Rngs(0))
-    # Run on zeros rather than jax.eval_shape: a model may jit its own methods (nnx.jit), and
-    # those do not nest inside an outer JAX trace.
+    # Run once on zeros: any object with features() works, whatever it does inside.
     feats = model.features(jnp.zeros(tuple(input_shape), jnp.float32))
     names, shapes_out = list(feats), list(feats.values())
     shapes: dict[str, tuple[int, ...]] = {"input": tuple(input_shape[1:])}
