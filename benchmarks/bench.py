@@ -54,7 +54,7 @@ MODE_TITLES = {"fwd": "forward", "fwd+bwd": "forward + backward (grad w.r.t. x a
 SIZES = ("full", "quick", "tiny")
 # The passes each case runs (cases not listed: both). The article's image has one sample and
 # three channels: only its forward pass is of interest.
-PASSES = {"article": ("fwd",)}
+PASSES = {"article": ("fwd",), "signal": ("fwd",)}
 # The smoke test's budget: the backward pass only, which also runs the forward.
 TINY_PASSES = {"layer": ("fwd+bwd",)}
 # SciPy correlates one (input, output) channel pair at a time, VALID: only the article's
@@ -85,7 +85,8 @@ def rounds_for(estimate_s: float, size: str) -> int:
 @functools.cache
 def _canonical_config(problem: Problem) -> ConvConfig:
     specs = [jax.ShapeDtypeStruct(s, "float32") for s in (problem.x_shape, problem.kernel_shape)]
-    *_, canon = canonicalize("bench", *specs, None, **problem.conv_kwargs())
+    *_, canon = canonicalize("bench", *specs, None, spatial=problem.spatial,
+                             **problem.conv_kwargs())
     return canon.config
 
 
@@ -202,13 +203,16 @@ def case_shapes(case: Case) -> str:
     """The shapes of a case in words, e.g. ``x 1x320x400x3 (NHWC) → 3 channels, k x k kernels``."""
     dims = lambda shape: "x".join(map(str, shape))  # noqa: E731
     rows = case.rows
+    layout = {1: ("NWC", "WIO", "k"), 2: ("NHWC", "HWIO", "k x k")}
     if len({r.x_shape for r in rows}) == 1 and len({_conv_words(r.problem) for r in rows}) == 1:
         r = rows[0]
-        return (f"x {dims(r.x_shape)} (NHWC) → {r.kernel_shape[3]} channels, k x k kernels "
-                f"(HWIO), {_conv_words(r.problem)}")
+        xl, kl, kk = layout[r.problem.spatial]
+        return (f"x {dims(r.x_shape)} ({xl}) → {r.kernel_shape[-1]} channels, {kk} kernels "
+                f"({kl}), {_conv_words(r.problem)}")
     return "; ".join(
-        f"{r.label}: x {dims(r.x_shape)} (NHWC) → {r.kernel_shape[3]} channels, "
-        f"{r.kernel_shape[0]}x{r.kernel_shape[1]} kernel, {_conv_words(r.problem)}" for r in rows
+        f"{r.label}: x {dims(r.x_shape)} ({layout[r.problem.spatial][0]}) → "
+        f"{r.kernel_shape[-1]} channels, {'x'.join(map(str, r.kernel_shape[:-2]))} kernel, "
+        f"{_conv_words(r.problem)}" for r in rows
     )
 
 
@@ -216,7 +220,7 @@ def row_title(row: Row) -> str:
     """``k=3`` for a kernel-size sweep, ``C1 5x5`` for a LeNet layer, else the problem's label."""
     if row.label.isdigit():
         return f"k={row.label}"
-    size = f"{row.kernel_shape[0]}x{row.kernel_shape[1]}"
+    size = "x".join(map(str, row.kernel_shape[:-2]))
     return row.label if size in row.label else f"{row.label} {size}"
 
 

@@ -96,10 +96,13 @@ def grid(quick: bool = False, padded: tuple[str, ...] = ("direct",),
     include the spread of other sizes (without it, the cases and their variants only).
     """
     if quick:
-        out = [GridPoint(p, name) for name, case in CASES.items() for p in case.tiny]
+        out = [GridPoint(p, name) for name, case in CASES.items() for p in case.tiny
+               if p.spatial == 2]
         out += [GridPoint(p) for p in _variants(2, 12, 8)]
     else:
-        out = [GridPoint(p, name) for name, case in CASES.items() for p in case.problems]
+        # the model is fitted on 2-D convolutions (1-D and 3-D choices are rules in select.py)
+        out = [GridPoint(p, name) for name, case in CASES.items() for p in case.problems
+               if p.spatial == 2]
         rng = np.random.default_rng(1)
         for n, hw, (c, o) in SPREAD if spread else ():
             for k in rng.choice([1, 2, 3, 5, 7, 9, 13], size=3, replace=False):
@@ -375,6 +378,8 @@ def print_choices(rows: list[dict], backend: str, record: dict[str, Any]) -> Non
         for case, problems in CASES.items():
             ratios = []
             for p in problems.problems + problems.tiny:
+                if p.spatial != 2:
+                    continue
                 xs, ks, config = canonical(p)
                 meas = by_problem.get((case, p.label, xs, ks))
                 if not meas or "direct" not in meas:
@@ -424,6 +429,8 @@ def table_main(cases, rounds: int, budget_s: float, grad: bool) -> None:
         print("|---" * (len(cols) + 4) + "|")
         speedups, vs_torch = [], []
         for p in CASES[case].problems:
+            if p.spatial != 2:
+                continue
             xs, ks, config = canonical(p)
             kwargs = p.conv_kwargs()
             rng = np.random.default_rng(0)

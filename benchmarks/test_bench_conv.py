@@ -24,7 +24,7 @@ import jaxconv
 # Error allowed against XLA, relative to max|XLA result| (FFT error scales with the largest
 # output, not per element). GPUs and TPUs run XLA's float32 conv in TF32 / bf16 passes.
 RTOL = {"cpu": 2e-3, "gpu": 2e-2, "tpu": 2e-2}
-DN = ("NHWC", "HWIO", "NHWC")
+DN = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
 
 
 @functools.cache
@@ -32,7 +32,7 @@ def _inputs(row: bench.Row):
     """Seeded float32 NumPy inputs: x ~ N(0, 1), kernel ~ N(0, 1 / fan_in)."""
     rng = np.random.default_rng(abs(hash((row.x_shape, row.kernel_shape))) % 2**32)
     x = rng.standard_normal(row.x_shape, dtype=np.float32)
-    fan_in = row.kernel_shape[0] * row.kernel_shape[1] * row.kernel_shape[2]
+    fan_in = int(np.prod(row.kernel_shape[:-1]))
     k = rng.standard_normal(row.kernel_shape, dtype=np.float32) / np.float32(np.sqrt(fan_in))
     return x, k
 
@@ -42,9 +42,9 @@ def _jax_conv(row: bench.Row, impl: str):
         c = row.config
         return lambda x, k: lax.conv_general_dilated(
             x, k, c.stride, c.padding, rhs_dilation=c.dilation, feature_group_count=c.groups,
-            dimension_numbers=DN)
+            dimension_numbers=DN[row.problem.spatial])
     kwargs = row.conv_kwargs
-    return lambda x, k: jaxconv.conv2d(x, k, algorithm=impl, **kwargs)
+    return lambda x, k: jaxconv.conv(x, k, algorithm=impl, **kwargs)
 
 
 def _sum_grad(conv):
@@ -64,6 +64,8 @@ def _torch_call(point: bench.Point):
 
     torch.set_num_threads(os.cpu_count() or 1)
     x, k = _inputs(point.row)
+    if point.row.problem.spatial == 1:
+        return _torch_call_1d(point, x, k)
     xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))  # NCHW
     wt = torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1)))  # HWIO -> OIHW
     c = point.row.config
@@ -91,9 +93,28 @@ def _torch_call(point: bench.Point):
     return call
 
 
+def _torch_call_1d(point: bench.Point, x: np.ndarray, k: np.ndarray):
+    """torch's conv1d of a signal case (NCW, OIW weights), forward only."""
+    import torch
+    import torch.nn.functional as F
+
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1)))  # NCW
+    wt = torch.from_numpy(np.ascontiguousarray(k.transpose(2, 1, 0)))  # WIO -> OIW
+    c = point.row.config
+    assert point.mode == "fwd", f"{point.id}: the signal case times the forward pass"
+
+    def call():
+        with torch.no_grad():
+            return F.conv1d(F.pad(xt, c.padding[0]), wt, stride=c.stride, dilation=c.dilation,
+                            groups=c.groups)
+
+    return call
+
+
 def _torch_to_nhwc(out, mode):
     if mode == "fwd":
-        return out.detach().numpy().transpose(0, 2, 3, 1)
+        y = out.detach().numpy()
+        return y.transpose(0, 2, 1) if y.ndim == 3 else y.transpose(0, 2, 3, 1)
     gx, gw = out
     return gx.numpy().transpose(0, 2, 3, 1), gw.numpy().transpose(2, 3, 1, 0)
 

@@ -76,7 +76,9 @@ def problems() -> list[tuple[tuple[int, ...], tuple[int, ...], ConvConfig]]:
     runs out still leaves every kind of problem measured; kernels above ``MAX_KERNEL`` are left
     out (their compile times would take most of the budget).
     """
-    per_case = [[p for p in case.problems if p.k <= MAX_KERNEL] for case in cases.CASES.values()]
+    per_case = [[p for p in case.problems if p.k <= MAX_KERNEL and p.spatial == 2]
+                for case in cases.CASES.values()]
+    per_case = [ps for ps in per_case if ps]
     out = []
     for i in range(max(map(len, per_case))):
         for p in (ps[i] for ps in per_case if i < len(ps)):

@@ -4,7 +4,7 @@ and ``benchmarks/fit_cost_model.py``.
 Images are NHWC, kernels HWIO, float32. ``article`` is the cat of the article through kernels of
 growing size; ``layer`` a mid-network layer; ``lenet`` LeNet-5's two convolutions (VALID,
 stride 1, as in the article); ``cnn`` the layers people actually run (SAME padding, strides,
-pointwise, depthwise, dilation).
+pointwise, depthwise, dilation); ``signal`` a long 1-D convolution, where FFT wins by far.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ class Problem:
     """One convolution: shapes and the keyword arguments of ``conv2d``."""
 
     label: str  # "3" (kernel size), "C1" (LeNet layer), "3x3 SAME 64" ...
-    x_shape: tuple[int, int, int, int]
-    kernel_shape: tuple[int, int, int, int]
+    x_shape: tuple[int, ...]  # NHWC, or NWC for a signal
+    kernel_shape: tuple[int, ...]  # HWIO, or WIO
     stride: int = 1
     padding: Any = "VALID"
     dilation: int = 1
@@ -45,14 +45,20 @@ class Problem:
         return (self.padding == "VALID" and self.stride == 1 and self.dilation == 1
                 and self.groups == 1)
 
+    @property
+    def spatial(self) -> int:
+        """Number of spatial axes (2 for images, 1 for signals)."""
+        return len(self.x_shape) - 2
+
     def flops(self) -> int:
         """``2 * N * Ho * Wo * O * kh * kw * C / groups`` (multiply-adds of the direct sum, x2)."""
         specs = [jax.ShapeDtypeStruct(s, "float32") for s in (self.x_shape, self.kernel_shape)]
-        *_, canon = canonicalize("Problem.flops", *specs, **self.conv_kwargs())
+        *_, canon = canonicalize("Problem.flops", *specs, spatial=self.spatial,
+                                 **self.conv_kwargs())
         n, *_, c = self.x_shape
-        kh, kw, _, o = self.kernel_shape
-        out = canon.config.output_hw(self.x_shape[1:3], (kh, kw))
-        return 2 * n * math.prod(out) * o * kh * kw * c // self.groups
+        ksize, o = self.kernel_shape[:-2], self.kernel_shape[-1]
+        out = canon.config.output_hw(self.x_shape[1:-1], ksize)
+        return 2 * n * math.prod(out) * o * math.prod(ksize) * c // self.groups
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +116,13 @@ CASES: dict[str, Case] = {
         ),
     ),
 }
+
+
+CASES["signal"] = Case(
+    "signal", "a 1-D signal 1x65536x1 through a 4097-tap kernel, VALID (conv1d)",
+    (Problem("4097", (1, 65536, 1), (4097, 1, 1)),),
+    quick=("4097",), tiny=(Problem("33", (1, 512, 1), (33, 1, 1)),),
+)
 
 
 def problems(case: str) -> tuple[Problem, ...]:
