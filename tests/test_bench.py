@@ -277,3 +277,14 @@ def test_bench_tiny_sweep_writes_json_report_and_plot(tmp_path):
     assert "**cnn**" in report.split("## article", 1)[0]  # listed as not VALID
     assert not data["jaxconv"]["failures"]
     assert (tmp_path / "conv_vs_kernel.png").stat().st_size > 0
+
+
+def test_signal_case_is_one_dimensional_and_auto_picks_fft():
+    signal = bench.cases("full")["signal"]
+    assert signal.modes == ("fwd",) and signal.valid
+    (row,) = signal.rows
+    assert row.x_shape == (1, 65536, 1) and row.kernel_shape == (4097, 1, 1)
+    assert row.flops == 2 * (65536 - 4097 + 1) * 4097
+    impls = {p.impl for p in bench.points(["signal"])}
+    assert {"lax", "direct", "fft", "auto"} <= impls and "im2col" not in impls
+    assert bench.auto_choice(row)[0] == "fft"
