@@ -38,7 +38,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,7 @@ import jax
 import numpy as np
 
 import jaxconv  # registers every algorithm
-from jaxconv.conv import _registry, cost_model, select, tuning
+from jaxconv.conv import _registry, cache, cost_model, select, tuning
 from jaxconv.conv._canonical import canonicalize
 from jaxconv.conv._registry import ConvConfig
 from jaxconv.conv.cases import CASES, Problem
@@ -333,19 +332,7 @@ def read_model(path: Path) -> dict[str, Any]:
 def write_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` through a temporary file and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    cache.write_json_atomic(path, data)
 
 
 @contextlib.contextmanager

@@ -83,17 +83,10 @@ def conv2d(
       Array([[10., 18.],
              [42., 50.]], dtype=float32)
     """
-    x, kernel, bias, canon = canonicalize(
-        FN, x, kernel, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
-        padding_mode=padding_mode, data_format=data_format, precision=precision,
-    )
-    name = resolve_algorithm(FN, algorithm, canon)
-    train = resolve_algorithm(FN, algorithm, canon, mode="train") if algorithm == "auto" else name
-    return _conv_core(
-        x, kernel, bias,
-        config=canon.config, mode_pads=canon.mode_pads, padding_mode=canon.padding_mode,
-        data_format=canon.data_format, unbatched=canon.unbatched, algorithm=name,
-        train_algorithm=train, dtype=jnp.dtype(canon.dtype),
+    return _convolve(
+        FN, 2, x, kernel, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
+        padding_mode=padding_mode, data_format=data_format, algorithm=algorithm,
+        precision=precision,
     )
 
 
