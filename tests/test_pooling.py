@@ -198,7 +198,7 @@ def test_global_pool(rng, kind, keepdims):
 
 
 def test_design_example_shape():
-    """DESIGN.md: MaxPooling2D(5) on the 318x398 output of a 3x3 conv gives 63x79."""
+    """The article: MaxPooling2D(5) on the 318x398 output of a 3x3 conv gives 63x79."""
     y = jaxconv.max_pool2d(jnp.zeros((1, 318, 398, 3), jnp.float32), 5)
     assert y.shape == (1, 63, 79, 3)
     assert y.dtype == jnp.float32
