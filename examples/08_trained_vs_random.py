@@ -53,7 +53,7 @@ for r, (label, kernel, y) in enumerate(rows):
                              fontsize="medium")
 w0, w1 = rows[0][1], rows[1][1]
 change = float(np.abs(w1 - w0).mean() / np.abs(w0).mean())
-fig.suptitle(f"LeNet-5's first layer on the cat: random (seed {g.seed}) vs {note}; "
+fig.suptitle(f"LeNet-5's first layer on the cat: random (seed {g.seed}) vs {note};\n"
              f"mean |Δw| / mean |w| = {change:.0%}")
 g.save(fig, "lenet_trained_vs_random",
        "Beyond the article: LeNet-5's first layer (conv1 → ReLU → pool1) on the cat, at its "
