@@ -44,9 +44,14 @@ attributors = {
 maps, rho = {}, {}
 for method, attr in attributors.items():
     maps[method] = []
-    rho[method] = explain.model_parameter_randomization(
-        lambda p, attr=attr, out=maps[method]: out.append(attr(nnx.merge(graphdef, p))) or out[-1],
-        params, layers, key=jax.random.key(g.seed))
+
+    def attribute(p, attr=attr, kept=maps[method]):  # the maps of the model with weights p
+        kept.append(attr(nnx.merge(graphdef, p)))
+        return kept[-1]
+
+    # the same key for every method: the same randomized weights
+    rho[method] = explain.model_parameter_randomization(attribute, params, layers,
+                                                        key=jax.random.key(g.seed))
 
 fig = viz.figure(2.0 * (len(layers) + 1), 2.3 * len(attributors))
 axs = fig.subplots(len(attributors), len(layers) + 1, squeeze=False)
