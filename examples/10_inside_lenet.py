@@ -31,6 +31,8 @@ t = model(x).argmax(-1)  # explain the predicted classes
 # the top (fc3, then fc2, ...; cascading) and recompute the maps. A method that explains the
 # model must change; Spearman's rank correlation of |map| with the trained model's map (mean
 # over the three digits) says how much. ``attribute`` also keeps every map for the figure.
+# Integrated gradients multiply by ``x - baseline``, the digit itself, which keeps their ranks
+# correlated whatever the weights (Adebayo et al.'s point about gradient ⊙ input).
 graphdef, params = nnx.split(model, nnx.Param)
 layers = ["fc3", "fc2", "fc1", "conv2", "conv1"]
 steps = 8 if g.small else 32
