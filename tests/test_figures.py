@@ -70,7 +70,8 @@ NAMES = [
     "cat_conv3x3-1_relu_maxpool3_conv3x3-1_relu_maxpool3",
     "cat_conv3x3-3_relu_maxpool3_conv3x3-1_relu_maxpool2",
     "cat_conv3x3-3_relu_maxpool3_conv3x3-3_relu_maxpool2",
-    "lenet", "kernel_sizes", "benchmark", "lenet_trained_vs_random", "saliency",
+    "lenet", "kernel_sizes", "benchmark", "lenet_trained_vs_random", "saliency", "explain_methods",
+    "sanity_randomization", "conv2_features", "deconvnet_projection",
 ]
 
 
@@ -78,6 +79,7 @@ def test_scripts_are_the_articles_sections(gallery):
     assert [s.name for s in gallery.SCRIPTS] == [
         "01_the_cat.py", "02_convolution.py", "03_relu.py", "04_max_pooling.py", "05_layers.py",
         "06_lenet.py", "07_kernel_sweep.py", "08_trained_vs_random.py", "09_explanations.py",
+        "10_inside_lenet.py",
     ]
 
 
@@ -123,6 +125,11 @@ def test_examples_end_to_end_small(tmp_path, gallery, monkeypatch, capsys):
     assert made["kernel_sizes"]["kernel_sizes"] == [1, 3, 5]
     assert all(t > 0 for t in made["kernel_sizes"]["time_ms"])
     assert [d["label"] for d in made["saliency"]["digits"]] == [3, 5, 8]
+    assert len(made["explain_methods"]["methods"]) == 8
+    assert list(made["sanity_randomization"]["rank_correlation"]["saliency"]) == [
+        "fc3", "fc2", "fc1", "conv2", "conv1"]
+    assert made["conv2_features"]["output_shape"] == [32, 32, 1]
+    assert len(made["deconvnet_projection"]["strongest"]) == 3
     html = (out / "index.html").read_text()
     for e in made.values():
         assert f'src="{e["file"]}"' in html
@@ -132,7 +139,7 @@ def test_examples_end_to_end_small(tmp_path, gallery, monkeypatch, capsys):
     assert made["cat_conv3x3-3"]["output_shape"] == [78, 98, 3]
     assert made["cat_conv3x3-3_relu_maxpool5"]["output_shape"] == [15, 19, 3]
     assert made["lenet_trained_vs_random"]["output_shape"] == [38, 48, 6]
-    assert "wrote 22 figures" in capsys.readouterr().out
+    assert "wrote 26 figures" in capsys.readouterr().out
 
 
 def test_one_script_replaces_only_its_entries(tmp_path, gallery):
