@@ -29,7 +29,7 @@ t = model(x).argmax(-1)  # explain the predicted classes
 # %%
 # Model-parameter randomization (Adebayo et al. 2018): re-draw the weights layer by layer from
 # the top (fc3, then fc2, ...; cascading) and recompute the maps. A method that explains the
-# model must change; Spearman's rank correlation of |map| with the trained model's map (mean
+# model must change; Spearman's rank correlation of ``|map|`` with the trained model's map (mean
 # over the three digits) says how much. ``attribute`` also keeps every map for the figure.
 # Integrated gradients multiply by ``x - baseline``, the digit itself, which keeps their ranks
 # correlated whatever the weights (Adebayo et al.'s point about gradient ⊙ input).
