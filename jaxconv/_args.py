@@ -14,10 +14,8 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-Pair = tuple[int, int]
-Pads = tuple[tuple[int, int], tuple[int, int]]
-
-DATA_FORMATS = ("NHWC", "NCHW")
+# (channels-last, channels-first) image layouts per number of spatial axes.
+LAYOUTS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
 # Largest size XLA indexes with int32; every extent we compute must fit.
 INT32_MAX = 2**31 - 1
 
@@ -55,11 +53,6 @@ def check_int32(fn: str, name: str, values: Sequence[int], shown: Any) -> None:
     """``ValueError`` unless every ``|value|`` fits in int32 (XLA's sizes and strides)."""
     if any(abs(v) > INT32_MAX for v in values):
         raise ValueError(f"{fn}: {name} must be at most 2**31 - 1, got {shown!r}")
-
-
-def pair(fn: str, name: str, value: Any, *, minimum: int = 1) -> Pair:
-    """Canonicalize ``int | (int, int)`` to a pair of ints ``>= minimum``."""
-    return ntuple(fn, name, value, 2, minimum=minimum)  # type: ignore[return-value]
 
 
 def explicit_pads(fn: str, name: str, value: Any, n: int = 2) -> tuple[tuple[int, int], ...] | None:
@@ -123,9 +116,11 @@ def named_pads(
     return tuple(pads)
 
 
-def check_data_format(fn: str, data_format: Any) -> str:
-    if not isinstance(data_format, str) or data_format.upper() not in DATA_FORMATS:
-        raise ValueError(f"{fn}: data_format must be 'NHWC' or 'NCHW', got {data_format!r}")
+def check_data_format(fn: str, data_format: Any, spatial: int = 2) -> str:
+    """Upper-cased ``data_format``: channels-last or channels-first for ``spatial`` axes."""
+    last, first = LAYOUTS[spatial]
+    if not isinstance(data_format, str) or data_format.upper() not in (last, first):
+        raise ValueError(f"{fn}: data_format must be {last!r} or {first!r}, got {data_format!r}")
     return data_format.upper()
 
 
@@ -155,36 +150,18 @@ def accumulation_dtype(dtype):
     return jnp.promote_types(dtype, jnp.float32)
 
 
-def image_rank(fn: str, name: str, x: Any, data_format: str) -> tuple[bool, tuple[int, int, int, int]]:
-    """Validate an image's rank; return ``(unbatched, (N, H, W, C))`` whatever the layout."""
-    if x.ndim not in (3, 4):
-        layout = data_format if x.ndim != 3 else data_format[1:]
+def image_rank(fn: str, name: str, x: Any, data_format: str,
+               spatial: int = 2) -> tuple[bool, tuple[int, ...]]:
+    """Validate an image's rank; return ``(unbatched, batched channels-last shape)``."""
+    if x.ndim not in (spatial + 1, spatial + 2):
+        layout = data_format if x.ndim != spatial + 1 else data_format[1:]
         raise ValueError(
-            f"{fn}: {name} must have rank 4 ({data_format}) or 3 (unbatched {data_format[1:]}), "
-            f"got rank {x.ndim} with shape {tuple(x.shape)} (layout {layout})"
+            f"{fn}: {name} must have rank {spatial + 2} ({data_format}) or {spatial + 1} "
+            f"(unbatched {data_format[1:]}), got rank {x.ndim} with shape {tuple(x.shape)} "
+            f"(layout {layout})"
         )
-    unbatched = x.ndim == 3
-    shape = (1, *x.shape) if unbatched else tuple(x.shape)
-    if data_format == "NCHW":
-        n, c, h, w = shape
-    else:
-        n, h, w, c = shape
-    return unbatched, (int(n), int(h), int(w), int(c))
-
-
-def to_nhwc(x, data_format: str, unbatched: bool):
-    """Bring ``x`` to batched NHWC (inside the jitted core)."""
-    if unbatched:
-        x = x[None]
-    if data_format == "NCHW":
-        x = jnp.transpose(x, (0, 2, 3, 1))
-    return x
-
-
-def from_nhwc(y, data_format: str, unbatched: bool):
-    """Inverse of :func:`to_nhwc`."""
-    if data_format == "NCHW":
-        y = jnp.transpose(y, (0, 3, 1, 2))
-    if unbatched:
-        y = y[0]
-    return y
+    unbatched = x.ndim == spatial + 1
+    shape = tuple(int(d) for d in ((1, *x.shape) if unbatched else x.shape))
+    if data_format[1] == "C":
+        shape = (shape[0], *shape[2:], shape[1])
+    return unbatched, shape

@@ -70,7 +70,6 @@ __all__ = [
 
 _PADDINGS = ("VALID", "SAME")
 INT32_MAX = _args.INT32_MAX
-_FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -80,28 +79,12 @@ _FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
 
 def check_format(fn: str, nd: int, data_format: Any) -> str:
     """Upper-cased ``data_format``, one of the two layouts of ``nd`` spatial dimensions."""
-    if nd == 2:
-        return _args.check_data_format(fn, data_format)
-    last, first = _FORMATS[nd]
-    if not isinstance(data_format, str) or data_format.upper() not in (last, first):
-        raise ValueError(f"{fn}: data_format must be '{last}' or '{first}', got {data_format!r}")
-    return data_format.upper()
+    return _args.check_data_format(fn, data_format, nd)
 
 
 def check_rank(fn: str, name: str, x: Any, nd: int, data_format: str):
     """Validate the rank; return ``(unbatched, N, spatial sizes, C)`` whatever the layout."""
-    if nd == 2:
-        unbatched, (n, h, w, c) = _args.image_rank(fn, name, x, data_format)
-        return unbatched, n, (h, w), c
-    if x.ndim not in (nd + 1, nd + 2):
-        raise ValueError(
-            f"{fn}: {name} must have rank {nd + 2} ({data_format}) or {nd + 1} (unbatched "
-            f"{data_format[1:]}), got rank {x.ndim} with shape {tuple(x.shape)}"
-        )
-    unbatched = x.ndim == nd + 1
-    shape = tuple(int(v) for v in ((1, *x.shape) if unbatched else x.shape))
-    if data_format[1] == "C":
-        return unbatched, shape[0], shape[2:], shape[1]
+    unbatched, shape = _args.image_rank(fn, name, x, data_format, nd)
     return unbatched, shape[0], shape[1:-1], shape[-1]
 
 

@@ -32,8 +32,7 @@ _AXIS_NAMES = {"D": "depth", "H": "height", "W": "width"}
 
 def layouts(spatial: int) -> tuple[str, str]:
     """``(channels-last, channels-first)`` layout names, e.g. ``("NHWC", "NCHW")``."""
-    axes = _AXES[spatial]
-    return f"N{axes}C", f"NC{axes}"
+    return _args.LAYOUTS[spatial]
 
 
 def kernel_layout(spatial: int) -> str:
@@ -78,28 +77,6 @@ def canonical_precision(fn: str, precision: Any) -> Any:
     )
 
 
-def _data_format(fn: str, data_format: Any, spatial: int) -> str:
-    last, first = layouts(spatial)
-    if not isinstance(data_format, str) or data_format.upper() not in (last, first):
-        raise ValueError(f"{fn}: data_format must be {last!r} or {first!r}, got {data_format!r}")
-    return data_format.upper()
-
-
-def _image_rank(fn: str, x: Any, data_format: str, spatial: int) -> tuple[bool, tuple[int, ...]]:
-    """``(unbatched, batched channels-last shape)`` of ``x`` in ``data_format``."""
-    if x.ndim not in (spatial + 1, spatial + 2):
-        layout = data_format if x.ndim != spatial + 1 else data_format[1:]
-        raise ValueError(
-            f"{fn}: x must have rank {spatial + 2} ({data_format}) or {spatial + 1} (unbatched "
-            f"{data_format[1:]}), got rank {x.ndim} with shape {tuple(x.shape)} (layout {layout})"
-        )
-    unbatched = x.ndim == spatial + 1
-    shape = tuple(int(d) for d in ((1, *x.shape) if unbatched else x.shape))
-    if data_format[1] == "C":
-        shape = (shape[0], *shape[2:], shape[1])
-    return unbatched, shape
-
-
 def canonicalize(fn: str, x: Any, kernel: Any, bias: Any = None, *, stride: Any = 1,
                  padding: Any = "VALID", dilation: Any = 1, groups: Any = 1,
                  padding_mode: Any = "zeros", data_format: Any = None, precision: Any = None,
@@ -112,10 +89,10 @@ def canonicalize(fn: str, x: Any, kernel: Any, bias: Any = None, *, stride: Any 
     """
     if data_format is None:
         data_format = layouts(spatial)[0]
-    data_format = _data_format(fn, data_format, spatial)
+    data_format = _args.check_data_format(fn, data_format, spatial)
     x = _args.as_array(fn, "x", x)
     kernel = _args.as_array(fn, "kernel", kernel)
-    unbatched, xs = _image_rank(fn, x, data_format, spatial)
+    unbatched, xs = _args.image_rank(fn, "x", x, data_format, spatial)
     n, size, c = xs[0], xs[1:-1], xs[-1]
     klayout = kernel_layout(spatial)
     if kernel.ndim != spatial + 2:

@@ -36,8 +36,6 @@ from jax.typing import ArrayLike
 from .. import _args
 from ._canonical import (
     PrecisionLike,
-    _data_format,
-    _image_rank,
     canonical_precision,
     from_channels_last,
     kernel_layout,
@@ -78,10 +76,10 @@ def _conv_transpose(fn: str, spatial: int, x: Any, kernel: Any, bias: Any, *, st
                     padding: Any, output_padding: Any, dilation: Any, groups: Any,
                     data_format: Any, algorithm: Any, precision: Any) -> jax.Array:
     """Validate (before tracing, naming ``fn``), then run the jitted core."""
-    data_format = _data_format(fn, data_format, spatial)
+    data_format = _args.check_data_format(fn, data_format, spatial)
     x = _args.as_array(fn, "x", x)
     kernel = _args.as_array(fn, "kernel", kernel)
-    unbatched, xs = _image_rank(fn, x, data_format, spatial)
+    unbatched, xs = _args.image_rank(fn, "x", x, data_format, spatial)
     size, c_in = xs[1:-1], xs[-1]
     klayout = kernel_layout(spatial)
     if kernel.ndim != spatial + 2:
