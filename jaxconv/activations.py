@@ -7,6 +7,7 @@ and bool inputs raise ``TypeError`` (silently promoting them would change the dt
 from __future__ import annotations
 
 import functools
+import inspect
 import numbers
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec
@@ -33,6 +34,11 @@ def _float_only(
         _args.check_float(name, "x", x)
         return fn(jnp.asarray(x), *args, **kwargs)
 
+    # What callers may pass: any array-like (the wrapped function sees a jax.Array).
+    sig = inspect.signature(fn)
+    first, *rest = sig.parameters.values()
+    wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[first.replace(annotation=ArrayLike), *rest])
     return wrapper
 
 
