@@ -43,7 +43,6 @@ from typing import Any
 import jax
 
 from jaxconv.conv import ConvConfig
-from jaxconv.conv._canonical import canonicalize
 from jaxconv.conv.cases import CASES, Problem
 
 ROOT = Path(__file__).resolve().parent.parent  # the clone: benchmarks/ and pyproject.toml
@@ -84,10 +83,7 @@ def rounds_for(estimate_s: float, size: str) -> int:
 
 @functools.cache
 def _canonical_config(problem: Problem) -> ConvConfig:
-    specs = [jax.ShapeDtypeStruct(s, "float32") for s in (problem.x_shape, problem.kernel_shape)]
-    *_, canon = canonicalize("bench", *specs, None, spatial=problem.spatial,
-                             **problem.conv_kwargs())
-    return canon.config
+    return problem.canonical().config
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,7 +27,6 @@ import torch.nn.functional as F
 
 import jaxconv
 from jaxconv.conv import _registry, cases
-from jaxconv.conv._canonical import canonicalize
 from jaxconv.conv.cases import Problem
 
 torch.set_num_threads(2)
@@ -44,12 +43,6 @@ UNTUNED = [
     Problem("vgg 3x3 3→64", (4, 112, 112, 3), (3, 3, 3, 64), padding="SAME"),
     Problem("5x5 32→32", (8, 32, 32, 32), (5, 5, 32, 32), padding=2),
 ]
-
-def canon(p: Problem):
-    specs = [jax.ShapeDtypeStruct(s, "float32") for s in (p.x_shape, p.kernel_shape)]
-    *_, c = canonicalize("compare", *specs, **p.conv_kwargs())
-    return c
-
 
 def torch_fn(p: Problem, c, mode: str, x: np.ndarray, w: np.ndarray):
     """torch's convolution of the same problem (NCHW, explicit padding, OIHW weights)."""
@@ -79,7 +72,7 @@ def torch_fn(p: Problem, c, mode: str, x: np.ndarray, w: np.ndarray):
 def jax_fn(p: Problem, alg: str, mode: str, x: np.ndarray, k: np.ndarray):
     """A jitted, warmed-up call of ``alg`` (a registered name, ``auto`` or ``xla``)."""
     kw = p.conv_kwargs()
-    c = canon(p)
+    c = p.canonical()
 
     def conv(a, b):
         if alg == "xla":
@@ -100,7 +93,7 @@ def jax_fn(p: Problem, alg: str, mode: str, x: np.ndarray, k: np.ndarray):
 def run(problems, mode: str, rounds: int) -> list[dict]:
     rows = []
     for p in problems:
-        c = canon(p)
+        c = p.canonical()
         rng = np.random.default_rng(0)
         x = rng.standard_normal(p.x_shape, dtype=np.float32)
         fan_in = np.prod(p.kernel_shape[:3])
@@ -139,6 +132,9 @@ if __name__ == "__main__":
     out = {}
     for w in which:
         probs = UNTUNED if w == "untuned" else list(cases.problems(w))
+        if any(p.spatial != 2 for p in probs):
+            sys.exit(f"compare.py: {w!r} is not a 2-D case; time it with "
+                     f"`python benchmarks/bench.py --cases {w}`")
         for m in modes:
             rows = run(probs, m, rounds)
             ab = [r["med"]["auto"] / r["med"][r["best"]] for r in rows]

@@ -47,7 +47,6 @@ import numpy as np
 
 import jaxconv  # registers every algorithm
 from jaxconv.conv import _registry, cache, cost_model, select, tuning
-from jaxconv.conv._canonical import canonicalize
 from jaxconv.conv._registry import ConvConfig
 from jaxconv.conv.cases import CASES, Problem
 
@@ -117,8 +116,7 @@ def grid(quick: bool = False, padded: tuple[str, ...] = ("direct",),
 
 def canonical(problem: Problem) -> tuple[tuple[int, ...], tuple[int, ...], ConvConfig]:
     """``(x_shape, kernel_shape, config)`` as the algorithms see them (explicit zero padding)."""
-    specs = [jax.ShapeDtypeStruct(s, "float32") for s in (problem.x_shape, problem.kernel_shape)]
-    *_, canon = canonicalize("fit_cost_model", *specs, None, **problem.conv_kwargs())
+    canon = problem.canonical()
     return canon.x_shape, canon.kernel_shape, canon.config
 
 

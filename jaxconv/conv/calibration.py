@@ -27,7 +27,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _registry, cases, cost_model, select
-from ._canonical import canonicalize
 from ._registry import ConvConfig
 
 FN = "calibrate"
@@ -82,9 +81,7 @@ def problems() -> list[tuple[tuple[int, ...], tuple[int, ...], ConvConfig]]:
     out = []
     for i in range(max(map(len, per_case))):
         for p in (ps[i] for ps in per_case if i < len(ps)):
-            x_shape = (BATCH, *p.x_shape[1:])
-            specs = [jax.ShapeDtypeStruct(s, "float32") for s in (x_shape, p.kernel_shape)]
-            *_, canon = canonicalize(FN, *specs, **p.conv_kwargs())
+            canon = dataclasses.replace(p, x_shape=(BATCH, *p.x_shape[1:])).canonical()
             out.append((canon.x_shape, canon.kernel_shape, canon.config))
     return out
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import jax
 
-from ._canonical import canonicalize
+from ._canonical import Canonical, canonicalize
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,11 +50,17 @@ class Problem:
         """Number of spatial axes (2 for images, 1 for signals)."""
         return len(self.x_shape) - 2
 
+    def canonical(self) -> Canonical:
+        """The problem as the algorithms see it: batched channels-last shapes, float32, and the
+        canonical config (explicit zero padding)."""
+        specs = [jax.ShapeDtypeStruct(s, "float32") for s in (self.x_shape, self.kernel_shape)]
+        *_, canon = canonicalize(f"problem {self.label!r}", *specs, spatial=self.spatial,
+                                 **self.conv_kwargs())
+        return canon
+
     def flops(self) -> int:
         """``2 * N * Ho * Wo * O * kh * kw * C / groups`` (multiply-adds of the direct sum, x2)."""
-        specs = [jax.ShapeDtypeStruct(s, "float32") for s in (self.x_shape, self.kernel_shape)]
-        *_, canon = canonicalize("Problem.flops", *specs, spatial=self.spatial,
-                                 **self.conv_kwargs())
+        canon = self.canonical()
         n, *_, c = self.x_shape
         ksize, o = self.kernel_shape[:-2], self.kernel_shape[-1]
         out = canon.config.output_hw(self.x_shape[1:-1], ksize)
