@@ -5,8 +5,9 @@
 
 Every applicable algorithm, ``auto``, XLA's ``lax.conv_general_dilated`` and
 ``torch.nn.functional.conv2d`` (2 threads) are compiled and warmed up, then timed round-robin
-(one call of each per round, ``block_until_ready``), so load from other processes hits them
-alike; the median of the rounds is printed, with the ratios auto / fastest algorithm, XLA /
+(per round, each is called once untimed, then once timed, ``block_until_ready``; torch's
+threads get a rest after its call), so load from other processes hits them alike and no call
+pays for its neighbour's; the median of the rounds is printed, with the ratios auto / fastest algorithm, XLA /
 auto and torch / auto and their geometric means over the case. ``fwd+bwd`` times the gradients
 of ``sum(y)`` with respect to x and kernel, where ``auto`` switches to its training choice.
 ``untuned``: realistic layers (ResNet-50, MobileNetV2, VGG, a 224x224 stem) that the cost
@@ -30,6 +31,9 @@ from jaxconv.conv import _registry, cases
 from jaxconv.conv.cases import Problem
 
 torch.set_num_threads(2)
+# torch's OpenMP threads spin for a while after each call; measured, they slowed the next
+# JAX call by ~30% (XLA's convolution timed 10.8 ms right after torch, 8.3 ms otherwise).
+TORCH_REST_S = 0.01
 
 UNTUNED = [
     Problem("r50 3x3 64", (8, 56, 56, 64), (3, 3, 64, 64), padding="SAME"),
@@ -105,9 +109,12 @@ def run(problems, mode: str, rounds: int) -> list[dict]:
         times: dict[str, list[float]] = {n: [] for n in fns}
         for _ in range(rounds):
             for n, fn in fns.items():
+                fn()  # untimed: its neighbour's cache and allocator state out of the way
                 t0 = time.perf_counter()
                 fn()
                 times[n].append(time.perf_counter() - t0)
+                if n == "torch":
+                    time.sleep(TORCH_REST_S)
         med = {n: statistics.median(v) * 1e3 for n, v in times.items()}
         sel = jaxconv.select_algorithm(p.x_shape, p.kernel_shape,
                                        mode="forward" if mode == "fwd" else "train",

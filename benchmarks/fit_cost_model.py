@@ -57,6 +57,18 @@ SPREAD = [
     (4, 32, (64, 64)), (1, 64, (64, 64)), (8, 28, (1, 8)), (32, 16, (8, 8)), (2, 160, (8, 4)),
     (4, 48, (24, 24)), (1, 200, (3, 3)),
 ]
+# Larger activations (whose working sets leave the cache) and few-channel stems: SAME-padded
+# layers, none of them one of ``compare.py``'s untuned layers.
+LARGE = [
+    Problem("3x3 96 large", (4, 48, 48, 96), (3, 3, 96, 96), padding="SAME"),
+    Problem("3x3 64 large", (8, 40, 40, 64), (3, 3, 64, 64), padding="SAME"),
+    Problem("3x3 64→128 large", (16, 28, 28, 64), (3, 3, 64, 128), padding="SAME"),
+    Problem("3x3 32 large", (4, 96, 96, 32), (3, 3, 32, 32), padding="SAME"),
+    Problem("3x3 3→32 large", (4, 96, 96, 3), (3, 3, 3, 32), padding="SAME"),
+    Problem("3x3 3→64 large", (8, 64, 64, 3), (3, 3, 3, 64), padding="SAME"),
+    Problem("stem 7x7/2 48", (4, 160, 160, 3), (7, 7, 3, 48), stride=2, padding=3),
+    Problem("5x5 48 large", (4, 64, 64, 48), (5, 5, 48, 48), padding="SAME"),
+]
 # Layers that get grouped, strided and dilated variants (3x3 kernels).
 VARIANT_BASES = [(2, 96, 16), (16, 32, 32), (4, 32, 64), (4, 48, 24)]
 METHOD = ("non-negative least squares on relative error as a start, then least squares on "
@@ -107,6 +119,7 @@ def grid(quick: bool = False, padded: tuple[str, ...] = ("direct",),
                 if k < hw:
                     out.append(GridPoint(Problem(f"{k}", (n, hw, hw, c), (int(k), int(k), c, o))))
         out += [GridPoint(p) for base in VARIANT_BASES for p in _variants(*base)]
+        out += [GridPoint(p) for p in LARGE] if spread else []
     if padded:
         out += [GridPoint(dataclasses.replace(g.problem, label=f"{g.problem.label} SAME",
                                               padding="SAME"), None, tuple(padded))
@@ -269,7 +282,8 @@ def describe_grid(rows: list[dict], repeats: int, quick: bool = False) -> str:
         + (f"--quick, a check only: the tiny problems of the benchmark cases {', '.join(cases)} "
            "and SAME, grouped, strided and dilated 3x3 variants of a 2x12x12x8 image" if quick else
            f"the benchmark cases {', '.join(cases)} (counted double), a spread of N, H = W, C, O "
-           "and k, and SAME, grouped (depthwise, 4 groups), strided and dilated 3x3 variants")
+           "and k, larger SAME layers and few-channel stems, and SAME, grouped (depthwise, "
+           "4 groups), strided and dilated 3x3 variants")
         + (f"; {', '.join(padded_only)} also on each VALID problem's SAME variant" if padded_only else "")
         + f"; algorithms round-robin per problem, minimum of {repeats} rounds"
     )

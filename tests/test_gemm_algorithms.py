@@ -183,3 +183,37 @@ def test_im2col_working_memory_is_bounded():
     temp = compiled.memory_analysis().temp_size_in_bytes
     input_bytes = 4 * np.prod(shape)
     assert temp < input_bytes + 4 * im2col.CPU_CHUNK_BYTES, (temp, input_bytes)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("config", [ConvConfig(padding=((1, 1), (1, 1))),
+                                    ConvConfig(padding=((0, 2), (1, 0)), groups=2)], ids=str)
+def test_winograd_batch_chunks_match_direct(monkeypatch, m, config, rng):
+    """A tiny limit splits the batch into one-image chunks (a lax.map); results and gradients
+    still match direct's."""
+    monkeypatch.setattr(winograd, "CHUNK_ABOVE_BYTES", 0)
+    monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)
+    x = jnp.asarray(rng.normal(size=(3, 9, 7, 4)))
+    k = jnp.asarray(rng.normal(size=(3, 3, 4 // config.groups, 6)))
+    assert winograd.plan_chunks(x.shape, k.shape, config, m) == 1
+    np.testing.assert_allclose(winograd.conv_winograd(x, k, config, m=m),
+                               conv_direct(x, k, config), rtol=1e-9, atol=1e-9)
+
+    def loss(f, x, k):
+        return jnp.sum(jnp.sin(f(x, k)))
+
+    got = jax.grad(loss, argnums=(1, 2))(lambda a, b: winograd.conv_winograd(a, b, config, m=m),
+                                         x, k)
+    want = jax.grad(loss, argnums=(1, 2))(lambda a, b: conv_direct(a, b, config), x, k)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-8, atol=1e-9)
+
+
+def test_winograd_plan_chunks():
+    """Whole batch while the transformed output is small; else the largest divisor of N whose
+    chunk fits, and never less than one image."""
+    cfg = ConvConfig(padding=((1, 1), (1, 1)))
+    assert winograd.plan_chunks((8, 32, 32, 64), (3, 3, 64, 64), cfg, 2) == 8
+    # ResNet-50's 8x56x56x64: 51 MB transformed by F(2x2), 6.4 MB per image
+    assert winograd.plan_chunks((8, 56, 56, 64), (3, 3, 64, 64), cfg, 2) == 2
+    assert winograd.plan_chunks((1, 512, 512, 64), (3, 3, 64, 64), cfg, 2) == 1

@@ -24,6 +24,12 @@ multiple of direct's (measured <= ~2x; see ``tests/test_gemm_algorithms.py``). F
 about 10x larger, still relative to the largest output: measured <= 1e-5 * max|y| in float32
 with 128 input channels.
 
+Working set: the transformed input and output are ``t^2 / m^2`` times the data (4x for F(2x2),
+2.25x for F(4x4)). When the transformed output passes :data:`CHUNK_ABOVE_BYTES`, the batch is
+computed in chunks of images of at most :data:`CHUNK_BYTES` under a ``lax.map``: on the 2-core
+CPU a larger one ran 3-5x slower (F(2x2) on ResNet-50's 8x56x56x64 3x3 layer: 20 ms whole,
+4.1 ms in chunks; on VGG's 4x112x112x3 -> 64: 17 and 4.3 ms). A single image is never split.
+
 Gradients (:func:`jaxconv.conv.im2col.gemm_gradients`): the input gradient is XLA's transposed
 convolution, the kernel gradient an im2col GEMM; differentiating through the transforms was
 measured 2x slower than ``direct``'s gradient.
@@ -60,6 +66,23 @@ def check(x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
             f"{kh}x{kw}, stride {config.stride}, dilation {config.dilation})"
         )
     return None
+
+
+#: Transformed output (the GEMMs' result, bytes, float32) above which the batch is split.
+CHUNK_ABOVE_BYTES = 20 * 2**20
+#: Largest chunk's transformed input + output, in bytes (whole images: at least one).
+CHUNK_BYTES = 24 * 2**20
+
+
+def plan_chunks(x_shape, kernel_shape, config: ConvConfig, m: int) -> int:
+    """Images per ``lax.map`` chunk (a divisor of N; N when the batch is not split)."""
+    n, _, _, c = x_shape
+    o = kernel_shape[-1]
+    total = winograd_cost_terms(x_shape, kernel_shape, config, m=m)["transformed_bytes"]
+    if total * o / (c + o) <= CHUNK_ABOVE_BYTES:
+        return n
+    per_image = total / n
+    return max(d for d in range(1, n + 1) if n % d == 0 and (d == 1 or d * per_image <= CHUNK_BYTES))
 
 
 # Winograd's minimal filtering F(m x m, 3 x 3): Y = A^T [(G g G^T) * (B^T d B)] A on (m + 2)^2
@@ -142,8 +165,17 @@ def conv_winograd(x, kernel, config: ConvConfig, *, m: int = 2):
     """F(m x m, 3x3) Winograd convolution: NHWC ``x`` (N, H, W, C), HWIO ``kernel`` (3, 3, C/G, O).
 
     ``m`` is the output tile (2 or 4). Returns ``(N, H + pad - 2, W + pad - 2, O)`` in ``x``'s
-    dtype.
+    dtype. Large batches run in chunks of images (:func:`plan_chunks`).
     """
+    n = x.shape[0]
+    nb = plan_chunks(x.shape, kernel.shape, config, m)
+    if nb == n:
+        return _winograd(x, kernel, config, m)
+    y = lax.map(lambda xc: _winograd(xc, kernel, config, m), x.reshape(n // nb, nb, *x.shape[1:]))
+    return y.reshape(n, *y.shape[2:])
+
+
+def _winograd(x, kernel, config: ConvConfig, m: int):
     dtype = x.dtype
     acc = accumulation_dtype(dtype)
     x, kernel = x.astype(acc), kernel.astype(acc)
@@ -177,8 +209,10 @@ def conv_winograd(x, kernel, config: ConvConfig, *, m: int = 2):
 def _model_terms(m: int):
     def terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> dict[str, float]:
         t = winograd_cost_terms(x_shape, kernel_shape, config, itemsize=4, m=m)
+        n = x_shape[0]
         return {
             "call": 1.0,
+            "chunk": float(n // plan_chunks(x_shape, kernel_shape, config, m)),
             "flop": float(t["flops"]),
             # per transformed point, whatever C (slow for few channels)
             "tile": float((m + 2) ** 2 * t["tiles"]),
