@@ -27,8 +27,10 @@ with 128 input channels.
 Working set: the transformed input and output are ``t^2 / m^2`` times the data (4x for F(2x2),
 2.25x for F(4x4)). When the transformed output passes :data:`CHUNK_ABOVE_BYTES`, the batch is
 computed in chunks of images of at most :data:`CHUNK_BYTES` under a ``lax.map``: on the 2-core
-CPU a larger one ran 3-5x slower (F(2x2) on ResNet-50's 8x56x56x64 3x3 layer: 20 ms whole,
-4.1 ms in chunks; on VGG's 4x112x112x3 -> 64: 17 and 4.3 ms). A single image is never split.
+CPU a larger one ran 2-5x slower (F(2x2) on ResNet-50's 8x56x56x64 3x3 layer: 20 ms whole,
+4.1 ms in chunks; on VGG's 4x112x112x3 -> 64: 17 and 4.3 ms; on 4x96x96x32 -> 32: 9.5 ms
+whole), while F(4x4) on the ResNet layer (14 MiB) ran faster whole. A single image is never
+split.
 
 Gradients (:func:`jaxconv.conv.im2col.gemm_gradients`): the input gradient is XLA's transposed
 convolution, the kernel gradient an im2col GEMM; differentiating through the transforms was
@@ -69,7 +71,7 @@ def check(x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
 
 
 #: Transformed output (the GEMMs' result, bytes, float32) above which the batch is split.
-CHUNK_ABOVE_BYTES = 20 * 2**20
+CHUNK_ABOVE_BYTES = 15 * 2**20
 #: Largest chunk's transformed input + output, in bytes (whole images: at least one).
 CHUNK_BYTES = 24 * 2**20
 
