@@ -135,6 +135,11 @@ GRAD_CASES = [
     ("pointwise", (2, 7, 6, 4), (1, 1, 2, 6), dict(stride=(2, 3), padding=((3, 1), (0, 2)),
                                                    groups=2)),
     ("pointwise", (1, 4, 5, 4), (1, 1, 1, 4), dict(padding="SAME", groups=4, dilation=2)),
+    # 17 output rows (prime): the kernel gradient folds them into 16 blocks of 2, past the
+    # bottom on zero rows -- one image (taps run past it) and two (the product is padded)
+    ("depthwise", (1, 19, 6, 2), (3, 3, 1, 4), dict(groups=2)),
+    ("depthwise", (1, 35, 5, 2), (3, 3, 1, 2), dict(stride=2, groups=2)),
+    ("depthwise", (2, 19, 6, 2), (3, 3, 1, 2), dict(groups=2)),
 ]
 
 
@@ -385,6 +390,37 @@ def test_refuses_with_reason(algorithm, xs, ks, kwargs, reason):
     )
     with pytest.raises(ValueError, match=message):
         jaxconv.conv2d(np.zeros(xs), np.zeros(ks), algorithm=algorithm, **kwargs)
+
+
+def test_depthwise_runs_apart_from_its_consumers(rng):
+    """The forward and input-gradient tap sums sit in a ``cond`` (a fusion boundary on XLA:CPU);
+    a reduction after them, NaN in the kernel's first element, and a kernel batched under vmap
+    (where the predicate is batched) all give direct's answer."""
+    x = jnp.asarray(rng.normal(size=(3, 9, 8, 2)))
+    k = jnp.asarray(rng.normal(size=(3, 3, 1, 4)))
+
+    def pooled(x, k, algorithm):
+        y = jaxconv.conv2d(x, k, groups=2, padding=1, algorithm=algorithm)
+        return jaxconv.max_pool2d(jaxconv.relu(y))
+
+    jaxpr = str(jax.make_jaxpr(lambda x, k: pooled(x, k, "depthwise"))(x, k))
+    assert "cond[" in jaxpr
+    np.testing.assert_allclose(jax.jit(pooled, static_argnums=2)(x, k, "depthwise"),
+                               pooled(x, k, "direct"), rtol=1e-12, atol=1e-12)
+    grad = jax.grad(lambda x, k, a: jnp.sum(pooled(x, k, a) ** 2), argnums=(0, 1))
+    for g, w in zip(grad(x, k, "depthwise"), grad(x, k, "direct"), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+    nan_k = k.at[0, 0, 0, 0].set(jnp.nan)
+    got = jaxconv.conv2d(x, nan_k, groups=2, algorithm="depthwise")
+    want = jaxconv.conv2d(x, nan_k, groups=2, algorithm="direct")
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got[..., 0]).all() and not np.isnan(got[..., 1:]).any()
+    np.testing.assert_allclose(got[..., 1:], want[..., 1:], rtol=1e-12, atol=1e-12)
+    ks = jnp.stack([k, 2 * k])
+    batched = jax.vmap(lambda k: jaxconv.conv2d(x, k, groups=2, algorithm="depthwise"))(ks)
+    for b in range(2):
+        np.testing.assert_allclose(batched[b], conv_direct(x, ks[b], ConvConfig(groups=2)),
+                                   rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(("rows", "expected"), [
