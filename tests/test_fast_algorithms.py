@@ -459,3 +459,53 @@ def test_shared_reference_tests_cover_both():
                 f64, config)
             served[name] += why is None
     assert served["depthwise"] >= 10 and served["pointwise"] >= 3, served
+
+
+# --------------------------------------------------------------------------------------------
+# channel_padded: XLA's convolution with the input channels padded to a multiple of 4.
+
+
+@pytest.mark.parametrize("c", [1, 3, 5, 6])
+@pytest.mark.parametrize("kwargs", [dict(), dict(stride=2, padding=3),
+                                    dict(padding="SAME", dilation=(1, 2))], ids=str)
+def test_channel_padded_matches_direct_and_its_gradients(c, kwargs, rng):
+    x = rng.normal(size=(2, 11, 10, c))
+    k = rng.normal(size=(3, 4, c, 5))
+
+    def loss(x, k, algorithm):
+        return jnp.sum(jnp.sin(jaxconv.conv2d(x, k, algorithm=algorithm, **kwargs)))
+
+    np.testing.assert_allclose(jaxconv.conv2d(x, k, algorithm="channel_padded", **kwargs),
+                               jaxconv.conv2d(x, k, algorithm="direct", **kwargs),
+                               rtol=1e-12, atol=1e-12)
+    got = jax.grad(loss, argnums=(0, 1))(x, k, "channel_padded")
+    want = jax.grad(loss, argnums=(0, 1))(x, k, "direct")
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize(("xs", "ks", "config", "reason"), [
+    ((2, 9, 9, 4), (3, 3, 4, 8), ConvConfig(), "C=4 already is one"),
+    ((2, 9, 9, 6), (3, 3, 3, 6), ConvConfig(groups=2), "serves groups == 1 (got groups=2)"),
+    ((2, 9, 3), (3, 3, 8), ConvConfig(stride=(1,), padding=((0, 0),), dilation=(1,)),
+     "serves 2-D convolutions (got 1 spatial dims)"),
+])
+def test_channel_padded_refuses_with_reason(xs, ks, config, reason):
+    from jaxconv.conv import channel_padded
+
+    assert reason in channel_padded.check(xs, ks, jnp.float32, config)
+
+
+@pytest.mark.parametrize(("xs", "ks", "kwargs", "picked"), [
+    ((8, 128, 128, 3), (7, 7, 3, 32), dict(stride=2, padding=3), True),  # an RGB stem
+    ((4, 112, 112, 3), (3, 3, 3, 64), dict(padding="SAME"), True),  # VGG's first layer
+    ((1, 320, 400, 3), (15, 15, 3, 3), dict(), False),  # the cat, a large kernel: fft's
+    ((1, 8, 8, 3), (3, 3, 3, 3), dict(), False),  # too small to matter
+    ((4, 112, 112, 5), (3, 3, 5, 64), dict(padding="SAME"), False),  # measured for C = 3 only
+    ((4, 112, 112, 3), (1, 1, 3, 64), dict(), False),  # a GEMM
+])
+def test_auto_pads_rgb_images(xs, ks, kwargs, picked):
+    for mode in ("forward", "train"):
+        sel = jaxconv.select_algorithm(xs, ks, backend="cpu", mode=mode, **kwargs)
+        assert (sel.algorithm == "channel_padded") == picked, sel

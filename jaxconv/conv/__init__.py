@@ -4,7 +4,7 @@
 Modules, in the order data flows: ``_canonical`` (validation) -> ``select`` (``auto``: the
 autotune ``cache``, else the ``cost_model``) -> ``_registry`` (one :class:`Algorithm` record per
 algorithm, registered by its own module: ``direct``, ``xla_padded``, ``fft``, ``im2col``,
-``winograd``). ``tuning`` measures algorithms and fills the cache, ``calibration`` rescales the
+``winograd``, then the special cases ``channel_padded``, ``depthwise``, ``pointwise``). ``tuning`` measures algorithms and fills the cache, ``calibration`` rescales the
 cost model for this machine; ``cases`` holds the benchmark problems.
 """
 
@@ -17,6 +17,7 @@ from . import xla_padded as _xla_padded  # noqa: F401  (registers "xla_padded")
 # isort: split
 # The special-case algorithms register after the general ones (registration order is the order
 # of jaxconv.algorithms() and of the "Algorithms that can" lists).
+from . import channel_padded as _channel_padded  # noqa: F401  (registers "channel_padded")
 from . import depthwise as _depthwise  # noqa: F401  (registers "depthwise")
 from . import pointwise as _pointwise  # noqa: F401  (registers "pointwise")
 from ._conv2d import conv, conv1d, conv2d, conv3d
