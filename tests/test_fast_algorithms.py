@@ -506,6 +506,8 @@ def test_channel_padded_refuses_with_reason(xs, ks, config, reason):
     ((4, 112, 112, 3), (1, 1, 3, 64), dict(), False),  # a GEMM
 ])
 def test_auto_pads_rgb_images(xs, ks, kwargs, picked):
-    for mode in ("forward", "train"):
-        sel = jaxconv.select_algorithm(xs, ks, backend="cpu", mode=mode, **kwargs)
-        assert (sel.algorithm == "channel_padded") == picked, sel
+    sel = jaxconv.select_algorithm(xs, ks, backend="cpu", **kwargs)
+    assert (sel.algorithm == "channel_padded") == picked, sel
+    # forward + backward, padded stems measured slower than XLA's: the model decides
+    sel = jaxconv.select_algorithm(xs, ks, backend="cpu", mode="train", **kwargs)
+    assert sel.algorithm != "channel_padded" or "3-channel" not in sel.reason
