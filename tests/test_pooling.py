@@ -278,6 +278,40 @@ def test_max_pool_tie_gradient_goes_to_one_element():
     assert g.sum() == 1 and np.count_nonzero(g) == 1
 
 
+@pytest.mark.parametrize("kind", ["max", "min"])
+@pytest.mark.parametrize(("shape", "window"), [
+    ((2, 8, 6, 3), (2, 2)), ((2, 9, 7, 3), (2, 3)), ((1, 12, 5), (3,)), ((2, 4, 6, 5, 2), (2, 3, 2)),
+])
+def test_non_overlapping_windows_match_reduce_window(kind, shape, window, rng):
+    """stride == window without padding takes a reshape-and-reduce path with its own gradient;
+    values and gradients (the first extremum of each window in row-major order, PyTorch's rule,
+    on inputs full of ties) equal those of XLA's reduce_window."""
+    from jaxconv import pooling
+
+    x = jnp.asarray(rng.integers(-2, 3, size=shape), jnp.float64)  # ties everywhere
+    out = tuple(s // k for s, k in zip(shape[1:-1], window, strict=True))
+    init, op = (-np.inf, jax.lax.max) if kind == "max" else (np.inf, jax.lax.min)
+
+    def reference(x):
+        y = jax.lax.reduce_window(x, np.array(init, x.dtype), op, (1, *window, 1),
+                                  (1, *window, 1), "VALID")
+        return jnp.sum(jnp.sin(y) * jnp.arange(y.size).reshape(y.shape))
+
+    def blocked(x):
+        y = pooling._blocked_extremum(x, kind, window, out)
+        return jnp.sum(jnp.sin(y) * jnp.arange(y.size).reshape(y.shape))
+
+    np.testing.assert_array_equal(
+        pooling._blocked_extremum(x, kind, window, out),
+        jax.lax.reduce_window(x, np.array(init, x.dtype), op, (1, *window, 1), (1, *window, 1),
+                              "VALID"))
+    np.testing.assert_allclose(jax.grad(blocked)(x), jax.grad(reference)(x), rtol=1e-12)
+    np.testing.assert_allclose(jax.jit(jax.grad(blocked))(x), jax.grad(reference)(x), rtol=1e-12)
+    t = jnp.asarray(rng.normal(size=shape))  # forward mode too
+    np.testing.assert_allclose(jax.jvp(blocked, (x,), (t,))[1],
+                               jax.jvp(reference, (x,), (t,))[1], rtol=1e-12)
+
+
 def test_max_pool_ceil_mode_known_answer():
     x = _img(np.arange(16).reshape(4, 4))
     # floor: one 3x3 window; ceil: a second one that overhangs the end
