@@ -12,8 +12,9 @@ The result is exact: the added channel contributes ``0 * 0`` to every sum. Gradi
 ``direct``'s, through the pad (the padded channel's gradient is sliced away).
 
 ``auto`` picks it forward for 3-channel images, ``groups == 1``, on CPU, with kernels of at most
-3x3 or any stride above 1 (:func:`preferred`), from a million multiply-adds: larger stride-1 kernels on
-an RGB image are the FFT's ground (the article's cat).
+3x3 or any stride above 1 (:func:`preferred`), from a million multiply-adds: larger stride-1
+kernels on an RGB image are the FFT's ground (the article's cat). Forward + backward, padded
+stems measured 1.25-1.4x slower than XLA's gradient, so there the cost model decides.
 """
 
 from __future__ import annotations
@@ -31,11 +32,9 @@ MIN_MULTIPLY_ADDS = 10**6
 
 def conv_channel_padded(x, kernel, config: ConvConfig):
     """NHWC ``x`` (N, H, W, C), HWIO ``kernel`` (kh, kw, C, O) -> NHWC (N, H', W', O)."""
-    c = x.shape[-1]
-    extra = -c % CHANNEL_MULTIPLE
-    if extra:
-        x = jnp.pad(x, ((0, 0),) * (x.ndim - 1) + ((0, extra),))
-        kernel = jnp.pad(kernel, ((0, 0),) * (kernel.ndim - 2) + ((0, extra), (0, 0)))
+    extra = -x.shape[-1] % CHANNEL_MULTIPLE
+    x = jnp.pad(x, ((0, 0),) * (x.ndim - 1) + ((0, extra),))
+    kernel = jnp.pad(kernel, ((0, 0),) * (kernel.ndim - 2) + ((0, extra), (0, 0)))
     return conv_direct(x, kernel, config)
 
 
