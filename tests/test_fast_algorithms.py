@@ -381,6 +381,11 @@ def test_no_convolution_emitter(case, rng):
         ("pointwise", (1, 8, 8, 4), (3, 3, 4, 4), {}, "pointwise needs a 1x1 kernel (got kernel 3x3)"),
         ("pointwise", (1, 8, 8, 4), (1, 2, 2, 4), dict(groups=2),
          "pointwise needs a 1x1 kernel (got kernel 1x2)"),
+        ("channel_padded", (1, 8, 8, 4), (3, 3, 4, 4), {},
+         "channel_padded pads the input channels to a multiple of 4; C=4 already is one "
+         "(that is direct)"),
+        ("channel_padded", (1, 8, 8, 6), (3, 3, 3, 4), dict(groups=2),
+         "channel_padded serves groups == 1 (got groups=2)"),
     ],
 )
 def test_refuses_with_reason(algorithm, xs, ks, kwargs, reason):
