@@ -327,10 +327,9 @@ def _blocked_extremum_jvp(kind, window, out, primals, tangents):
     so ``jax.grad`` runs exactly that function; forward mode evaluates its transpose."""
     (x,), (t,) = primals, tangents
     y = _blocked_extremum(x, kind, window, out)
-    blocks = _blocks(x, window, out)
     firsts, seen = [], jnp.zeros(y.shape, bool)
-    for offsets in itertools.product(*(range(k) for k in window)):
-        hit = blocks[(slice(None), *(i for a in offsets for i in (slice(None), a)), slice(None))] == y
+    for _, tap in _tap_views(x, window, window, (1,) * len(window), out):
+        hit = tap == y
         firsts.append(hit & ~seen)
         seen = seen | hit
     to_x = functools.partial(_first_extremum_gradient, firsts, window, out, x.shape)
