@@ -562,8 +562,12 @@ def main(argv=None) -> int:
                 "repeats": repeats, "quick": quick, "rows": rows})
 
     model = read_model(args.out if args.out.is_file() else DEFAULT_OUT)
-    record = fit_record(rows, names, repeats, machine, measured_at, model["fits"].get(backend),
-                        quick)
+    previous = model["fits"].get(backend)
+    if args.mode == "train" and previous:  # the algorithms not refitted keep their train fit
+        previous = {"constants": previous.get("train_constants", {}),
+                    "quality": previous.get("train_quality", {}),
+                    "measured_at": previous.get("train_measured_at", "?")}
+    record = fit_record(rows, names, repeats, machine, measured_at, previous, quick)
     if args.mode == "train":  # forward + backward: beside the forward fit, in its record
         forward = model["fits"].get(backend)
         if forward is None:

@@ -7,6 +7,7 @@ float32 error against a float64 reference, gradients against ``direct``'s, the c
 
 from __future__ import annotations
 
+import math
 import re
 
 import jax
@@ -16,7 +17,7 @@ import pytest
 from ref_conv import conv2d_ref
 
 import jaxconv
-from jaxconv.conv import im2col, winograd
+from jaxconv.conv import im2col, mec, winograd
 from jaxconv.conv._registry import ConvConfig
 from jaxconv.conv.direct import conv_direct
 
@@ -116,7 +117,7 @@ def test_winograd_float32_error_vs_float64_reference(channels, rng):
     assert err["winograd"] <= 1e-6 * scale, err
 
 
-@pytest.mark.parametrize("algorithm", ["im2col", "winograd"])
+@pytest.mark.parametrize("algorithm", ["im2col", "mec", "winograd"])
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_low_precision_accumulates_in_float32(algorithm, dtype, rng):
     """bfloat16 / float16 results are the float32 result rounded once (not a low-precision sum)."""
@@ -137,8 +138,9 @@ GRAD_KW = [
     dict(padding=((0, 2), (1, 1)), groups=4),
 ]
 GRAD_CASES = [
-    *((a, kw) for a in ("im2col", "winograd") for kw in GRAD_KW),
-    ("im2col", dict(stride=(2, 1), dilation=(1, 2), padding=1)),
+    *((a, kw) for a in ("im2col", "mec", "winograd") for kw in GRAD_KW),
+    *((a, dict(stride=(2, 1), dilation=(1, 2), padding=1)) for a in ("im2col", "mec")),
+    ("mec", dict(stride=(3, 2), dilation=(2, 1), padding=(2, 1))),
 ]
 
 
@@ -217,3 +219,91 @@ def test_winograd_plan_chunks():
     # ResNet-50's 8x56x56x64: 51 MB transformed by F(2x2), 6.4 MB per image
     assert winograd.plan_chunks((8, 56, 56, 64), (3, 3, 64, 64), cfg, 2) == 2
     assert winograd.plan_chunks((1, 512, 512, 64), (3, 3, 64, 64), cfg, 2) == 1
+
+
+# ---------------------------------------------------------------------------------------- mec
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 900, 5000, None])
+@pytest.mark.parametrize("config", [
+    *CONFIGS,
+    # kh = 3, dh = 2, sh = 2: every tap reads the even rows; the odd phase is skipped
+    ConvConfig(stride=(2, 1), padding=((2, 1), (0, 0)), dilation=(2, 1)),
+    # sh = 3 > kh * dh: one phase per tap
+    ConvConfig(stride=(3, 3), padding=((1, 1), (1, 1))),
+], ids=str)
+def test_mec_chunks_and_phases_match_the_reference(config, chunk_bytes, rng):
+    """Whole batch, groups of images and row blocks of one image all give the reference."""
+    x = rng.normal(size=(5, 13, 11, 4))
+    k = rng.normal(size=(3, 2, 4 // config.groups, 8))
+    want = conv2d_ref(x, k, stride=config.stride, padding=config.padding,
+                      dilation=config.dilation, groups=config.groups)
+    got = mec.conv_mec(jnp.asarray(x), jnp.asarray(k), config, chunk_bytes=chunk_bytes)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_mec_plan_chunks():
+    """Equal groups of whole images while one fits; else row blocks of one image, at most
+    MAX_ROW_BLOCKS of them."""
+    same = ConvConfig(padding=((1, 1), (1, 1)))
+    # 8x32x32x64 -> 64, 3x3: 32 rows x 32 x (3 * 64 + 3 * 64) floats = 1.5 MiB per image
+    assert mec.plan_chunks((8, 32, 32, 64), (3, 3, 64, 64), same) == (4, 32)  # 4 + 4, not 6 + 2
+    assert mec.plan_chunks((8, 32, 32, 64), (3, 3, 64, 64), same, 2**30) == (8, 32)
+    assert mec.plan_chunks((8, 32, 32, 64), (3, 3, 64, 64), same, 1) == (1, 2)  # 16 blocks
+    nb, rows = mec.plan_chunks((1, 512, 512, 64), (3, 3, 64, 64), same)
+    assert nb == 1 and 512 / rows <= mec.MAX_ROW_BLOCKS
+    assert mec.plan_chunks((0, 8, 8, 8), (3, 3, 8, 8), same) == (1, 8)
+
+
+def test_mec_cost_terms():
+    """The GEMM's flops count the rows past the output that the taps read (no more), and a
+    strided problem's phases carry only their own taps."""
+    t = mec.mec_cost_terms((8, 64, 64, 32), (5, 5, 32, 16), ConvConfig())
+    m = 8 * 64 * 60  # every input row, 60 output columns
+    assert t["flop"] == 2 * m * (5 * 32) * (5 * 16)
+    assert t["byte"] == 4 * m * (5 * 32 + 5 * 16)
+    # stride 2, 3 taps: phase 0 holds taps 0 and 2, phase 1 tap 1 -> 3 taps' worth of flops
+    s = mec.mec_cost_terms((1, 9, 9, 4), (3, 3, 4, 2), ConvConfig(stride=(2, 2)))
+    ho = wo = 4
+    assert s["flop"] == 2 * ((ho + 1) * 2 + ho * 1) * wo * 3 * 4 * 2
+
+
+@pytest.mark.parametrize("n", [2, 9])  # unrolled chunks; a loop over 5 chunks, one padded
+def test_mec_batch_loop_matches_the_reference(n, rng):
+    x = rng.normal(size=(n, 9, 8, 3))
+    k = rng.normal(size=(3, 3, 3, 4))
+    cfg = ConvConfig(padding=((1, 1), (0, 2)))
+    # 2 images a chunk (for n = 9, more than MAX_UNROLLED: a loop, the last chunk padded)
+    chunk = 2 * cfg.output_hw((9, 8), (3, 3))[0] * mec._row_bytes(x.shape, k.shape, cfg)
+    assert mec.plan_chunks(x.shape, k.shape, cfg, chunk)[0] == 2
+    assert (math.ceil(n / 2) > mec.MAX_UNROLLED) == (n == 9)
+    want = conv2d_ref(x, k, padding=cfg.padding)
+    np.testing.assert_allclose(mec.conv_mec(jnp.asarray(x), jnp.asarray(k), cfg, chunk_bytes=chunk),
+                               want, rtol=1e-10, atol=1e-10)
+
+    def loss(f, x, k):
+        return jnp.sum(jnp.sin(f(x, k)))
+
+    got = jax.grad(loss, argnums=(1, 2))(
+        lambda a, b: mec.conv_mec(a, b, cfg, chunk_bytes=chunk), x, k)
+    want = jax.grad(loss, argnums=(1, 2))(lambda a, b: conv_direct(a, b, cfg), x, k)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-10)
+
+
+def test_mec_working_memory_is_bounded():
+    """A large batch runs as a loop over chunks: the compiled temporaries stay a small fraction
+    of the lowered input and GEMM output of the whole batch, forward and backward."""
+    shape = (32, 64, 64, 64)
+    x = jax.ShapeDtypeStruct(shape, jnp.float32)
+    kernel = jax.ShapeDtypeStruct((5, 5, 64, 64), jnp.float32)
+    cfg = ConvConfig(padding=((2, 2), (2, 2)))
+    whole = 4 * 32 * 68 * 64 * (5 * 64 + 5 * 64)  # P and Z of the whole batch: 340 MiB
+    io = 4 * 32 * 68 * 68 * 64 + 4 * 32 * 64 * 64 * 64  # the padded input and the output
+    fwd = jax.jit(lambda a, b: mec.conv_mec(a, b, cfg)).lower(x, kernel).compile()
+    temp = fwd.memory_analysis().temp_size_in_bytes
+    assert temp < io + whole / 8, (temp, io, whole)
+    # backward: each chunk's lowered input is rebuilt, not stored for the whole batch
+    grad = jax.jit(jax.grad(lambda a, b: jnp.sum(mec.conv_mec(a, b, cfg)), argnums=(0, 1)))
+    temp = grad.lower(x, kernel).compile().memory_analysis().temp_size_in_bytes
+    assert temp < 3 * io + whole / 8, (temp, io, whole)

@@ -4,13 +4,14 @@
 Modules, in the order data flows: ``_canonical`` (validation) -> ``select`` (``auto``: the
 autotune ``cache``, else the ``cost_model``) -> ``_registry`` (one :class:`Algorithm` record per
 algorithm, registered by its own module: ``direct``, ``xla_padded``, ``fft``, ``im2col``,
-``winograd``, then the special cases ``channel_padded``, ``depthwise``, ``pointwise``). ``tuning`` measures algorithms and fills the cache, ``calibration`` rescales the
+``mec``, ``winograd``, then the special cases ``channel_padded``, ``depthwise``, ``pointwise``). ``tuning`` measures algorithms and fills the cache, ``calibration`` rescales the
 cost model for this machine; ``cases`` holds the benchmark problems.
 """
 
 from . import direct as _direct  # noqa: F401  (registers "direct")
 from . import fft as _fft  # noqa: F401  (registers "fft")
 from . import im2col as _im2col  # noqa: F401  (registers "im2col")
+from . import mec as _mec  # noqa: F401  (registers "mec")
 from . import winograd as _winograd  # noqa: F401  (registers "winograd")
 from . import xla_padded as _xla_padded  # noqa: F401  (registers "xla_padded")
 

@@ -105,8 +105,9 @@ class Algorithm:
         selector multiplies them by the constants fitted per backend in ``cost_model.json``.
         ``None``: the cost model never picks it (``jaxconv.autotune`` still measures it).
       margin: the fraction of ``direct``'s estimate this algorithm must be under for ``auto`` to
-        leave ``direct`` (``None``: the selector's default). Tighter where the fit was measured
-        too optimistic.
+        leave ``direct`` (``None``: the selector's defaults, ``select.MARGIN`` and
+        ``select.ODD_MARGIN``, which it replaces). Tighter where the fit was measured too
+        optimistic; 1.0 where it was measured no more optimistic than direct's.
       min_channels: ``auto`` considers it only with at least this many input channels per group
         and output channels.
       preferred: for a specialized algorithm measured faster than every other where it serves

@@ -10,7 +10,7 @@ The choice is made in Python, at trace time, from static shapes, dtype, config a
    (``cost_model.py``: the algorithm's own cost terms times constants fitted per backend by
    ``benchmarks/fit_cost_model.py``). The cheapest wins, with a small hedge: another
    algorithm displaces ``"direct"`` only when its estimate is below ``MARGIN`` (or the
-   algorithm's own, tighter ``Algorithm.margin``) times direct's, ``ODD_MARGIN`` for grouped,
+   algorithm's own ``Algorithm.margin``, which replaces both) times direct's, ``ODD_MARGIN`` for grouped,
    strided or dilated problems; a 1x1 kernel is one GEMM (``direct`` or ``pointwise``), never for problems direct finishes in under ``MIN_DIRECT_SECONDS``,
    never below an algorithm's ``min_channels``, and never for dtypes or configurations the
    constants were not fitted on (then it says so in ``Selection.reason``).
@@ -256,7 +256,7 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered
 
     def margin(name: str) -> float:
         own = _registry.get(name).margin
-        return base if own is None else min(base, own)
+        return base if own is None else own
 
     qualifying = {n: c for n, c in candidates.items() if n != "direct" and c < margin(n) * direct}
     if not qualifying:
