@@ -144,6 +144,17 @@ def test_jit_and_vmap(rng):
         assert_close(y[i], conv2d_ref(np.asarray(x[i]), np.asarray(k), padding="SAME"), algorithm="fft")
 
 
+@pytest.mark.parametrize(("x_shape", "k_shape", "tiles"), [
+    ((1, 320, 400, 3), (10, 10, 3, 3), (64, 64)),  # the cat: blocks cover 1.2-1.3x, kept
+    ((1, 512, 512, 3), (5, 5, 3, 8), (24, 24)),
+    ((8, 64, 64, 32), (11, 11, 32, 32), None),  # 2 blocks of 48 for 64 points: one FFT
+    ((8, 64, 64, 32), (7, 7, 32, 32), None),  # 3 blocks of 32 for 64 points
+    ((2, 96, 320, 16), (13, 13, 16, 16), (96, 64)),  # per axis: H whole, W in blocks
+])
+def test_blocks_never_cover_much_more_than_one_fft(x_shape, k_shape, tiles):
+    assert fft.choose_tiles(x_shape, k_shape, ConvConfig()) == tiles
+
+
 def test_cost_terms_describe_the_computation():
     config = ConvConfig()
     t = fft.fft_cost_terms((8, 64, 64, 32), (3, 3, 32, 32), config)

@@ -307,3 +307,21 @@ def test_mec_working_memory_is_bounded():
     grad = jax.jit(jax.grad(lambda a, b: jnp.sum(mec.conv_mec(a, b, cfg)), argnums=(0, 1)))
     temp = grad.lower(x, kernel).compile().memory_analysis().temp_size_in_bytes
     assert temp < 3 * io + whole / 8, (temp, io, whole)
+
+
+@pytest.mark.parametrize(("xs", "ks", "kwargs", "picked"), [
+    ((8, 56, 56, 64), (3, 3, 64, 64), dict(padding="SAME"), True),  # ResNet-50's 3x3
+    ((8, 32, 32, 64), (5, 5, 64, 64), dict(padding="SAME"), True),
+    ((8, 64, 64, 32), (3, 3, 32, 64), dict(stride=2, padding="SAME"), True),
+    ((8, 128, 128, 3), (7, 7, 3, 32), dict(stride=2, padding=3), True),  # an RGB stem
+    ((8, 16, 16, 128), (3, 3, 128, 128), dict(padding="SAME"), False),  # 16x16: too small
+    ((8, 64, 64, 32), (15, 15, 32, 32), dict(), False),  # fft's kernels
+    ((1, 320, 400, 3), (7, 7, 3, 3), dict(), False),  # 3 outputs: a thin GEMM
+    ((8, 64, 64, 32), (1, 1, 32, 32), dict(), False),  # a GEMM: pointwise's
+    ((8, 64, 64, 32), (3, 3, 8, 32), dict(padding="SAME", groups=4), False),
+])
+def test_auto_trains_dense_layers_with_mec(xs, ks, kwargs, picked):
+    sel = jaxconv.select_algorithm(xs, ks, backend="cpu", mode="train", **kwargs)
+    assert (sel.algorithm == "mec" and "training a dense layer" in sel.reason) == picked, sel
+    # the rule is for training; forward, the cost model decides
+    assert "training" not in jaxconv.select_algorithm(xs, ks, backend="cpu", **kwargs).reason
