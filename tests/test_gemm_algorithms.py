@@ -315,7 +315,8 @@ def test_mec_working_memory_is_bounded():
     ((8, 64, 64, 32), (3, 3, 32, 64), dict(stride=2, padding="SAME"), True),
     ((8, 128, 128, 3), (7, 7, 3, 32), dict(stride=2, padding=3), True),  # an RGB stem
     ((8, 16, 16, 128), (3, 3, 128, 128), dict(padding="SAME"), False),  # 16x16: too small
-    ((8, 64, 64, 32), (15, 15, 32, 32), dict(), False),  # fft's kernels
+    ((8, 64, 64, 32), (9, 9, 32, 32), dict(), True),
+    ((8, 64, 64, 32), (11, 11, 32, 32), dict(), False),  # fft's kernels
     ((1, 320, 400, 3), (7, 7, 3, 3), dict(), False),  # 3 outputs: a thin GEMM
     ((8, 64, 64, 32), (1, 1, 32, 32), dict(), False),  # a GEMM: pointwise's
     ((8, 64, 64, 32), (3, 3, 8, 32), dict(padding="SAME", groups=4), False),

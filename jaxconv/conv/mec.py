@@ -326,13 +326,13 @@ def conv_mec(x, kernel, config: ConvConfig, *, chunk_bytes: int | None = None):
 #: ``auto``'s training rule (:func:`preferred`): the largest kernel side (beyond it ``fft``'s
 #: transforms win), the fewest output pixels per image (below it XLA's gradient kept up) and
 #: the fewest input / output channels (the article's 3 -> 3 problems make thin GEMMs).
-TRAIN_MAX_KERNEL = 11
+TRAIN_MAX_KERNEL = 9
 TRAIN_MIN_PIXELS = 28 * 28
 TRAIN_MIN_CHANNELS = (3, 8)
 
 
 def preferred(x_shape: Shape, kernel_shape: Shape, config: ConvConfig, mode: str) -> str | None:
-    """``auto``'s rule, forward + backward only: a dense kernel from 2 taps up to 11x11, on
+    """``auto``'s rule, forward + backward only: a dense kernel from 2 taps up to 9x9, on
     images of at least 28x28 outputs, with 3 or more input and 8 or more output channels."""
     kh, kw, _, o = kernel_shape
     if mode != "train" or config.groups != 1 or kh * kw == 1 or max(kh, kw) > TRAIN_MAX_KERNEL:
