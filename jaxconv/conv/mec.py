@@ -16,9 +16,9 @@ on a row no tap reads. Groups batch the GEMM over ``G``.
 
 The batch is processed in chunks of whole images (or, for an image larger than a chunk, of
 output rows), each at most :data:`CHUNK_BYTES` of ``P`` and ``Z``, so the working set stays near
-the cache. Up to :data:`MAX_UNROLLED` chunks of images are unrolled (a loop body ran up to 2x
-slower forward + backward on small batches); more run as a checkpointed ``lax.map`` over the
-chunks, which bounds the working memory: unrolled, XLA:CPU interleaved the chunks, kept most of
+the cache. Up to :data:`MAX_UNROLLED` chunks are unrolled (a loop body ran up to 2x slower
+forward + backward on small batches); more run as a checkpointed ``lax.map`` over the chunks,
+which bounds the working memory to about one chunk: unrolled, XLA:CPU interleaved the chunks, kept most of
 their buffers live and ran 1.5x slower (32x32x32x64, 5x5: 39 ms unrolled, 25 ms as a loop,
 XLA 29 ms).
 
@@ -54,10 +54,8 @@ from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
 #: the project's 2-core CPU (2 MiB of L2 per core, 32 MiB of L3); whole batches of 20-40 MiB
 #: ran 2-4x slower.
 CHUNK_BYTES = 10 * 2**20
-#: Most chunks of images unrolled; more run as a ``lax.map`` over the chunks (bounded memory).
+#: Most chunks unrolled; more run as a ``lax.map`` over the chunks (bounded memory).
 MAX_UNROLLED = 4
-#: Most blocks of output rows one image is split into (they are unrolled).
-MAX_ROW_BLOCKS = 16
 
 
 def check(x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
@@ -91,8 +89,7 @@ def plan_chunks(x_shape: Shape, kernel_shape: Shape, config: ConvConfig,
     """How the batch is split: ``(images_per_chunk, output_rows_per_chunk)``.
 
     Whole images are grouped, in equal chunks, while they fit in ``chunk_bytes`` (default
-    :data:`CHUNK_BYTES`); an image larger than that is split into blocks of output rows (at
-    most :data:`MAX_ROW_BLOCKS`).
+    :data:`CHUNK_BYTES`); an image larger than that is split into equal blocks of output rows.
     """
     n = x_shape[0]
     ho, _ = config.output_hw(x_shape[1:3], kernel_shape[:2])
@@ -103,7 +100,7 @@ def plan_chunks(x_shape: Shape, kernel_shape: Shape, config: ConvConfig,
     if image <= limit:
         chunks = math.ceil(n / max(1, int(limit // image)))
         return math.ceil(n / chunks), ho  # equal chunks: 8 images as 4 + 4, not 6 + 2
-    blocks = min(math.ceil(image / limit), MAX_ROW_BLOCKS, ho)
+    blocks = min(math.ceil(image / limit), ho)
     return 1, math.ceil(ho / blocks)
 
 
@@ -302,25 +299,34 @@ def conv_mec(x, kernel, config: ConvConfig, *, chunk_bytes: int | None = None):
     xp = jnp.pad(x, ((0, 0), *config.padding, (0, 0)))
     nb, rows = plan_chunks(x.shape, kernel.shape, config, chunk_bytes)
     acc = accumulation_dtype(dtype)
+    groups, blocks = math.ceil(n / nb), math.ceil(ho / rows)
+    span = (rows - 1) * sh + eh  # input rows under one block of output rows
 
-    def images(xs):  # a chunk of images: its row blocks, unrolled
+    if groups * blocks <= MAX_UNROLLED:  # exact chunks, unrolled
         parts = []
-        for p0 in range(0, ho, rows):
-            r = min(rows, ho - p0)
-            parts.append(_rows(xs[:, p0 * sh:p0 * sh + (r - 1) * sh + eh], kernel, config, r,
-                               wo, acc))
-        return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
+        for b in range(0, n, nb):
+            row_parts = []
+            for p0 in range(0, ho, rows):
+                r = min(rows, ho - p0)
+                slab = xp[b:b + nb, p0 * sh:p0 * sh + (r - 1) * sh + eh]
+                row_parts.append(_rows(slab, kernel, config, r, wo, acc))
+            parts.append(jnp.concatenate(row_parts, axis=1) if blocks > 1 else row_parts[0])
+        y = jnp.concatenate(parts, axis=0) if groups > 1 else parts[0]
+        return y.astype(dtype)
 
-    chunks = math.ceil(n / nb)
-    if chunks <= MAX_UNROLLED:
-        parts = [images(xp[b:b + nb]) for b in range(0, n, nb)]
-        y = parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=0)
-    else:  # the batch, padded to whole chunks, as a loop over them
-        xp = jnp.pad(xp, ((0, chunks * nb - n), (0, 0), (0, 0), (0, 0)))
-        # checkpoint: the backward pass rebuilds each chunk's P instead of storing all of them
-        y = lax.map(jax.checkpoint(images), xp.reshape(chunks, nb, *xp.shape[1:]))
-        y = y.reshape(chunks * nb, *y.shape[2:])[:n]
-    return y.astype(dtype)
+    # A loop over equal chunks: the batch padded to whole groups, the rows to whole blocks.
+    need = (blocks * rows - 1) * sh + eh
+    xp = jnp.pad(xp, ((0, groups * nb - n), (0, max(0, need - xp.shape[1])), (0, 0), (0, 0)))
+
+    def chunk(i):  # image group i // blocks, row block i % blocks
+        start = (i // blocks * nb, i % blocks * rows * sh, 0, 0)
+        slab = lax.dynamic_slice(xp, start, (nb, span, *xp.shape[2:]))
+        return _rows(slab, kernel, config, rows, wo, acc)
+
+    # checkpoint: the backward pass rebuilds each chunk's P instead of storing all of them
+    y = lax.map(jax.checkpoint(chunk), jnp.arange(groups * blocks))  # (chunks, nb, rows, wo, O)
+    y = y.reshape(groups, blocks, nb, rows, wo, o).transpose(0, 2, 1, 3, 4, 5)
+    return y.reshape(groups * nb, blocks * rows, wo, o)[:n, :ho].astype(dtype)
 
 
 #: ``auto``'s training rule (:func:`preferred`): the largest kernel side (beyond it ``fft``'s
