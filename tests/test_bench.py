@@ -203,6 +203,18 @@ def test_plot_one_line_per_implementation(data):
     assert list(article.get_lines()[0].get_xdata()) == [3, 15]
 
 
+def test_plot_gives_every_implementation_its_own_colour():
+    """A sweep draws more implementations than the default colour cycle holds (10)."""
+    pytest.importorskip("matplotlib")
+    from jaxconv.viz.benchmark import plot_conv_vs_kernel
+
+    impls = ["XLA lax.conv", *(f"alg{i}" for i in range(11)), "auto", "torch"]
+    fig = plot_conv_vs_kernel({"case": {name: {3: 1.0 + i} for i, name in enumerate(impls)}},
+                              baseline="XLA lax.conv")
+    colors = [str(line.get_color()) for line in fig.axes[0].get_lines()]
+    assert len(set(colors)) == len(impls)
+
+
 def test_plot_into_given_axes_and_categorical_rows():
     pytest.importorskip("matplotlib")
     from matplotlib.figure import Figure

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from matplotlib import rcParams
+from matplotlib import colormaps, rcParams
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 
@@ -101,12 +101,15 @@ def plot_conv_vs_kernel(
         axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(len(titles))]
 
     # One colour per implementation across all panels; the baseline thick black, auto dashed.
-    names = list(dict.fromkeys(name for panel in results.values() for name in panel))
+    # More implementations than the style's cycle has colours (10 by default; a sweep has 13):
+    # tab20's 20, so no two share one.
+    names = [n for n in dict.fromkeys(n for panel in results.values() for n in panel)
+             if n != baseline]
     palette = [c["color"] for c in rcParams["axes.prop_cycle"]]
-    colors: dict[str, Any] = {}
-    for name in names:
-        if name != baseline:
-            colors[name] = palette[len(colors) % len(palette)]
+    if len(names) > len(palette):
+        tab20 = colormaps["tab20"]
+        palette = [tab20(i) for i in range(tab20.N)]
+    colors = {name: palette[i % len(palette)] for i, name in enumerate(names)}
     for a, title in zip(axes, titles, strict=False):
         series = results[title]
         xs = [x for s in series.values() for x in s]
