@@ -267,15 +267,15 @@ def test_mec_cost_terms():
     assert s["flop"] == 2 * ((ho + 1) * 2 + ho * 1) * wo * 3 * 4 * 2
 
 
-@pytest.mark.parametrize("n", [2, 9])  # unrolled chunks; a loop over 5 chunks, one padded
+@pytest.mark.parametrize("n", [2, 17])  # unrolled chunks; a loop over 9 chunks, one padded
 def test_mec_batch_loop_matches_the_reference(n, rng):
     x = rng.normal(size=(n, 9, 8, 3))
     k = rng.normal(size=(3, 3, 3, 4))
     cfg = ConvConfig(padding=((1, 1), (0, 2)))
-    # 2 images a chunk (for n = 9, more than MAX_UNROLLED: a loop, the last chunk padded)
+    # 2 images a chunk (for n = 17, more than MAX_UNROLLED: a loop, the last chunk padded)
     chunk = 2 * cfg.output_hw((9, 8), (3, 3))[0] * mec._row_bytes(x.shape, k.shape, cfg)
     assert mec.plan_chunks(x.shape, k.shape, cfg, chunk)[0] == 2
-    assert (math.ceil(n / 2) > mec.MAX_UNROLLED) == (n == 9)
+    assert (math.ceil(n / 2) > mec.MAX_UNROLLED) == (n == 17)
     want = conv2d_ref(x, k, padding=cfg.padding)
     np.testing.assert_allclose(mec.conv_mec(jnp.asarray(x), jnp.asarray(k), cfg, chunk_bytes=chunk),
                                want, rtol=1e-10, atol=1e-10)
@@ -310,7 +310,7 @@ def test_mec_working_memory_is_bounded(shape):
     assert temp < 3 * io + whole / 8, (temp, io, whole)
 
 
-@pytest.mark.parametrize("blocks", [3, 5])  # unrolled row blocks; a loop over them
+@pytest.mark.parametrize("blocks", [3, 10])  # unrolled row blocks; a loop over them
 def test_mec_row_blocks_of_one_image(blocks, rng):
     x = rng.normal(size=(1, 20, 9, 4))
     k = rng.normal(size=(3, 2, 4, 5))
@@ -319,6 +319,29 @@ def test_mec_row_blocks_of_one_image(blocks, rng):
     chunk = math.ceil(ho / blocks) * mec._row_bytes(x.shape, k.shape, cfg)
     nb, rows = mec.plan_chunks(x.shape, k.shape, cfg, chunk)
     assert nb == 1 and math.ceil(ho / rows) == blocks
+    assert (blocks > mec.MAX_UNROLLED) == (blocks == 10)
     want = conv2d_ref(x, k, stride=cfg.stride, padding=cfg.padding, dilation=cfg.dilation)
     got = mec.conv_mec(jnp.asarray(x), jnp.asarray(k), cfg, chunk_bytes=chunk)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(("xs", "ks", "kwargs", "picked"), [
+    ((8, 56, 56, 64), (3, 3, 64, 64), dict(padding="SAME"), True),  # ResNet-50's 3x3
+    ((8, 32, 32, 64), (5, 5, 64, 64), dict(padding="SAME"), True),
+    ((8, 64, 64, 32), (3, 3, 32, 64), dict(stride=2, padding="SAME"), True),
+    ((8, 128, 128, 3), (7, 7, 3, 32), dict(stride=2, padding=3), True),  # an RGB stem
+    ((256, 14, 14, 6), (5, 5, 6, 16), dict(), True),  # LeNet's C3: many small images
+    ((8, 16, 16, 128), (3, 3, 128, 128), dict(padding="SAME"), False),  # 2048 rows, 384 columns
+    ((4, 14, 14, 256), (3, 3, 256, 256), dict(padding="SAME"), False),  # 784 rows, 768 columns
+    ((8, 64, 64, 32), (9, 9, 32, 32), dict(), True),
+    ((8, 64, 64, 32), (11, 11, 32, 32), dict(), False),  # fft's kernels
+    ((1, 320, 400, 3), (7, 7, 3, 3), dict(), False),  # 3 outputs: a thin GEMM
+    ((256, 32, 32, 1), (5, 5, 1, 6), dict(), False),  # LeNet's C1: one input channel
+    ((8, 64, 64, 32), (1, 1, 32, 32), dict(), False),  # a GEMM: pointwise's
+    ((8, 64, 64, 32), (3, 3, 8, 32), dict(padding="SAME", groups=4), False),
+])
+def test_auto_trains_dense_layers_with_mec(xs, ks, kwargs, picked):
+    sel = jaxconv.select_algorithm(xs, ks, backend="cpu", mode="train", **kwargs)
+    assert (sel.algorithm == "mec" and "training a dense layer" in sel.reason) == picked, sel
+    # the rule is for training; forward, the cost model decides
+    assert "training" not in jaxconv.select_algorithm(xs, ks, backend="cpu", **kwargs).reason

@@ -16,11 +16,12 @@ on a row no tap reads. Groups batch the GEMM over ``G``.
 
 The batch is processed in chunks of whole images (or, for an image larger than a chunk, of
 output rows), each at most :data:`CHUNK_BYTES` of ``P`` and ``Z``, so the working set stays near
-the cache. Up to :data:`MAX_UNROLLED` chunks are unrolled (a loop body ran up to 2x slower
-forward + backward on small batches); more run as a checkpointed ``lax.map`` over the chunks,
-which bounds the working memory to about one chunk: unrolled, XLA:CPU interleaved the chunks, kept most of
-their buffers live and ran 1.5x slower (32x32x32x64, 5x5: 39 ms unrolled, 25 ms as a loop,
-XLA 29 ms).
+the cache. Up to :data:`MAX_UNROLLED` chunks are unrolled (as a loop, forward + backward ran
+1.5-3x slower: the 2x224x224x3 7x7/2 stem's 6 chunks took 11.8 ms, unrolled 4.1); more run as
+a checkpointed ``lax.map`` over the chunks, which bounds the working memory to about one
+chunk. Unrolled, XLA:CPU interleaves the chunks and keeps most of their buffers live, and
+forward it ran up to 1.5x slower than the loop (32x32x32x64, 5x5: 39 ms unrolled, 25 ms as a
+loop, XLA 29 ms).
 
 The gradients are GEMMs too: each phase is a ``jax.custom_jvp`` whose tangent halves are
 written as transposes of the backward functions we want, so reverse mode runs them: ``dZ`` is
@@ -55,7 +56,7 @@ from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
 #: ran 2-4x slower.
 CHUNK_BYTES = 10 * 2**20
 #: Most chunks unrolled; more run as a ``lax.map`` over the chunks (bounded memory).
-MAX_UNROLLED = 4
+MAX_UNROLLED = 8
 
 
 def check(x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
@@ -330,25 +331,29 @@ def conv_mec(x, kernel, config: ConvConfig, *, chunk_bytes: int | None = None):
 
 
 #: ``auto``'s training rule (:func:`preferred`): the largest kernel side (beyond it ``fft``'s
-#: transforms win), the fewest output pixels per image (below it XLA's gradient kept up) and
-#: the fewest input / output channels (the article's 3 -> 3 problems make thin GEMMs).
+#: transforms win), the fewest GEMM rows per GEMM column (a short GEMM against a wide kernel:
+#: XLA's gradient kept up) and the fewest input / output channels (the article's 3 -> 3
+#: problems make thin GEMMs).
 TRAIN_MAX_KERNEL = 9
-TRAIN_MIN_PIXELS = 28 * 28
+TRAIN_MIN_ROWS_PER_COLUMN = 8
 TRAIN_MIN_CHANNELS = (3, 8)
 
 
 def preferred(x_shape: Shape, kernel_shape: Shape, config: ConvConfig, mode: str) -> str | None:
-    """``auto``'s rule, forward + backward only: a dense kernel from 2 taps up to 9x9, on
-    images of at least 28x28 outputs, with 3 or more input and 8 or more output channels."""
+    """``auto``'s rule, forward + backward only: a dense kernel from 2 taps up to 9x9, with 3 or
+    more input and 8 or more output channels, whose GEMM has at least 8 rows (``N * H_out *
+    W_out``) per column of its larger side (``kw * C`` or ``kh * O``)."""
     kh, kw, _, o = kernel_shape
     if mode != "train" or config.groups != 1 or kh * kw == 1 or max(kh, kw) > TRAIN_MAX_KERNEL:
         return None
+    n, c = x_shape[0], x_shape[-1]
     ho, wo = config.output_hw(x_shape[1:3], (kh, kw))
     min_c, min_o = TRAIN_MIN_CHANNELS
-    if ho * wo < TRAIN_MIN_PIXELS or x_shape[-1] < min_c or o < min_o:
+    if c < min_c or o < min_o or n * ho * wo < TRAIN_MIN_ROWS_PER_COLUMN * max(kw * c, kh * o):
         return None
     return ("training a dense layer: mec's gradients are two GEMMs on its lowered input, "
-            "measured 1.3-4x faster forward + backward than the other algorithms' on such layers")
+            "measured 1.15-4x faster forward + backward than the other algorithms' on such "
+            "layers")
 
 
 MEC = register(
