@@ -153,6 +153,12 @@ def _lower(xr, kw: int, ph: _Phase):
     ], axis=3)
 
 
+def _kernel_matrix(k):
+    """Taps ``(t, kw, C, O)`` as the GEMM's right side ``(kw * C, t * O)`` (one group)."""
+    t, kw, c, o = k.shape
+    return jnp.transpose(k, (1, 2, 0, 3)).reshape(kw * c, t * o)
+
+
 def _gemm(p, k, ph: _Phase):
     """``P (n, rows, wo, kw, C) x taps (t, kw, C/G, O) -> Z (n, rows, wo, t, O)``."""
     n, rows, wo, kw, c = p.shape
@@ -160,7 +166,7 @@ def _gemm(p, k, ph: _Phase):
     g = ph.groups
     if g == 1:
         z = lax.dot_general(
-            p.reshape(n, rows, wo, kw * c), jnp.transpose(k, (1, 2, 0, 3)).reshape(kw * cg, t * o),
+            p.reshape(n, rows, wo, kw * c), _kernel_matrix(k),
             (((3,), (0,)), ((), ())), precision=ph.precision, preferred_element_type=ph.acc)
         return z.reshape(n, rows, wo, t, o)
     # batch over the groups, contract over (j, C / G)
@@ -196,10 +202,8 @@ def _input_gradient(dy, k, xr_shape, ph: _Phase):
     dz = _dz(dy.astype(dtype), rows, ph)
     m = n * rows * ph.wo
     if g == 1:
-        dp = lax.dot_general(dz.reshape(m, t * o),
-                             jnp.transpose(k, (1, 2, 0, 3)).reshape(kw * cg, t * o),
-                             (((1,), (1,)), ((), ())), precision=ph.precision,
-                             preferred_element_type=ph.acc)  # (m, kw * C)
+        dp = lax.dot_general(dz.reshape(m, t * o), _kernel_matrix(k), (((1,), (1,)), ((), ())),
+                             precision=ph.precision, preferred_element_type=ph.acc)  # (m, kw * C)
     else:
         dp = lax.dot_general(dz.reshape(m, t, g, o // g), k.reshape(t, kw, cg, g, o // g),
                              (((1, 3), (0, 4)), ((2,), (3,))), precision=ph.precision,
