@@ -9,11 +9,12 @@ The choice is made in Python, at trace time, from static shapes, dtype, config a
 3. Otherwise (CPU) each applicable algorithm's time is estimated by the cost model
    (``cost_model.py``: the algorithm's own cost terms times constants fitted per backend by
    ``benchmarks/fit_cost_model.py``). The cheapest wins, with a small hedge: another
-   algorithm displaces ``"direct"`` only when its estimate is below ``MARGIN`` (or the
-   algorithm's own ``Algorithm.margin``, which replaces both) times direct's, ``ODD_MARGIN`` for grouped,
-   strided or dilated problems; a 1x1 kernel is one GEMM (``direct`` or ``pointwise``), never for problems direct finishes in under ``MIN_DIRECT_SECONDS``,
-   never below an algorithm's ``min_channels``, and never for dtypes or configurations the
-   constants were not fitted on (then it says so in ``Selection.reason``).
+   algorithm displaces ``"direct"`` only when its estimate is below ``MARGIN`` times direct's
+   (``ODD_MARGIN`` for grouped, strided or dilated problems; an algorithm's own
+   ``Algorithm.margin`` replaces both); a 1x1 kernel is one GEMM (``direct`` or
+   ``pointwise``); never for problems direct finishes in under ``MIN_DIRECT_SECONDS``, never
+   below an algorithm's ``min_channels``, and never for dtypes or configurations the constants
+   were not fitted on (then it says so in ``Selection.reason``).
 
 :func:`select_algorithm` returns the whole picture as a :class:`Selection`.
 """
