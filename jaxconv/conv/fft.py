@@ -157,14 +157,14 @@ def _h_dft_matrix(lh: int, kh: int, dilation: int) -> np.ndarray:
 def _kernel_spectrum(kernel, lh: int, lw: int, dilation):
     """``conj(rfft2(k))`` of the zero-padded, dilated HWIO ``kernel``, as real and imaginary parts.
 
-    Returns ``(2, Lh, Lw // 2 + 1, Cg, O)`` (``[Re; Im]``, frequency-major, HWIO order). The
+    Returns ``(re, im)``, each ``(Lh, Lw // 2 + 1, Cg, O)`` (frequency-major, HWIO order). The
     conjugate turns the product with the input's spectrum into a cross-correlation. Only the
-    ``kh`` nonzero rows are transformed along W (an ``rfft``); along H a ``(2 Lh, 2 kh)`` DFT
-    matrix product (``O(Lh kh)`` per column) lands the result in the layout the contraction
+    ``kh`` nonzero rows are transformed along W (an ``rfft``); along H two ``(Lh, 2 kh)`` DFT
+    matrix products (``O(Lh kh)`` per column) land each part in the layout the contraction
     reads, with no transpose of the large spectrum. Dilation along H is in the DFT phases,
     along W zeros are inserted into the (small) kernel.
     """
-    kh, _, cg, o = kernel.shape
+    kh = kernel.shape[0]
     dh, dw = dilation
     if dw > 1:
         zero = jnp.zeros((), kernel.dtype)
@@ -172,10 +172,14 @@ def _kernel_spectrum(kernel, lh: int, lw: int, dilation):
     t = jnp.fft.rfft(jnp.transpose(kernel, (0, 2, 3, 1)), n=lw)  # (kh, Cg, O, Wf)
     t = jnp.transpose(t, (0, 3, 1, 2))  # (kh, Wf, Cg, O)
     t = jnp.concatenate([jnp.real(t), jnp.imag(t)], axis=0)  # (2 kh, Wf, Cg, O)
-    m = jnp.asarray(_h_dft_matrix(lh, kh, dh), t.dtype)
+    m = _h_dft_matrix(lh, kh, dh)
+    # One product per part: slicing the parts out of one (2 Lh)-row product made XLA:CPU copy
+    # the spectrum through a slow fusion (the whole fft ran 2.3x slower).
     # HIGHEST: on TPU/GPU the default would round this exact transform to bfloat16/tf32.
-    k = jnp.tensordot(m, t, axes=1, precision=lax.Precision.HIGHEST)
-    return k.reshape(2, lh, lw // 2 + 1, cg, o)
+    return tuple(
+        jnp.tensordot(jnp.asarray(half, t.dtype), t, axes=1, precision=lax.Precision.HIGHEST)
+        for half in (m[:lh], m[lh:])
+    )
 
 
 def _correlate_valid(x, kernel, dilation, groups: int, precision, lengths):
@@ -196,11 +200,11 @@ def _correlate_valid(x, kernel, dilation, groups: int, precision, lengths):
 
     # NHWC -> NCHW so the FFT axes are minor (XLA's CPU FFT transposes otherwise, ~2x slower).
     xf = jnp.fft.rfft2(jnp.transpose(x, (0, 3, 1, 2)), s=(lh, lw))  # (N, C, Lh, Wf)
-    kc = _kernel_spectrum(kernel, lh, lw, dilation)  # (2, Lh, Wf, Cg, O): conj spectrum
+    kr, ki = _kernel_spectrum(kernel, lh, lw, dilation)  # (Lh, Wf, Cg, O) each: conj spectrum
 
     if cg * og <= ELEMENTWISE_MAX_CO:
         # Frequencies minor: X (N, G, Cg, 1, Lh, Wf) * K (1, G, Cg, Og, Lh, Wf), summed over Cg.
-        kg = lax.complex(kc[0], kc[1]).reshape(lh, wf, cg, g, og)
+        kg = lax.complex(kr, ki).reshape(lh, wf, cg, g, og)
         kg = jnp.transpose(kg, (3, 2, 4, 0, 1))[None]
         yf = jnp.sum(xf.reshape(n, g, cg, 1, lh, wf) * kg, axis=2).reshape(n, o, lh, wf)
     else:
@@ -209,14 +213,17 @@ def _correlate_valid(x, kernel, dilation, groups: int, precision, lengths):
         # operand) are duplicated; the kernel's spectrum is read in place, once.
         xg = jnp.transpose(xf.reshape(n, g, cg, f), (3, 1, 0, 2))  # (F, G, N, Cg)
         xr, xi = jnp.real(xg), jnp.imag(xg)
-        kg = kc.reshape(2, f, cg, g, og)
-        if g > 1:
-            kg = jnp.transpose(kg, (0, 1, 3, 2, 4))
-        kg = kg.reshape(2, f, g, cg, og)  # (2, F, G, Cg, Og)
+
+        def per_group(part):  # (Lh, Wf, Cg, O) -> (F, G, Cg, Og)
+            part = part.reshape(f, cg, g, og)
+            return jnp.transpose(part, (0, 2, 1, 3)) if g > 1 else part.reshape(f, 1, cg, og)
+
         dims = (((3,), (2,)), ((0, 1), (0, 1)))
         yb = lax.dot_general(
-            jnp.concatenate([xr, xi], axis=2), kg[0], dims, precision=precision
-        ) + lax.dot_general(jnp.concatenate([-xi, xr], axis=2), kg[1], dims, precision=precision)
+            jnp.concatenate([xr, xi], axis=2), per_group(kr), dims, precision=precision
+        ) + lax.dot_general(
+            jnp.concatenate([-xi, xr], axis=2), per_group(ki), dims, precision=precision
+        )
         yc = lax.complex(yb[:, :, :n], yb[:, :, n:])  # (F, G, N, Og)
         yf = jnp.transpose(yc, (2, 1, 3, 0)).reshape(n, o, lh, wf)
 
