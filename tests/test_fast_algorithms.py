@@ -502,17 +502,25 @@ def test_channel_padded_refuses_with_reason(xs, ks, config, reason):
     assert reason in channel_padded.check(xs, ks, jnp.float32, config)
 
 
-@pytest.mark.parametrize(("xs", "ks", "kwargs", "picked"), [
-    ((8, 128, 128, 3), (7, 7, 3, 32), dict(stride=2, padding=3), True),  # an RGB stem
-    ((4, 112, 112, 3), (3, 3, 3, 64), dict(padding="SAME"), True),  # VGG's first layer
-    ((1, 320, 400, 3), (15, 15, 3, 3), dict(), False),  # the cat, a large kernel: fft's
-    ((1, 8, 8, 3), (3, 3, 3, 3), dict(), False),  # too small to matter
-    ((4, 112, 112, 5), (3, 3, 5, 64), dict(padding="SAME"), False),  # measured for C = 3 only
-    ((4, 112, 112, 3), (1, 1, 3, 64), dict(), False),  # a GEMM
+@pytest.mark.parametrize(("xs", "ks", "kwargs", "rule"), [
+    ((8, 128, 128, 3), (7, 7, 3, 32), dict(stride=2, padding=3), "channel_padded"),  # a stem
+    ((8, 64, 64, 3), (3, 3, 3, 17), dict(padding="SAME"), "channel_padded"),  # the slow ranges
+    ((8, 64, 64, 3), (3, 3, 3, 80), dict(padding="SAME"), "channel_padded"),
+    ((8, 64, 64, 3), (3, 3, 3, 16), dict(padding="SAME"), "direct"),  # XLA's 3 channels fast
+    ((8, 64, 64, 3), (3, 3, 3, 33), dict(padding="SAME"), "direct"),
+    ((4, 112, 112, 3), (3, 3, 3, 64), dict(padding="SAME"), "direct"),  # VGG's first layer
+    ((2, 224, 224, 3), (7, 7, 3, 64), dict(stride=2, padding=3), "direct"),  # ResNet's stem
+    ((1, 320, 400, 3), (15, 15, 3, 3), dict(), None),  # the cat, a large kernel: fft's
+    ((1, 8, 8, 3), (3, 3, 3, 24), dict(), None),  # too small to matter
+    ((4, 112, 112, 5), (3, 3, 5, 24), dict(padding="SAME"), None),  # measured for C = 3 only
+    ((4, 112, 112, 3), (1, 1, 3, 24), dict(), None),  # a GEMM
 ])
-def test_auto_pads_rgb_images(xs, ks, kwargs, picked):
+def test_auto_routes_rgb_images_by_output_count(xs, ks, kwargs, rule):
     sel = jaxconv.select_algorithm(xs, ks, backend="cpu", **kwargs)
-    assert (sel.algorithm == "channel_padded") == picked, sel
+    if rule is None:
+        assert "3-channel" not in sel.reason, sel
+    else:
+        assert sel.algorithm == rule and "3-channel" in sel.reason, sel
     # forward + backward, padded stems measured slower than XLA's: the model decides
     sel = jaxconv.select_algorithm(xs, ks, backend="cpu", mode="train", **kwargs)
-    assert sel.algorithm != "channel_padded" or "3-channel" not in sel.reason
+    assert "3-channel" not in sel.reason, sel

@@ -110,8 +110,9 @@ class Algorithm:
         optimistic; 1.0 where it was measured no more optimistic than direct's.
       min_channels: ``auto`` considers it only with at least this many input channels per group
         and output channels.
-      preferred: for a specialized algorithm measured faster than every other where it serves
-        (a depthwise convolution): ``preferred(x_shape, kernel_shape, config, mode)`` returns
+      preferred: where measurements say an algorithm beats every other and the cost model
+        cannot tell (a depthwise convolution; XLA's own path for RGB images at the output
+        counts where it is fast): ``preferred(x_shape, kernel_shape, config, mode)`` returns
         the reason in one line when ``auto`` should pick it outright for this problem and mode
         (``"forward"`` or ``"train"``), else ``None``.
       error: ``"elementwise"`` when each output's error is relative to that output (the same

@@ -1,33 +1,25 @@
 """``algorithm="channel_padded"``: XLA's convolution with the input channels zero-padded to a
 multiple of 4.
 
-XLA:CPU runs a convolution of a 3-channel image (RGB) through paths whose speed jumps with the
-number of output channels, with no pattern a cost model over shapes can learn: on this
-project's 2-core CPU a 3x3 SAME convolution of 8x64x64x3 ran at 15-35 GFLOP/s with 8, 24, 32,
-72, 80 or 256 outputs and at 110-230 with 40-64, 96-192. With a fourth, all-zero input channel
-(and a zero kernel slice to match) it takes the regular path: 3-10x faster where 3 channels
-were slow, at most 1.4x slower where they were fast (``docs/algorithms.md`` has the table).
+XLA:CPU runs a 3-channel image (RGB) 4-12x slower for some output-channel counts than for
+their neighbours; with a fourth, all-zero input channel (and a zero kernel slice to match) it
+takes the regular path. ``auto`` picks it forward at those counts (:mod:`._rgb` has the rule
+and the measurements).
 
 The result is exact: the added channel contributes ``0 * 0`` to every sum. Gradients are
 ``direct``'s, through the pad (the padded channel's gradient is sliced away).
-
-``auto`` picks it forward for 3-channel images, ``groups == 1``, on CPU, with kernels of at most
-3x3 or any stride above 1 (:func:`preferred`), from a million multiply-adds: larger stride-1
-kernels on an RGB image are the FFT's ground (the article's cat). Forward + backward, padded
-stems measured 1.25-1.4x slower than XLA's gradient, so there the cost model decides.
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 
+from . import _rgb
 from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
 from .direct import conv_direct
 
 #: Input channels are zero-padded up to a multiple of this.
 CHANNEL_MULTIPLE = 4
-#: ``auto`` leaves problems with fewer multiply-adds to the cost model (overheads dominate).
-MIN_MULTIPLY_ADDS = 10**6
 
 
 def conv_channel_padded(x, kernel, config: ConvConfig):
@@ -53,17 +45,11 @@ def check(x_shape: Shape, kernel_shape: Shape, dtype, config: ConvConfig) -> str
 
 
 def preferred(x_shape: Shape, kernel_shape: Shape, config: ConvConfig, mode: str) -> str | None:
-    """``auto``'s rule, forward only: a 3-channel image through a kernel of at most 3x3, or any
-    strided one. (Forward + backward, padded stems measured 1.25-1.4x slower than XLA's.)"""
-    kh, kw = kernel_shape[:2]
-    if mode != "forward" or x_shape[-1] != 3 or config.groups != 1 or kh * kw == 1:
-        return None
-    ho, wo = config.output_hw(x_shape[1:3], (kh, kw))
-    if x_shape[0] * ho * wo * kh * kw * 3 * kernel_shape[-1] < MIN_MULTIPLY_ADDS:
-        return None
-    if kh * kw <= 9 or any(s > 1 for s in config.stride):
-        return ("a 3-channel image: XLA:CPU's 3-channel path is erratic (15-230 GFLOP/s with the "
-                "output count), padded to 4 channels it takes the regular one")
+    """``auto``'s forward rule: a 3-channel image at an output count where XLA:CPU's 3-channel
+    path is slow (:func:`._rgb.slow_xla_path`)."""
+    if _rgb.slow_xla_path(x_shape, kernel_shape, config, mode):
+        return (f"a 3-channel image with {kernel_shape[-1]} outputs: XLA:CPU's 3-channel path "
+                "runs 4-12x slower there, padded to 4 channels it takes the regular one")
     return None
 
 

@@ -6,6 +6,7 @@ import math
 
 from jax import lax
 
+from . import _rgb
 from ._registry import Algorithm, ConvConfig, Shape, register
 
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
@@ -60,6 +61,15 @@ def direct_cost_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -
     return terms
 
 
+def preferred(x_shape: Shape, kernel_shape: Shape, config: ConvConfig, mode: str) -> str | None:
+    """``auto``'s forward rule: a 3-channel image at an output count where XLA:CPU's 3-channel
+    path is fast (:func:`._rgb.slow_xla_path` is ``False``)."""
+    if _rgb.slow_xla_path(x_shape, kernel_shape, config, mode) is False:
+        return (f"a 3-channel image with {kernel_shape[-1]} outputs: XLA:CPU's 3-channel path "
+                "is fast there (110-230 GFLOP/s)")
+    return None
+
+
 DIRECT = register(
     Algorithm(
         name="direct",
@@ -69,5 +79,6 @@ DIRECT = register(
             "GPU, MXU on TPU)"
         ),
         cost_terms=direct_cost_terms,
+        preferred=preferred,
     )
 )
