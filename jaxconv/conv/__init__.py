@@ -16,6 +16,9 @@ from . import winograd as _winograd  # noqa: F401  (registers "winograd")
 from . import xla_padded as _xla_padded  # noqa: F401  (registers "xla_padded")
 
 # isort: split
+from . import dft as _dft  # noqa: F401  (registers "dft"; after fft, whose guards it shares)
+
+# isort: split
 # The special-case algorithms register after the general ones (registration order is the order
 # of jaxconv.algorithms() and of the "Algorithms that can" lists).
 from . import channel_padded as _channel_padded  # noqa: F401  (registers "channel_padded")

@@ -401,16 +401,42 @@ def conv_fft(x, kernel, config: ConvConfig, *, tiles="auto"):
     ``None`` (one FFT of the whole padded input) or overlap-save block sizes, one per spatial
     axis (each must exceed the effective kernel).
     """
+    if tiles == "auto":
+        tiles = choose_tiles(x.shape, kernel.shape, config)
+    size, ksize = x.shape[1:-1], kernel.shape[:-2]
+
+    def correlate(x, kernel):
+        args = (x, kernel, config.dilation, config.groups, config.precision)
+        lengths = tuple(next_fast_len(d) for d in x.shape[1:-1])
+        if x.ndim == 4:
+            y = (_correlate_valid(*args, lengths) if tiles is None
+                 else _overlap_save(*args, tuple(tiles)))
+        else:
+            y = (_correlate_valid_nd(*args, lengths) if tiles is None
+                 else _overlap_save_nd(*args, tuple(tiles)))
+        if any(s > 1 for s in config.stride):
+            out = config.output_hw(size, ksize)
+            y = y[(slice(None), *(slice(0, (m - 1) * s + 1, s)
+                                  for m, s in zip(out, config.stride, strict=True)))]
+        return y
+
+    return spectral_call(x, kernel, config, correlate)
+
+
+def spectral_call(x, kernel, config: ConvConfig, correlate):
+    """``correlate(x_padded, kernel)`` (the strided VALID correlation of the zero-padded input)
+    behind the guards every transform-based algorithm needs (``fft``, ``dft``).
+
+    A transform mixes every input into every output: one NaN or Inf would poison them all.
+    Non-finite inputs are zeroed and their outputs marked NaN afterwards
+    (:func:`_nonfinite_mask`). Both operands are scaled by powers of two (exact) so that finite
+    inputs near the top of the float range do not overflow inside the transforms; the scales
+    are constants to autodiff. Half-precision inputs are computed in float32 and cast back.
+    """
     out_dtype = x.dtype
     cdt = accumulation_dtype(x.dtype)
     x = x.astype(cdt)
     kernel = kernel.astype(cdt)
-    x_shape = x.shape
-    size, ksize = x.shape[1:-1], kernel.shape[:-2]
-    # A transform mixes every input into every output: one NaN or Inf would poison them all.
-    # Non-finite inputs are zeroed here and their outputs marked NaN afterwards (_nonfinite_mask).
-    # Both operands are scaled by powers of two (exact) so that finite inputs near the top of the
-    # float range do not overflow inside the transforms; the scales are constants to autodiff.
     finite = jnp.isfinite(x)
     all_finite = jnp.all(finite)
     x = jnp.where(finite, x, jnp.zeros((), cdt))
@@ -420,19 +446,7 @@ def conv_fft(x, kernel, config: ConvConfig, *, tiles="auto"):
     if config.padded:
         x = lax.pad(x, jnp.zeros((), cdt),
                     ((0, 0, 0), *((lo, hi, 0) for lo, hi in config.padding), (0, 0, 0)))
-    args = (x, kernel, config.dilation, config.groups, config.precision)
-    if tiles == "auto":
-        tiles = choose_tiles(x_shape, kernel.shape, config)
-    lengths = tuple(next_fast_len(d) for d in x.shape[1:-1])
-    if x.ndim == 4:
-        y = _correlate_valid(*args, lengths) if tiles is None else _overlap_save(*args, tuple(tiles))
-    else:
-        y = (_correlate_valid_nd(*args, lengths) if tiles is None
-             else _overlap_save_nd(*args, tuple(tiles)))
-    if any(s > 1 for s in config.stride):
-        out = config.output_hw(size, ksize)
-        y = y[(slice(None), *(slice(0, (m - 1) * s + 1, s)
-                              for m, s in zip(out, config.stride, strict=True)))]
+    y = correlate(x, kernel)
     y = (y * sx) * sk
     # lax.cond: the mask's window reductions run only when there is something to mark.
     y = lax.cond(
