@@ -9,7 +9,8 @@ Every applicable algorithm, ``auto``, XLA's ``lax.conv_general_dilated`` and
 threads get a rest after its call), so load from other processes hits them alike and no call
 pays for its neighbour's; the median of the rounds is printed, with the ratios auto / fastest algorithm, XLA /
 auto and torch / auto and their geometric means over the case. ``fwd+bwd`` times the gradients
-of ``sum(y)`` with respect to x and kernel, where ``auto`` switches to its training choice.
+of ``sum(y * y) / 2`` (``jaxconv.conv.tuning.timing_loss``: a varying cotangent, as in
+training) with respect to x and kernel, where ``auto`` switches to its training choice.
 ``untuned``: realistic layers (ResNet-50, MobileNetV2, VGG, a 224x224 stem) that the cost
 model was not fitted on.
 """
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 import jaxconv
 from jaxconv.conv import _registry, cases
 from jaxconv.conv.cases import Problem
+from jaxconv.conv.tuning import timing_loss
 
 torch.set_num_threads(2)
 # torch's OpenMP threads spin for a while after each call; measured, they slowed the next
@@ -67,7 +69,8 @@ def torch_fn(p: Problem, c, mode: str, x: np.ndarray, w: np.ndarray):
     xr, wr = xt.clone().requires_grad_(), wt.clone().requires_grad_()
 
     def run_grad():
-        f(xr, wr).sum().backward()
+        y = f(xr, wr)
+        (0.5 * (y * y).sum()).backward()
         xr.grad = None
         wr.grad = None
     return run_grad
@@ -86,7 +89,7 @@ def jax_fn(p: Problem, alg: str, mode: str, x: np.ndarray, k: np.ndarray):
         return jaxconv.conv2d(a, b, algorithm=alg, **kw)
 
     def loss(a, b):
-        return conv(a, b).sum()
+        return timing_loss(conv(a, b))
 
     f = jax.jit(conv if mode == "fwd" else jax.grad(loss, argnums=(0, 1)))
     xj, kj = jnp.asarray(x), jnp.asarray(k)

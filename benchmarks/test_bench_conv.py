@@ -20,6 +20,7 @@ import pytest
 from jax import lax
 
 import jaxconv
+from jaxconv.conv.tuning import timing_loss
 
 # Error allowed against XLA, relative to max|XLA result| (FFT error scales with the largest
 # output, not per element). GPUs and TPUs run XLA's float32 conv in TF32 / bf16 passes.
@@ -47,13 +48,13 @@ def _jax_conv(row: bench.Row, impl: str):
     return lambda x, k: jaxconv.conv(x, k, algorithm=impl, **kwargs)
 
 
-def _sum_grad(conv):
-    return jax.grad(lambda x, k: conv(x, k).sum(), argnums=(0, 1))
+def _loss_grad(conv):
+    return jax.grad(lambda x, k: timing_loss(conv(x, k)), argnums=(0, 1))
 
 
 def _jax_call(point: bench.Point):
     conv = _jax_conv(point.row, point.impl)
-    f = jax.jit(conv if point.mode == "fwd" else _sum_grad(conv))
+    f = jax.jit(conv if point.mode == "fwd" else _loss_grad(conv))
     x, k = (jax.device_put(a) for a in _inputs(point.row))
     return lambda: jax.block_until_ready(f(x, k))
 
@@ -88,7 +89,8 @@ def _torch_call(point: bench.Point):
         wt.requires_grad_(True)
 
         def call():
-            return torch.autograd.grad(conv(xt, wt).sum(), (xt, wt))
+            y = conv(xt, wt)
+            return torch.autograd.grad(0.5 * (y * y).sum(), (xt, wt))
 
     return call
 

@@ -197,3 +197,18 @@ def test_cli_errors(capsys):
         autotune_main(["8by8", "3x3x2x2"])
     assert autotune_main(["1x8x8x2", "3x3x3x2", "--repeats", "1"]) == 2
     assert "kernel expects 2 input channels" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["direct", "mec"])
+def test_training_is_timed_with_a_varying_cotangent(name):
+    """The timed backward pass is the gradient of sum(y^2) / 2 (cotangent y, which varies),
+    not of sum(y): a constant cotangent let XLA fold away part of mec's gradient. Known answer
+    for a 1x1 kernel w: y = w x, so d/dx = w^2 x and d/dw = w sum(x^2)."""
+    from jaxconv.conv import tuning
+    from jaxconv.conv._registry import ConvConfig
+
+    x = np.arange(1.0, 7.0, dtype=np.float32).reshape(1, 2, 3, 1)
+    w = np.full((1, 1, 1, 1), 3.0, np.float32)
+    dx, dw = tuning.timed_function(name, ConvConfig(), mode="train")(x, w)
+    np.testing.assert_allclose(dx, 9.0 * x, rtol=1e-6)
+    np.testing.assert_allclose(dw.reshape(()), 3.0 * float(np.sum(x * x)), rtol=1e-6)
