@@ -333,8 +333,10 @@ def test_mec_row_blocks_of_one_image(blocks, rng):
     ((256, 14, 14, 6), (5, 5, 6, 16), dict(), True),  # LeNet's C3: many small images
     ((8, 16, 16, 128), (3, 3, 128, 128), dict(padding="SAME"), False),  # 2048 rows, 384 columns
     ((4, 14, 14, 256), (3, 3, 256, 256), dict(padding="SAME"), False),  # 784 rows, 768 columns
-    ((8, 64, 64, 32), (9, 9, 32, 32), dict(), True),
-    ((8, 64, 64, 32), (11, 11, 32, 32), dict(), False),  # fft's kernels
+    ((8, 64, 64, 32), (7, 7, 32, 32), dict(), False),  # stride 1 from 7x7: the transforms'
+    ((8, 64, 64, 32), (11, 11, 32, 32), dict(), False),
+    ((4, 112, 112, 3), (3, 3, 3, 64), dict(padding="SAME"), False),  # XLA's fast RGB path
+    ((2, 224, 224, 3), (7, 7, 3, 64), dict(stride=2, padding=3), False),
     ((1, 320, 400, 3), (7, 7, 3, 3), dict(), False),  # 3 outputs: a thin GEMM
     ((256, 32, 32, 1), (5, 5, 1, 6), dict(), False),  # LeNet's C1: one input channel
     ((8, 64, 64, 32), (1, 1, 32, 32), dict(), False),  # a GEMM: pointwise's

@@ -49,6 +49,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._args import accumulation_dtype
+from . import _rgb
 from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
 
 #: Largest chunk, in bytes of ``P`` and ``Z`` together (float32): 8-12 MiB measured fastest on
@@ -334,30 +335,36 @@ def conv_mec(x, kernel, config: ConvConfig, *, chunk_bytes: int | None = None):
     return y.reshape(groups * nb, blocks * rows, wo, o)[:n, :ho].astype(dtype)
 
 
-#: ``auto``'s training rule (:func:`preferred`): the largest kernel side (beyond it ``fft``'s
-#: transforms win), the fewest GEMM rows per GEMM column (a short GEMM against a wide kernel:
-#: XLA's gradient kept up) and the fewest input / output channels (the article's 3 -> 3
-#: problems make thin GEMMs).
-TRAIN_MAX_KERNEL = 9
+#: ``auto``'s training rule (:func:`preferred`): the largest kernel side, stride 1 (beyond it
+#: ``dft``'s and ``fft``'s transforms win) and strided (stems), the fewest GEMM rows per GEMM
+#: column (a short GEMM against a wide kernel: XLA's gradient kept up) and the fewest input /
+#: output channels (the article's 3 -> 3 problems make thin GEMMs).
+TRAIN_MAX_KERNEL = 5
+TRAIN_MAX_KERNEL_STRIDED = 7
 TRAIN_MIN_ROWS_PER_COLUMN = 8
 TRAIN_MIN_CHANNELS = (3, 8)
 
 
 def preferred(x_shape: Shape, kernel_shape: Shape, config: ConvConfig, mode: str) -> str | None:
-    """``auto``'s rule, forward + backward only: a dense kernel from 2 taps up to 9x9, with 3 or
-    more input and 8 or more output channels, whose GEMM has at least 8 rows (``N * H_out *
-    W_out``) per column of its larger side (``kw * C`` or ``kh * O``)."""
+    """``auto``'s rule, forward + backward only: a dense kernel from 2 taps up to 5x5 (7x7
+    strided), with 3 or more input and 8 or more output channels, whose GEMM has at least 8 rows
+    (``N * H_out * W_out``) per column of its larger side (``kw * C`` or ``kh * O``); not an RGB
+    image with more than 32 outputs where XLA:CPU's 3-channel path is fast (its own gradient was
+    2.2-2.8x faster there: the 224x224 stem, VGG's first layer)."""
     kh, kw, _, o = kernel_shape
-    if mode != "train" or config.groups != 1 or kh * kw == 1 or max(kh, kw) > TRAIN_MAX_KERNEL:
+    strided = any(s > 1 for s in config.stride)
+    if (mode != "train" or config.groups != 1 or kh * kw == 1
+            or max(kh, kw) > (TRAIN_MAX_KERNEL_STRIDED if strided else TRAIN_MAX_KERNEL)):
         return None
     n, c = x_shape[0], x_shape[-1]
     ho, wo = config.output_hw(x_shape[1:3], (kh, kw))
     min_c, min_o = TRAIN_MIN_CHANNELS
     if c < min_c or o < min_o or n * ho * wo < TRAIN_MIN_ROWS_PER_COLUMN * max(kw * c, kh * o):
         return None
+    if o > 32 and _rgb.slow_xla_path(x_shape, kernel_shape, config, "forward") is False:
+        return None
     return ("training a dense layer: mec's gradients are two GEMMs on its lowered input, "
-            "measured 1.15-4x faster forward + backward than the other algorithms' on such "
-            "layers")
+            "measured fastest forward + backward on such layers")
 
 
 MEC = register(
