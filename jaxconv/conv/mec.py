@@ -361,7 +361,7 @@ def preferred(x_shape: Shape, kernel_shape: Shape, config: ConvConfig, mode: str
     min_c, min_o = TRAIN_MIN_CHANNELS
     if c < min_c or o < min_o or n * ho * wo < TRAIN_MIN_ROWS_PER_COLUMN * max(kw * c, kh * o):
         return None
-    if o > 32 and _rgb.slow_xla_path(x_shape, kernel_shape, config, "forward") is False:
+    if _rgb.xla_gradient_fast(x_shape, kernel_shape, config):
         return None
     return ("training a dense layer: mec's gradients are two GEMMs on its lowered input, "
             "measured fastest forward + backward on such layers")
