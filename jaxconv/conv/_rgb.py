@@ -11,8 +11,10 @@ So ``auto``'s forward rule for an RGB image through a kernel of at most 3x3, or 
 is: ``channel_padded`` at the slow counts, XLA's own convolution (``direct``) at the others;
 the cost model's estimates, fitted over both kinds of count, were off by 4x either way. On a
 machine whose slow counts differ, ``auto`` is never slower than XLA at the others. Larger
-stride-1 kernels on an RGB image are left to the model (``fft`` wins on the article's cat), and
-so is training: padded stems' gradients measured 1.25-1.4x slower than XLA's.
+stride-1 kernels on an RGB image are left to the model (``fft`` wins on the article's cat).
+Training (:func:`xla_gradient_fast`) keeps XLA's own gradient above 32 outputs at the fast
+counts; elsewhere ``mec``'s rule or the model decides (padded stems' gradients measured
+1.25-1.4x slower than XLA's, so ``channel_padded`` is never a training rule).
 """
 
 from __future__ import annotations
