@@ -110,7 +110,9 @@ def _correlate(x, kernel, config: ConvConfig):
     # 2. along H: the spectrum, frequencies (u, v) major
     xr = mm(m["h_re"], a).reshape(h * wf, n, c)
     xi = mm(m["h_im"], a).reshape(h * wf, n, c)
-    # the kernel's spectrum over its support, dilation in the phases
+    # the kernel's spectrum over its support, dilation in the phases. (fft's _kernel_spectrum,
+    # an rfft along W, gives the same numbers: reused here it ran 1.05x slower forward and 1.45x
+    # slower forward + backward on layer-sized problems, 7x7 and 11x11.)
     b = jnp.einsum("pvb,abco->apvco", m["kw"], kernel, precision=_HIGHEST)
     b = b.reshape(2 * kh, wf * c * o)
     kr = mm(m["kh_re"], b).reshape(h * wf, c, o)
