@@ -83,9 +83,10 @@ def timing_loss(y):
     Its cotangent is ``y`` itself, which varies as a real loss's does. ``sum(y)`` would hand the
     backward pass a constant all-ones cotangent, which XLA:CPU folds into some algorithms'
     gradients: ``mec``'s ran 1.4-2.2x faster with it than with a varying one, ``direct``'s and
-    torch's not at all.
+    torch's not at all. Written with array methods only, so the benchmarks time torch's
+    ``conv2d`` with the same loss (``y`` a JAX array or a torch tensor).
     """
-    return 0.5 * jnp.sum(y * y)
+    return 0.5 * (y * y).sum()
 
 
 def timed_function(name: str, config: ConvConfig, mode: str = "forward"):
