@@ -388,6 +388,10 @@ def test_cost_terms_are_rank_generic(spatial):
                                 algorithm="mec"),
          ValueError, r"^conv3d: algorithm='mec' cannot serve these arguments: mec serves 2-D "
                      r"convolutions \(got 3 spatial dims\)"),
+        (lambda: jaxconv.conv3d(np.zeros((1, 4, 4, 4, 1)), np.zeros((3, 3, 3, 1, 1)),
+                                algorithm="dft"),
+         ValueError, r"^conv3d: algorithm='dft' cannot serve these arguments: dft serves 2-D "
+                     r"convolutions \(got 3 spatial dims\)"),
         (lambda: jaxconv.conv1d(np.zeros((1, 8, 1)), np.zeros((3, 1, 1)), algorithm="nope"),
          ValueError, r"^conv1d: unknown algorithm 'nope'"),
         (lambda: jaxconv.conv(np.zeros((1, 2, 3, 4, 5, 1)), np.zeros((1, 1, 1, 1, 1, 1))),
