@@ -41,7 +41,7 @@ import numpy as np
 from jax import lax
 
 from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
-from .fft import spectral_call
+from .fft import dft_phases, spectral_call
 
 #: Largest padded length per spatial axis ``dft`` serves (its DFT matrices hold ``~2 L^2``
 #: numbers, and its transforms cost ``O(L)`` per point).
@@ -50,30 +50,25 @@ MAX_LENGTH = 256
 _HIGHEST = lax.Precision.HIGHEST  # the transforms are exact; TPU/GPU would round them by default
 
 
-def _phases(rows, cols, length: int) -> np.ndarray:
-    """``2 pi (r c mod L) / L`` for every pair: the DFT phases, reduced in integers (exact)."""
-    return 2.0 * np.pi * ((np.asarray(rows)[:, None] * np.asarray(cols)[None, :]) % length) / length
-
-
 @functools.lru_cache(maxsize=64)
 def _matrices(h: int, w: int, kh: int, kw: int, dilation: tuple[int, int],
               stride: tuple[int, int], ho: int, wo: int) -> dict[str, np.ndarray]:
     """The float64 DFT matrices of one problem (cast to the compute dtype at use)."""
     wf = w // 2 + 1
     v = np.arange(wf)
-    tw = _phases(v, np.arange(w), w)
-    th = _phases(np.arange(h), np.arange(h), h)
+    tw = dft_phases(v, np.arange(w), w)
+    th = dft_phases(np.arange(h), np.arange(h), h)
     ch, sh = np.cos(th), np.sin(th)
-    tb = _phases(v, np.arange(kw) * dilation[1], w)
-    ta = _phases(np.arange(h), np.arange(kh) * dilation[0], h)
+    tb = dft_phases(v, np.arange(kw) * dilation[1], w)
+    ta = dft_phases(np.arange(h), np.arange(kh) * dilation[0], h)
     ca, sa = np.cos(ta), np.sin(ta)
-    t4 = _phases(np.arange(ho) * stride[0], np.arange(h), h)
+    t4 = dft_phases(np.arange(ho) * stride[0], np.arange(h), h)
     # The real inverse along W: columns 1 .. W/2 - 1 stand for their mirror images too.
     weight = np.full(wf, 2.0)
     weight[0] = 1.0
     if w % 2 == 0:
         weight[-1] = 1.0
-    t5 = _phases(np.arange(wo) * stride[1], v, w)
+    t5 = dft_phases(np.arange(wo) * stride[1], v, w)
     return {
         # X = sum_w x e^{-i v w}: rows [re; im]
         "w": np.concatenate([np.cos(tw), -np.sin(tw)]),  # (2 Wf, W)

@@ -140,6 +140,12 @@ def fft_cost_terms(x_shape, kernel_shape, config: ConvConfig) -> dict:
     }
 
 
+def dft_phases(rows, cols, length: int) -> np.ndarray:
+    """``2 pi (r c mod L) / L`` for every pair ``(r, c)``: DFT phases, the product reduced
+    modulo ``L`` in integers so that large indices lose no accuracy (used by ``dft`` too)."""
+    return 2.0 * np.pi * ((np.asarray(rows)[:, None] * np.asarray(cols)[None, :]) % length) / length
+
+
 @functools.lru_cache(maxsize=256)
 def _h_dft_matrix(lh: int, kh: int, dilation: int) -> np.ndarray:
     """``[[C, S], [S, -C]]``, shape ``(2 Lh, 2 kh)``: conj of the DFT along H, in real form.
@@ -147,9 +153,7 @@ def _h_dft_matrix(lh: int, kh: int, dilation: int) -> np.ndarray:
     ``C[u, a] = cos(2 pi u a d / Lh)`` and ``S`` the sine. Applied to ``[Tr; Ti]`` (the kernel
     rows after the W transform) it gives ``[Re; Im]`` of ``conj(DFT_H(T))``.
     """
-    u = np.arange(lh)[:, None]
-    a = np.arange(kh)[None, :] * dilation
-    theta = 2.0 * np.pi * ((u * a) % lh) / lh  # reduce u * a mod Lh in integers: exact phases
+    theta = dft_phases(np.arange(lh), np.arange(kh) * dilation, lh)
     c, s = np.cos(theta), np.sin(theta)
     return np.block([[c, s], [s, -c]])
 
