@@ -1,18 +1,19 @@
 """auto against the fastest registered algorithm, XLA and torch, side by side, layer by layer.
 
-    python benchmarks/compare.py cnn,untuned fwd,fwd+bwd 7     # cases, passes, rounds
-    python benchmarks/compare.py layer fwd                      # any case of jaxconv.conv.cases
+    python benchmarks/compare.py cnn,untuned,deep fwd,fwd+bwd 7     # cases, passes, rounds
+    python benchmarks/compare.py layer fwd                          # any case of jaxconv.conv.cases
 
 Every applicable algorithm, ``auto``, XLA's ``lax.conv_general_dilated`` and
 ``torch.nn.functional.conv2d`` (2 threads) are compiled and warmed up, then timed round-robin
 (per round, each is called once untimed, then once timed, ``block_until_ready``; torch's
-threads get a rest after its call), so load from other processes hits them alike and no call
-pays for its neighbour's; the median of the rounds is printed, with the ratios auto / fastest algorithm, XLA /
-auto and torch / auto and their geometric means over the case. ``fwd+bwd`` times the gradients
+threads get a rest after its call), in a fresh random order each round (a call right after a
+memory-hungry one runs slower), so load from other processes and neighbours hit them alike;
+the median of the rounds is printed, with the ratios auto / fastest algorithm, XLA / auto and
+torch / auto and their geometric means over the case. ``fwd+bwd`` times the gradients
 of ``sum(y * y) / 2`` (``jaxconv.conv.tuning.timing_loss``: a varying cotangent, as in
 training) with respect to x and kernel, where ``auto`` switches to its training choice.
 ``untuned``: realistic layers (ResNet-50, MobileNetV2, VGG, a 224x224 stem) that the cost
-model was not fitted on.
+model was not fitted on; ``deep``: small images with many channels, not fitted on either.
 """
 import json
 import math
@@ -49,6 +50,20 @@ UNTUNED = [
     Problem("vgg 3x3 3→64", (4, 112, 112, 3), (3, 3, 3, 64), padding="SAME"),
     Problem("5x5 32→32", (8, 32, 32, 32), (5, 5, 32, 32), padding=2),
 ]
+
+# Deep layers: a few small images with many channels, where the kernel weighs as much as the
+# activations (ResNet-50's last stage, batch-1 inference, a 4x4 map); not in the fitted grid.
+DEEP = [
+    Problem("r50 3x3 512", (4, 7, 7, 512), (3, 3, 512, 512), padding="SAME"),
+    Problem("8x8 256", (8, 8, 8, 256), (3, 3, 256, 256), padding="SAME"),
+    Problem("14x14 256 b1", (1, 14, 14, 256), (3, 3, 256, 256), padding="SAME"),
+    Problem("4x4 256 b16", (16, 4, 4, 256), (3, 3, 256, 256), padding="SAME"),
+    Problem("28x28 128 b1", (1, 28, 28, 128), (3, 3, 128, 128), padding="SAME"),
+    Problem("12x12 192→320", (4, 12, 12, 192), (3, 3, 192, 320), padding="SAME"),
+    Problem("5x5 10x10 128", (4, 10, 10, 128), (5, 5, 128, 128), padding="SAME"),
+]
+SETS = {"untuned": UNTUNED, "deep": DEEP}
+
 
 def torch_fn(p: Problem, c, mode: str, x: np.ndarray, w: np.ndarray):
     """torch's convolution of the same problem (NCHW, explicit padding, OIHW weights)."""
@@ -109,8 +124,13 @@ def run(problems, mode: str, rounds: int) -> list[dict]:
         fns["torch"] = torch_fn(p, c, mode, x, k)
         fns["torch"]()  # warm-up: oneDNN's primitive creation
         times: dict[str, list[float]] = {n: [] for n in fns}
+        order = np.random.default_rng(1)
         for _ in range(rounds):
-            for n, fn in fns.items():
+            # A fresh order each round: a call right after a memory-hungry one (fft, dft) ran
+            # up to 1.8x slower, even after two untimed calls; a fixed order put auto right
+            # after dft in every round.
+            for n in order.permutation(list(fns)):
+                fn = fns[n]
                 fn()  # untimed: its neighbour's cache and allocator state out of the way
                 t0 = time.perf_counter()
                 fn()
@@ -140,7 +160,7 @@ if __name__ == "__main__":
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 7
     out = {}
     for w in which:
-        probs = UNTUNED if w == "untuned" else list(cases.problems(w))
+        probs = SETS[w] if w in SETS else list(cases.problems(w))
         if any(p.spatial != 2 for p in probs):
             sys.exit(f"compare.py: {w!r} is not a 2-D case; time it with "
                      f"`python benchmarks/bench.py --cases {w}`")
