@@ -69,6 +69,18 @@ LARGE = [
     Problem("stem 7x7/2 48", (4, 160, 160, 3), (7, 7, 3, 48), stride=2, padding=3),
     Problem("5x5 48 large", (4, 64, 64, 48), (5, 5, 48, 48), padding="SAME"),
 ]
+# Deep layers: small images with many channels, where a kernel (up to 9 MiB here) or its
+# transform weighs as much as the activations; none of them one of ``compare.py``'s untuned layers.
+DEEP = [
+    Problem("3x3 384 deep", (2, 10, 10, 384), (3, 3, 384, 384), padding="SAME"),
+    Problem("3x3 160 deep", (8, 12, 12, 160), (3, 3, 160, 160), padding="SAME"),
+    Problem("3x3 256→192 deep", (16, 6, 6, 256), (3, 3, 256, 192), padding="SAME"),
+    Problem("3x3 320 deep", (1, 20, 20, 320), (3, 3, 320, 320), padding="SAME"),
+    Problem("3x3 96→192 deep", (4, 24, 24, 96), (3, 3, 96, 192), padding="SAME"),
+    Problem("3x3 640→512 deep", (2, 9, 9, 640), (3, 3, 640, 512)),
+    Problem("5x5 192 deep", (4, 12, 12, 192), (5, 5, 192, 192), padding="SAME"),
+    Problem("1x1 512→256 deep", (4, 14, 14, 512), (1, 1, 512, 256)),
+]
 # Layers that get grouped, strided and dilated variants (3x3 kernels).
 VARIANT_BASES = [(2, 96, 16), (16, 32, 32), (4, 32, 64), (4, 48, 24)]
 METHOD = ("non-negative least squares on relative error as a start, then least squares on "
@@ -119,7 +131,7 @@ def grid(quick: bool = False, padded: tuple[str, ...] = ("direct",),
                 if k < hw:
                     out.append(GridPoint(Problem(f"{k}", (n, hw, hw, c), (int(k), int(k), c, o))))
         out += [GridPoint(p) for base in VARIANT_BASES for p in _variants(*base)]
-        out += [GridPoint(p) for p in LARGE] if spread else []
+        out += [GridPoint(p) for p in [*LARGE, *DEEP]] if spread else []
     if padded:
         out += [GridPoint(dataclasses.replace(g.problem, label=f"{g.problem.label} SAME",
                                               padding="SAME"), None, tuple(padded))
@@ -142,9 +154,10 @@ def time_problem(names, x_shape, kernel_shape, config: ConvConfig, repeats: int,
                  mode: str = "forward"):
     """{name: (compile s, min s, median s)} of each algorithm that serves the problem.
 
-    The algorithms are timed round-robin (one run of each per round), so load from other
-    processes hits them alike; the *minimum* over rounds is what the fit uses (other load only
-    ever adds time), the median is kept for reference.
+    The algorithms are timed round-robin (one run of each per round, in a fresh order each
+    round), so load from other processes and their neighbours hit them alike; the *minimum*
+    over rounds is what the fit uses (other load only ever adds time), the median is kept for
+    reference.
     """
     rng = np.random.default_rng(0)
     x = jax.numpy.asarray(rng.standard_normal(x_shape), np.float32)
@@ -160,8 +173,12 @@ def time_problem(names, x_shape, kernel_shape, config: ConvConfig, repeats: int,
         compile_s[name] = time.perf_counter() - t0
         jax.block_until_ready(compiled[name](x, k))  # warm-up
         times[name] = []
+    order = np.random.default_rng(1)
     for r in range(repeats):
-        for name, c in compiled.items():
+        # a fresh order each round: a call right after a memory-hungry one (fft, dft) runs up
+        # to 1.8x slower, and a fixed order would charge that to the same algorithm each time
+        for name in order.permutation(list(compiled)):
+            c = compiled[name]
             if r > 0 and times[name][0] > budget_s:
                 continue  # too slow to repeat: its first time stands
             t0 = time.perf_counter()
@@ -282,7 +299,8 @@ def describe_grid(rows: list[dict], repeats: int, quick: bool = False) -> str:
         + (f"--quick, a check only: the tiny problems of the benchmark cases {', '.join(cases)} "
            "and SAME, grouped, strided and dilated 3x3 variants of a 2x12x12x8 image" if quick else
            f"the benchmark cases {', '.join(cases)} (counted double), a spread of N, H = W, C, O "
-           "and k, larger SAME layers and few-channel stems, and SAME, grouped (depthwise, "
+           "and k, larger SAME layers, few-channel stems and deep layers (small images, many "
+           "channels), and SAME, grouped (depthwise, "
            "4 groups), strided and dilated 3x3 variants")
         + (f"; {', '.join(padded_only)} also on each VALID problem's SAME variant" if padded_only else "")
         + f"; algorithms round-robin per problem, minimum of {repeats} rounds"
