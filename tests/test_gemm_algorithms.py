@@ -17,7 +17,7 @@ import pytest
 from ref_conv import conv2d_ref
 
 import jaxconv
-from jaxconv.conv import im2col, mec, winograd
+from jaxconv.conv import cost_model, im2col, mec, winograd
 from jaxconv.conv._registry import ConvConfig
 from jaxconv.conv.direct import conv_direct
 
@@ -173,6 +173,21 @@ def test_cost_terms():
     w = winograd.winograd_cost_terms((8, 64, 64, 32), (3, 3, 32, 16), cfg)
     assert w["tiles"] == 8 * 31 * 31
     assert w["flops"] == 2 * 16 * 8 * 31 * 31 * 32 * 16
+    # the kernel read, its 16 / 36 transformed taps written and read back
+    assert w["kernel_bytes"] == (9 + 2 * 16) * 32 * 16 * 4
+    w4 = winograd.winograd_cost_terms((8, 64, 64, 32), (3, 3, 32, 16), cfg, m=4)
+    assert w4["kernel_bytes"] == (9 + 2 * 36) * 32 * 16 * 4
+
+
+def test_deep_layers_charge_for_the_kernel():
+    """With a few small images and many channels the kernel weighs as much as the
+    activations: its bytes are a cost term of direct and both Winograd variants, and the
+    fitted constants charge for them."""
+    cfg = ConvConfig(padding=((1, 1), (1, 1)))
+    x, k = (4, 7, 7, 512), (3, 3, 512, 512)
+    for name in ("direct", "winograd", "winograd4"):
+        assert cost_model.cost_terms(name, x, k, cfg)["kernel_byte"] >= 4 * 9 * 512 * 512, name
+        assert cost_model.constants("cpu", calibrated=False)[name]["kernel_byte"] > 0, name
 
 
 def test_im2col_working_memory_is_bounded():
@@ -331,8 +346,10 @@ def test_mec_row_blocks_of_one_image(blocks, rng):
     ((8, 64, 64, 32), (3, 3, 32, 64), dict(stride=2, padding="SAME"), True),
     ((8, 128, 128, 3), (7, 7, 3, 32), dict(stride=2, padding=3), True),  # an RGB stem
     ((256, 14, 14, 6), (5, 5, 6, 16), dict(), True),  # LeNet's C3: many small images
-    ((8, 16, 16, 128), (3, 3, 128, 128), dict(padding="SAME"), False),  # 2048 rows, 384 columns
-    ((4, 14, 14, 256), (3, 3, 256, 256), dict(padding="SAME"), False),  # 784 rows, 768 columns
+    # short GEMMs against wide kernels: small images with many channels
+    ((8, 16, 16, 128), (3, 3, 128, 128), dict(padding="SAME"), True),
+    ((4, 7, 7, 512), (3, 3, 512, 512), dict(padding="SAME"), True),
+    ((256, 5, 5, 16), (5, 5, 16, 120), dict(), True),  # LeNet's C5: one output per image
     ((8, 64, 64, 32), (7, 7, 32, 32), dict(), False),  # stride 1 from 7x7: the transforms'
     ((8, 64, 64, 32), (11, 11, 32, 32), dict(), False),
     ((4, 112, 112, 3), (3, 3, 3, 64), dict(padding="SAME"), False),  # XLA's fast RGB path

@@ -53,7 +53,10 @@ def direct_cost_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -
     kind = ("_grouped" if config.groups > 1 else "_strided" if strided
             else "_padded" if config.padded else "")
     flop, patch = 2.0 * taps * cg * o, float(taps * c)
-    terms = {"call": 1.0, "byte": float(n * padded_in * c + n * math.prod(out) * o)}
+    terms = {"call": 1.0, "byte": float(n * padded_in * c + n * math.prod(out) * o),
+             # the kernel, read on every call: with a few small images and many channels it
+             # weighs as much as the activations (4x7x7x512, 3x3: a 9 MiB kernel)
+             "kernel_byte": 4.0 * math.prod(kernel_shape)}
     for k in ("", "_padded", "_strided", "_grouped"):
         terms["flop" + k] = flop if k == kind else 0.0
         # elements of the (virtual) patch matrix XLA:CPU packs: dominant when O is small

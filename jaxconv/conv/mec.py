@@ -336,30 +336,25 @@ def conv_mec(x, kernel, config: ConvConfig, *, chunk_bytes: int | None = None):
 
 
 #: ``auto``'s training rule (:func:`preferred`): the largest kernel side, stride 1 (beyond it
-#: ``dft``'s and ``fft``'s transforms win) and strided (stems), the fewest GEMM rows per GEMM
-#: column (a short GEMM against a wide kernel: XLA's gradient kept up) and the fewest input /
-#: output channels (the article's 3 -> 3 problems make thin GEMMs).
+#: ``dft``'s and ``fft``'s transforms win) and strided (stems), and the fewest input / output
+#: channels (the article's 3 -> 3 problems make thin GEMMs).
 TRAIN_MAX_KERNEL = 5
 TRAIN_MAX_KERNEL_STRIDED = 7
-TRAIN_MIN_ROWS_PER_COLUMN = 8
 TRAIN_MIN_CHANNELS = (3, 8)
 
 
 def preferred(x_shape: Shape, kernel_shape: Shape, config: ConvConfig, mode: str) -> str | None:
     """``auto``'s rule, forward + backward only: a dense kernel from 2 taps up to 5x5 (7x7
-    strided), with 3 or more input and 8 or more output channels, whose GEMM has at least 8 rows
-    (``N * H_out * W_out``) per column of its larger side (``kw * C`` or ``kh * O``); not an RGB
-    image with more than 32 outputs where XLA:CPU's 3-channel path is fast (its own gradient was
-    2.2-2.8x faster there: the 224x224 stem, VGG's first layer)."""
+    strided), with 3 or more input and 8 or more output channels; not an RGB image with more
+    than 32 outputs where XLA:CPU's 3-channel path is fast (its own gradient was 2.2-2.8x
+    faster there: the 224x224 stem, VGG's first layer)."""
     kh, kw, _, o = kernel_shape
     strided = any(s > 1 for s in config.stride)
     if (mode != "train" or config.groups != 1 or kh * kw == 1
             or max(kh, kw) > (TRAIN_MAX_KERNEL_STRIDED if strided else TRAIN_MAX_KERNEL)):
         return None
-    n, c = x_shape[0], x_shape[-1]
-    ho, wo = config.output_hw(x_shape[1:3], (kh, kw))
     min_c, min_o = TRAIN_MIN_CHANNELS
-    if c < min_c or o < min_o or n * ho * wo < TRAIN_MIN_ROWS_PER_COLUMN * max(kw * c, kh * o):
+    if x_shape[-1] < min_c or o < min_o:
         return None
     if _rgb.xla_gradient_fast(x_shape, kernel_shape, config):
         return None
