@@ -181,11 +181,11 @@ def test_cost_terms():
 
 def test_deep_layers_charge_for_the_kernel():
     """With a few small images and many channels the kernel weighs as much as the
-    activations: its bytes are a cost term of direct and both Winograd variants, and the
+    activations: its bytes are a cost term of direct, mec and both Winograd variants, and the
     fitted constants charge for them."""
     cfg = ConvConfig(padding=((1, 1), (1, 1)))
     x, k = (4, 7, 7, 512), (3, 3, 512, 512)
-    for name in ("direct", "winograd", "winograd4"):
+    for name in ("direct", "mec", "winograd", "winograd4"):
         assert cost_model.cost_terms(name, x, k, cfg)["kernel_byte"] >= 4 * 9 * 512 * 512, name
         assert cost_model.constants("cpu", calibrated=False)[name]["kernel_byte"] > 0, name
 

@@ -111,7 +111,9 @@ def mec_cost_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> d
 
     ``flop``: the GEMMs, rows computed beyond the output included; ``byte``: ``P`` and ``Z``
     written and read; ``row``: GEMM rows times groups (a thin or grouped GEMM's per-row
-    overhead); ``chunk``: the number of chunks; ``call``: one.
+    overhead); ``chunk``: the number of chunks; ``kernel_byte``: the kernel, laid out as the
+    GEMM's operand on every call (with a few small images and many channels it weighs as much
+    as the activations); ``call``: one.
     """
     n, c = x_shape[0], x_shape[-1]
     kh, kw, cg, o = kernel_shape
@@ -127,7 +129,8 @@ def mec_cost_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> d
         byte += 4.0 * m * (kw * c + len(taps) * o)
         row += float(m * config.groups)
     return {"call": 1.0, "flop": flop, "byte": byte, "row": row,
-            "chunk": float(math.ceil(n / nb) * blocks)}
+            "chunk": float(math.ceil(n / nb) * blocks),
+            "kernel_byte": 4.0 * math.prod(kernel_shape)}
 
 
 @dataclasses.dataclass(frozen=True)
