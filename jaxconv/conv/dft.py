@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -86,6 +87,63 @@ def _matrices(h: int, w: int, kh: int, kw: int, dilation: tuple[int, int],
     }
 
 
+def _constant_product(a: np.ndarray, b, axis: int):
+    """``a @ b`` over ``b``'s ``axis`` -> ``(a.shape[0], *b's other axes)``, for a constant ``a``.
+
+    Differentiated, its transpose multiplies by a precomputed ``a.T`` (a plain product) instead
+    of contracting over ``a``'s first axis: XLA:CPU runs such a transposed-operand product
+    through its slow generic dot, not its GEMM library (the ``layer`` case's 7x7 kernel
+    gradient: 25 ms, most of it in these). Written, as in ``mec``, as a ``custom_jvp`` whose
+    tangent is the ``jax.linear_transpose`` of the product we want reverse mode to run.
+    """
+    # numpy constants: a jax array made here would be a tracer, which custom_jvp cannot close over
+    dtype = np.dtype(b.dtype)
+    left, left_t = a.astype(dtype), np.ascontiguousarray(a.T, dtype=dtype)
+
+    def transposed(ct):
+        y = lax.dot_general(left_t, ct, (((1,), (0,)), ((), ())), precision=_HIGHEST)
+        return jnp.moveaxis(y, 0, axis)
+
+    @jax.custom_jvp
+    def product(b):
+        return lax.dot_general(left, b, (((1,), (axis,)), ((), ())), precision=_HIGHEST)
+
+    @product.defjvp
+    def product_jvp(primals, tangents):
+        y = product(primals[0])
+        (t,) = jax.linear_transpose(transposed, jax.ShapeDtypeStruct(y.shape, y.dtype))(tangents[0])
+        return y, t
+
+    return product(b)
+
+
+def _per_frequency(p, q, precision):
+    """``p[f] @ q[f]`` for every frequency ``f``: ``(F, N, C) x (F, C, O) -> (F, N, O)``.
+
+    Differentiated, both halves run as plain batched products on transposed copies of the
+    spectra (``(F, C, N) @ (F, N, O)`` for the kernel's, ``(F, N, O) @ (F, O, C)`` for the
+    input's): contracting over ``N`` in place went through XLA:CPU's slow generic dot.
+    """
+    def product(p, q):
+        return lax.dot_general(p, q, (((2,), (1,)), ((0,), (0,))), precision=precision)
+
+    @jax.custom_jvp
+    def bilinear(p, q):
+        return product(p, q)
+
+    @bilinear.defjvp
+    def bilinear_jvp(primals, tangents):
+        (p, q), (dp, dq) = primals, tangents
+        y = bilinear(p, q)
+        aval = jax.ShapeDtypeStruct(y.shape, y.dtype)
+        (tp,) = jax.linear_transpose(lambda ct: product(ct, jnp.swapaxes(q, 1, 2)), aval)(dp)
+        (tq,) = jax.linear_transpose(
+            lambda ct: jnp.sum(p[:, :, :, None] * ct[:, :, None, :], axis=1), aval)(dq)
+        return y, tp + tq
+
+    return bilinear(p, q)
+
+
 def _correlate(x, kernel, config: ConvConfig):
     """Strided VALID cross-correlation of padded NHWC ``x`` with HWIO ``kernel`` (groups 1)."""
     n, h, w, c = x.shape
@@ -93,38 +151,35 @@ def _correlate(x, kernel, config: ConvConfig):
     wf = w // 2 + 1
     ho, wo = ((s - (k - 1) * d - 1) // st + 1 for s, k, d, st in
               zip((h, w), (kh, kw), config.dilation, config.stride, strict=True))
-    m = {k: jnp.asarray(v, x.dtype) for k, v in _matrices(
-        h, w, kh, kw, tuple(config.dilation), tuple(config.stride), ho, wo).items()}
-
-    def mm(a, b):
-        return jnp.dot(a, b, precision=_HIGHEST)
+    m = _matrices(h, w, kh, kw, tuple(config.dilation), tuple(config.stride), ho, wo)
+    mm = _constant_product
 
     # 1. along W; rows (h, re/im) first for step 2
-    a = lax.dot_general(m["w"], x, (((1,), (2,)), ((), ())), precision=_HIGHEST)  # (2Wf, N, H, C)
+    a = mm(m["w"], x, 2)  # (2Wf, N, H, C)
     a = jnp.transpose(a.reshape(2, wf, n, h, c), (3, 0, 1, 2, 4)).reshape(2 * h, wf * n * c)
     # 2. along H: the spectrum, frequencies (u, v) major
-    xr = mm(m["h_re"], a).reshape(h * wf, n, c)
-    xi = mm(m["h_im"], a).reshape(h * wf, n, c)
+    xr = mm(m["h_re"], a, 0).reshape(h * wf, n, c)
+    xi = mm(m["h_im"], a, 0).reshape(h * wf, n, c)
     # the kernel's spectrum over its support, dilation in the phases. (fft's _kernel_spectrum,
     # an rfft along W, gives the same numbers: reused here it ran 1.05x slower forward and 1.45x
     # slower forward + backward on layer-sized problems, 7x7 and 11x11.)
-    b = jnp.einsum("pvb,abco->apvco", m["kw"], kernel, precision=_HIGHEST)
-    b = b.reshape(2 * kh, wf * c * o)
-    kr = mm(m["kh_re"], b).reshape(h * wf, c, o)
-    ki = mm(m["kh_im"], b).reshape(h * wf, c, o)
+    b = mm(m["kw"].reshape(2 * wf, kw), kernel, 1)  # (2Wf, kh, C, O)
+    b = jnp.transpose(b.reshape(2, wf, kh, c, o), (2, 0, 1, 3, 4)).reshape(2 * kh, wf * c * o)
+    kr = mm(m["kh_re"], b, 0).reshape(h * wf, c, o)
+    ki = mm(m["kh_im"], b, 0).reshape(h * wf, c, o)
 
     # 3. Y = X conj(K), per frequency
     def per_frequency(p, q):
-        return lax.dot_general(p, q, (((2,), (1,)), ((0,), (0,))), precision=config.precision)
+        return _per_frequency(p, q, config.precision)
 
     yr = (per_frequency(xr, kr) + per_frequency(xi, ki)).reshape(h, wf * n * o)
     yi = (per_frequency(xi, kr) - per_frequency(xr, ki)).reshape(h, wf * n * o)
     # 4. back along H, kept rows only
-    zr = (mm(m["ih_cos"], yr) - mm(m["ih_sin"], yi)).reshape(ho, wf, n * o)
-    zi = (mm(m["ih_sin"], yr) + mm(m["ih_cos"], yi)).reshape(ho, wf, n * o)
+    zr = (mm(m["ih_cos"], yr, 0) - mm(m["ih_sin"], yi, 0)).reshape(ho, wf, n * o)
+    zi = (mm(m["ih_sin"], yr, 0) + mm(m["ih_cos"], yi, 0)).reshape(ho, wf, n * o)
     # 5. back along W (real), kept columns only
     z = jnp.concatenate([zr, zi], axis=1)  # (Ho, 2 Wf, N O)
-    y = lax.dot_general(m["iw"], z, (((1,), (1,)), ((), ())), precision=_HIGHEST)  # (Wo, Ho, N O)
+    y = mm(m["iw"], z, 1)  # (Wo, Ho, N O)
     return jnp.transpose(y.reshape(wo, ho, n, o), (2, 1, 0, 3))
 
 
