@@ -26,6 +26,11 @@ kernels in 5-7 ms against ``fft``'s 9-12 and oneDNN's 12-19 (``docs/algorithms.m
 matrices grow as ``L^2``: ``dft`` serves transforms of up to :data:`MAX_LENGTH` points per axis,
 beyond which ``fft``'s ``O(log L)`` and overlap-save blocks take over.
 
+Gradients: every product with a constant DFT matrix (:func:`_constant_product`) and the
+per-frequency product (:func:`_per_frequency`) carry a custom JVP, so reverse mode runs plain
+products on transposed copies instead of XLA:CPU's slow generic dot (forward + backward on the
+7x7 case above: 37-42 ms by autodiff, 21 now).
+
 It shares ``fft``'s guards (:func:`.fft.spectral_call`: non-finite inputs, power-of-two scaling,
 half precision computed in float32) and its error model: each output's error is relative to the
 largest output (``error="global"``). 2-D, ``groups == 1``.
