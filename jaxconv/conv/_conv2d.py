@@ -313,17 +313,27 @@ def _conv_core(x, kernel, bias, *, config, mode_pads, padding_mode, data_format,
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
 def _switch_when_differentiated(x, kernel, config, algorithm, train_algorithm):
-    """``algorithm``'s convolution; differentiated, ``train_algorithm``'s (value and derivatives).
+    """``algorithm``'s convolution; its derivatives are ``train_algorithm``'s.
 
     ``auto`` picks for the forward pass what runs fastest forward, and for a differentiated
     convolution what runs fastest forward + backward: a custom JVP rule runs only under
-    differentiation, so it can switch. Forward mode, reverse mode (the JVP's transpose), vmap
-    and higher orders work as for the algorithms themselves.
+    differentiation, so it can switch.
+
+    The rule returns the *primal* from ``algorithm`` too, not from ``train_algorithm``: under
+    ``vmap`` JAX batches the primal function and the rule separately and trusts that their
+    outputs carry the batch axis at the same place (``batching.process_custom_jvp_call``
+    records one set of output axes for both). Two algorithms lower to different ops, whose
+    batch axes land in different places, and a jitted caller differentiated after batching
+    then read the rule's output with the primal's axes: wrong values or shape errors. With
+    the primal computed the same way on both sides the axes agree, and the tangent is moved
+    to them. Under reverse mode the training algorithm's own primal output is dead code.
     """
     return _registry.get(algorithm).fn(x, kernel, config)
 
 
 @_switch_when_differentiated.defjvp
 def _switch_jvp(config, algorithm, train_algorithm, primals, tangents):
-    fn = _registry.get(train_algorithm).fn
-    return jax.jvp(lambda a, b: fn(a, b, config), primals, tangents)
+    y = _registry.get(algorithm).fn(*primals, config)
+    train = _registry.get(train_algorithm).fn
+    _, dy = jax.jvp(lambda a, b: train(a, b, config), primals, tangents)
+    return y, dy

@@ -255,17 +255,16 @@ def conv_depthwise(x, kernel, config: ConvConfig):
 def _unfused(f, x, k):
     """``f(x, k)``, computed where XLA cannot fuse its consumers into it (see the module doc).
 
-    ``f`` is the true branch of a ``lax.cond`` whose predicate is true for every value of
-    ``k``'s first element, NaN included (``v == v or v != v``), yet is data, so XLA cannot fold
-    the conditional away (had it folded it, the result would be the same, only fused). The other
-    branch never runs; it returns zeros so that it compiles to nothing. The predicate reads only
-    ``k``: under ``vmap`` over ``x`` alone the conditional stays one.
+    ``f`` is the true branch of a ``lax.cond`` whose predicate is ``True`` behind an
+    ``optimization_barrier``: XLA cannot see through the barrier, so it keeps the conditional
+    (had it folded it, the result would be the same, only fused). The other branch never runs;
+    it returns zeros so that it compiles to nothing. The predicate reads no argument, so it is
+    never batched: under ``vmap`` a batched predicate turns the conditional into a ``select``
+    whose operands pass through ``stop_gradient``, which breaks reverse mode when the operand is
+    a tangent (this function runs inside the custom JVP rule).
     """
-    if k.size == 0:
-        return f(x, k)
     out = jax.eval_shape(f, x, k)
-    first = k.reshape(-1)[0]
-    always = (first == first) | (first != first)
+    always = lax.optimization_barrier(jnp.asarray(True))
     return lax.cond(always, f, lambda x, k: jnp.zeros(out.shape, out.dtype), x, k)
 
 
