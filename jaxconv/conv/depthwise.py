@@ -57,6 +57,7 @@ from jax import lax
 
 from .._args import accumulation_dtype
 from ._registry import Algorithm, ConvConfig, not_2d_reason, register
+from .direct import zero_result
 
 
 def check(x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
@@ -242,6 +243,8 @@ def conv_depthwise(x, kernel, config: ConvConfig):
     Returns:
       ``(N, H_out, W_out, C * m)`` in ``x``'s dtype (bfloat16 / float16 computed in float32).
     """
+    if x.size == 0:  # an empty batch: no rows to fold in the kernel gradient
+        return zero_result(x, kernel, config)
     dtype = x.dtype
     acc = accumulation_dtype(dtype)
     c = x.shape[3]

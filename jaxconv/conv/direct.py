@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import jax.numpy as jnp
 from jax import lax
 
 from . import _rgb
@@ -33,6 +34,17 @@ def conv_direct(x, kernel, config: ConvConfig):
         feature_group_count=config.groups,
         precision=config.precision,
     )
+
+
+def zero_result(x, kernel, config: ConvConfig):
+    """The result of a convolution with nothing to sum (an empty batch ``N == 0`` or no input
+    channels ``C == 0``): zeros of shape ``(N, *spatial', O)``, as XLA's convolution gives.
+
+    Algorithms that split the work by batch or channel sizes (``im2col``'s chunks, the
+    transforms' scaling by ``max|x|``) return this instead of dividing or reducing over nothing.
+    """
+    out = config.output_hw(x.shape[1:-1], kernel.shape[:-2])
+    return jnp.zeros((x.shape[0], *out, kernel.shape[-1]), x.dtype)
 
 
 def direct_cost_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> dict[str, float]:

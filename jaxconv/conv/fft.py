@@ -55,6 +55,7 @@ from jax import lax
 
 from .._args import accumulation_dtype
 from ._registry import Algorithm, ConvConfig, Shape, register
+from .direct import zero_result
 
 # Radices XLA's CPU FFT (ducc) handles natively and fast.
 FAST_RADICES = (2, 3, 5, 7)
@@ -437,6 +438,8 @@ def spectral_call(x, kernel, config: ConvConfig, correlate):
     inputs near the top of the float range do not overflow inside the transforms; the scales
     are constants to autodiff. Half-precision inputs are computed in float32 and cast back.
     """
+    if x.size == 0 or kernel.size == 0:  # nothing to sum, and no max|x| to scale by
+        return zero_result(x, kernel, config)
     out_dtype = x.dtype
     cdt = accumulation_dtype(x.dtype)
     x = x.astype(cdt)

@@ -38,7 +38,7 @@ from jax import lax
 
 from .._args import accumulation_dtype
 from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
-from .direct import conv_direct
+from .direct import conv_direct, zero_result
 
 #: Largest patch chunk, in bytes, built at once on GPU/TPU (bounds working memory there).
 MAX_PATCH_BYTES = 256 * 2**20
@@ -154,6 +154,8 @@ def conv_im2col(x, kernel, config: ConvConfig, *, chunk_bytes: int | None = None
     Returns:
       ``(N, H_out, W_out, O)`` in ``x``'s dtype (bfloat16 / float16 accumulate in float32).
     """
+    if x.size == 0 or kernel.size == 0:  # nothing to sum: no chunk to plan
+        return zero_result(x, kernel, config)
     dtype = x.dtype
     acc = accumulation_dtype(dtype)
     n, h, w, _ = x.shape
