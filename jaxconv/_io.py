@@ -9,11 +9,19 @@
   that was there before is never deleted, and a reader never sees a half-written file.
 - Temporaries are named ``.NAME.PID.HEX.part``; those left by a process that no longer runs
   (killed mid-write) are removed the next time the same target is written.
+
+And one rule for every JSON state file jaxconv reads back (autotune cache, calibration, cost
+model): :func:`read_json` parses within limits (size, nesting depth, finite numbers of sane
+magnitude) and turns *any* failure into one :class:`JSONFileError` naming the file, so a crafted
+or damaged file can never raise ``RecursionError``/``OverflowError`` deeper in the library;
+:func:`write_json_atomic` writes what it accepts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import re
 import stat
@@ -22,8 +30,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["NotEnoughMemoryError", "atomic_open", "atomic_write", "available_memory", "check_output", "clean_stale",
-           "figure_format", "save_figure"]
+__all__ = ["JSONFileError", "NotEnoughMemoryError", "atomic_open", "atomic_write", "available_memory",
+           "check_output", "clean_stale", "figure_format", "read_json", "save_figure", "write_json_atomic"]
 
 _TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{32}\.part$")
 
@@ -173,6 +181,156 @@ def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format=fmt, **kwargs)
     return path
+
+
+# ----------------------------------------------------------------------------- JSON state files
+
+MAX_JSON_BYTES = 64 * 2**20
+MAX_JSON_DEPTH = 32
+MAX_JSON_INT = 2**63 - 1  # larger integers are not counts or sizes (and overflow float())
+# Strings are skipped whole (an escaped quote does not end one); brackets outside them count.
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+class JSONFileError(ValueError):
+    """A JSON file that cannot be used: missing, unreadable, too large, too deep or not JSON.
+
+    The message names the file and the reason. Attributes: ``path`` (the file), ``reason`` (the
+    reason alone) and ``missing`` (``True`` when the file does not exist, the usual "nothing
+    stored yet" case that callers often want to treat apart).
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str, *, missing: bool = False):
+        self.path = Path(path)
+        self.reason = reason
+        self.missing = missing
+        super().__init__(f"{os.fspath(path)}: {reason}")
+
+
+def _json_depth(text: str, limit: int) -> int:
+    """The bracket nesting depth of ``text``, counting stops once it exceeds ``limit``."""
+    depth = deepest = 0
+    for m in _JSON_TOKENS.finditer(text):
+        tok = m.group()
+        if tok in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        elif tok in "]}":
+            depth -= 1
+    return deepest
+
+
+class _NumberError(ValueError):
+    """A number the reader refuses (raised from inside ``json.loads``)."""
+
+
+def _json_int(text: str) -> int:
+    # Checked on the digits first: int() of a 100,000-digit string is itself slow.
+    if len(text.lstrip("-")) > 19 or abs(value := int(text)) > MAX_JSON_INT:
+        raise _NumberError(f"the integer {text[:24]}{'...' if len(text) > 24 else ''} is out of "
+                         f"range (|n| <= 2**63 - 1)")
+    return value
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NumberError(f"the number {text[:24]}{'...' if len(text) > 24 else ''} overflows a float")
+    return value
+
+
+def _json_constant(name: str) -> Any:
+    raise _NumberError(f"{name} is not a finite number")
+
+
+def read_json(path: str | os.PathLike, *, max_bytes: int = MAX_JSON_BYTES,
+              max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a JSON state file defensively; any failure is one :class:`JSONFileError`.
+
+    Before parsing, the file must be a regular file of at most ``max_bytes`` bytes, valid UTF-8,
+    with brackets nested at most ``max_depth`` deep (a cheap scan, so that no crafted file can
+    reach the parser's recursion limit). While parsing, integers must satisfy
+    ``|n| <= 2**63 - 1`` and other numbers must be finite floats (``NaN``, ``Infinity`` and
+    ``1e999`` are refused), so every number read can be used in float arithmetic. The *content*
+    (schema, types) is the caller's to check.
+
+    Args:
+      path: the file.
+      max_bytes: the largest accepted file size in bytes (>= 0).
+      max_depth: the deepest accepted nesting of arrays and objects (>= 1).
+
+    Returns:
+      The parsed value (``dict``, ``list``, ``str``, ``int``, ``float``, ``bool`` or ``None``).
+
+    Raises:
+      JSONFileError: the file is missing (``.missing`` is ``True``), unreadable, not a regular
+        file, too large, not UTF-8, nested too deeply, not JSON, or holds a number out of range;
+        the message names the file and the reason.
+      TypeError, ValueError: ``max_bytes`` or ``max_depth`` are not ints in range.
+
+    Examples:
+      >>> import pathlib, tempfile
+      >>> from jaxconv._io import JSONFileError, read_json
+      >>> p = pathlib.Path(tempfile.mkdtemp()) / "state.json"
+      >>> _ = p.write_text('{"scale": 1.5, "n": [1, 2]}')
+      >>> read_json(p)
+      {'scale': 1.5, 'n': [1, 2]}
+      >>> _ = p.write_text("[" * 100_000)
+      >>> try:
+      ...     read_json(p)
+      ... except JSONFileError as e:
+      ...     print(e.reason)
+      nested more than 32 levels deep
+    """
+    for name, value, low in (("max_bytes", max_bytes, 0), ("max_depth", max_depth, 1)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"read_json: {name} must be an int >= {low}, got {value!r}")
+        if value < low:
+            raise ValueError(f"read_json: {name} must be an int >= {low}, got {value}")
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise JSONFileError(path, "not a regular file")
+        if st.st_size > max_bytes:
+            raise JSONFileError(path, f"{st.st_size} bytes, more than the {max_bytes} accepted")
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes + 1)  # the file may have grown since stat
+    except FileNotFoundError:
+        raise JSONFileError(path, "no such file", missing=True) from None
+    except OSError as e:
+        raise JSONFileError(path, f"cannot read it ({e.strerror or e})") from None
+    if len(raw) > max_bytes:
+        raise JSONFileError(path, f"more than the {max_bytes} bytes accepted")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise JSONFileError(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if _json_depth(text, max_depth) > max_depth:
+        raise JSONFileError(path, f"nested more than {max_depth} levels deep")
+    try:
+        return json.loads(text, parse_int=_json_int, parse_float=_json_float,
+                          parse_constant=_json_constant)
+    except _NumberError as e:
+        raise JSONFileError(path, str(e)) from None
+    except (ValueError, RecursionError, OverflowError, MemoryError) as e:
+        raise JSONFileError(path, f"not valid JSON ({e})") from None
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as JSON to ``path`` atomically (:func:`atomic_open`); return the path.
+
+    Sorted keys, one-space indent, a final newline. ``NaN`` and infinities are refused
+    (``ValueError``) rather than written: :func:`read_json` would refuse the file. An existing
+    file keeps its permissions.
+    """
+    try:
+        text = json.dumps(data, indent=1, sort_keys=True, allow_nan=False) + "\n"
+    except ValueError as e:
+        raise ValueError(f"write_json_atomic: cannot write {os.fspath(path)!r}: {e}") from None
+    return atomic_write(path, text)
 
 
 class NotEnoughMemoryError(MemoryError):

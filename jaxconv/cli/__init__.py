@@ -8,8 +8,10 @@ Errors: a command that fails on the library's errors (``ValueError`` and its sub
 ``CheckpointError``, ``IDXError``, ``ImageLoadError``, ``SpecError``; ``TypeError``; ``OSError``;
 ``MemoryError``)
 prints one line, ``jaxconv COMMAND: message`` naming the input, and exits with status 1; a bad
-argument (:class:`UsageError`) exits with 2. ``jaxconv --debug COMMAND ...`` (or
-``JAXCONV_DEBUG=1``) shows the traceback instead.
+argument (:class:`UsageError`) exits with 2. A warning (e.g. an unusable autotune cache, which is
+ignored and rewritten) prints one line ``jaxconv COMMAND: warning: message``.
+``jaxconv --debug COMMAND ...`` (or ``JAXCONV_DEBUG=1``) shows the traceback (and warnings' source
+lines) instead.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -59,9 +62,13 @@ def guard(prog: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
 
     Returns ``fn``'s status, 2 for a :class:`UsageError`, 1 for the other errors of
     :data:`ERRORS`, 130 for Ctrl-C. With :func:`debug` the error propagates (traceback).
+    Warnings shown while ``fn`` runs print as one line ``PROG: warning: message``.
     """
     try:
-        return int(fn(*args, **kwargs) or 0)
+        with warnings.catch_warnings():
+            if not debug():
+                warnings.showwarning = _one_line_warning(prog)
+            return int(fn(*args, **kwargs) or 0)
     except KeyboardInterrupt:
         if debug():
             raise
@@ -72,6 +79,14 @@ def guard(prog: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
             raise
         print(f"{prog}: {describe(e)}", file=sys.stderr)
         return 2 if isinstance(e, UsageError) else 1
+
+
+def _one_line_warning(prog: str) -> Callable[..., None]:
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = describe(message) if isinstance(message, BaseException) else " ".join(str(message).split())
+        print(f"{prog}: warning: {text.removeprefix('jaxconv: ')}", file=file or sys.stderr)
+
+    return show
 
 
 def _usage() -> str:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..conv import calibration, cost_model
+from . import UsageError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,14 +24,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="measure and print; save nothing")
     parser.add_argument("--quiet", action="store_true", help="no per-problem progress lines")
     args = parser.parse_args(argv)
-    try:
-        result = calibration.calibrate(
-            repeats=args.repeats, budget_s=args.budget, save=not args.dry_run,
-            progress=None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True)),
-        )
-    except ValueError as e:
-        print(f"jaxconv calibrate: {e}", file=sys.stderr)
-        return 2
+    # Bad flags are usage errors (2); what the library raises afterwards exits 1 through
+    # cli.guard. An unusable calibration.json is ignored with a warning and replaced.
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be >= 1, got {args.repeats}")
+    if not args.budget > 0 or args.budget == float("inf"):
+        raise UsageError(f"--budget must be a finite number of seconds > 0, got {args.budget}")
+    result = calibration.calibrate(
+        repeats=args.repeats, budget_s=args.budget, save=not args.dry_run,
+        progress=None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True)),
+    )
     print(result)
     if result.path is not None:
         print(f"saved in {result.path}")

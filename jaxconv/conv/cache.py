@@ -7,7 +7,8 @@ batched channels-last shape the algorithm sees (after reflect / replicate / circ
 the kernel shape, dtype and the canonical config (stride, zero padding, dilation, groups,
 precision).
 
-A cache problem never breaks a convolution: a file that cannot be read or decoded, or is not this
+A cache problem never breaks a convolution: a file that cannot be read or decoded (read with
+:func:`jaxconv._io.read_json`'s limits: size, nesting depth, finite numbers), or is not this
 schema, is ignored with one :class:`AutotuneCacheWarning`; malformed entries are dropped (with one
 warning) and disappear at the next write. Writers take an exclusive ``fcntl`` lock on the
 cache's folder, re-read the file under it and merge, so concurrent tuners lose
@@ -22,7 +23,6 @@ import functools
 import json
 import math
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -32,6 +32,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from .. import _io
 from ._registry import ConvConfig
 
 try:  # POSIX; elsewhere writers are serialized within one process only
@@ -163,17 +164,11 @@ def _parse(path: Path, *, quiet: bool = False) -> dict[str, dict]:
     """Valid entries of the cache file; ``{}`` (with a warning) when it is unusable."""
     say = (lambda _m: None) if quiet else _warn
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return {}
-    except OSError as e:
-        say(f"cannot read the autotune cache {path}: {e}; ignoring it")
-        return {}
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        say(f"the autotune cache {path} is not valid UTF-8 JSON ({e}); ignoring it (it is "
-            "rewritten by the next autotune)")
+        data = _io.read_json(path)
+    except _io.JSONFileError as e:
+        if not e.missing:
+            say(f"the autotune cache {path} is unusable: {e.reason}; ignoring it (it is "
+                "rewritten by the next autotune)")
         return {}
     if (
         not isinstance(data, dict)
@@ -245,31 +240,8 @@ def folder_lock(path: Path) -> Iterator[None]:
 _write_lock = threading.Lock()
 
 
-def _new_file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` atomically, keeping an existing file's permissions."""
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = _new_file_mode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+# Deprecated alias (the calibration store still imports it from here): use _io's.
+write_json_atomic = _io.write_json_atomic
 
 
 def store(key: dict[str, Any], entry: dict[str, Any]) -> Path:
@@ -279,7 +251,7 @@ def store(key: dict[str, Any], entry: dict[str, Any]) -> Path:
     with folder_lock(path):
         entries = _parse(path, quiet=True)  # a corrupt or foreign file is being replaced
         entries[key_str(key)] = {**entry, "key": key}
-        write_json_atomic(path, {"schema": SCHEMA, "version": VERSION, "entries": entries})
+        _io.write_json_atomic(path, {"schema": SCHEMA, "version": VERSION, "entries": entries})
         with _lock:
             _memory[str(path)] = (_signature(path), entries)
     return path
