@@ -68,7 +68,7 @@ def _divisible(v, divisor=8):
 class InvertedResidual(nn.Module):
     def __init__(self, cin, cout, stride, t):
         super().__init__()
-        hidden = int(round(cin * t))
+        hidden = round(cin * t)
         relu6 = nn.functional.relu6
         self.expand = ConvBN(cin, hidden, 1, act=relu6) if t != 1 else None
         self.depthwise = ConvBN(hidden, hidden, 3, stride, groups=hidden, act=relu6)
@@ -84,8 +84,8 @@ class InvertedResidual(nn.Module):
 class MobileNetV2(nn.Module):
     """Sandler et al. 2018 Table 2, CIFAR strides: the stem and the 24-channel stage at stride 1."""
 
-    SETTING = [[1, 16, 1, 1], [6, 24, 2, 1], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1],
-               [6, 160, 3, 2], [6, 320, 1, 1]]
+    SETTING = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+               (6, 160, 3, 2), (6, 320, 1, 1))
 
     def __init__(self, num_classes=10, width=1.0, in_channels=3):
         super().__init__()

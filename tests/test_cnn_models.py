@@ -69,7 +69,7 @@ def _resnet_count(stage_sizes, width=64, classes=10, cin=3):
     c = width
     for stage, n in enumerate(stage_sizes):
         out = width * 2**stage
-        for i in range(n):
+        for _ in range(n):
             total += 9 * c * out + 2 * out + 9 * out * out + 2 * out
             if out != c:
                 total += c * out + 2 * out  # the 1x1 shortcut + BN
