@@ -11,10 +11,11 @@
   (killed mid-write) are removed the next time the same target is written.
 
 And one rule for every JSON state file jaxconv reads back (autotune cache, calibration, cost
-model): :func:`read_json` parses within limits (size, nesting depth, finite numbers of sane
-magnitude) and turns *any* failure into one :class:`JSONFileError` naming the file, so a crafted
-or damaged file can never raise ``RecursionError``/``OverflowError`` deeper in the library;
-:func:`write_json_atomic` writes what it accepts.
+model): :func:`read_json` (:func:`parse_json` for text already in memory) parses within limits
+(size, nesting depth, finite numbers of sane magnitude) and turns *any* failure into one
+:class:`JSONFileError` naming the file, so a crafted or damaged file can never raise
+``RecursionError``/``OverflowError`` deeper in the library; :func:`write_json_atomic` writes
+only what it accepts.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = ["JSONFileError", "NotEnoughMemoryError", "atomic_open", "atomic_write", "available_memory",
-           "check_output", "clean_stale", "figure_format", "read_json", "save_figure", "write_json_atomic"]
+           "check_output", "clean_stale", "figure_format", "parse_json", "read_json", "save_figure",
+           "write_json_atomic"]
 
 _TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{32}\.part$")
 
@@ -267,8 +269,8 @@ def read_json(path: str | os.PathLike, *, max_bytes: int = MAX_JSON_BYTES,
 
     Raises:
       JSONFileError: the file is missing (``.missing`` is ``True``), unreadable, not a regular
-        file, too large, not UTF-8, nested too deeply, not JSON, or holds a number out of range;
-        the message names the file and the reason.
+        file, too large, or its content fails :func:`parse_json`; the message names the file
+        and the reason.
       TypeError, ValueError: ``max_bytes`` or ``max_depth`` are not ints in range.
 
     Examples:
@@ -285,11 +287,8 @@ def read_json(path: str | os.PathLike, *, max_bytes: int = MAX_JSON_BYTES,
       ...     print(e.reason)
       nested more than 32 levels deep
     """
-    for name, value, low in (("max_bytes", max_bytes, 0), ("max_depth", max_depth, 1)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"read_json: {name} must be an int >= {low}, got {value!r}")
-        if value < low:
-            raise ValueError(f"read_json: {name} must be an int >= {low}, got {value}")
+    _check_limit("read_json", "max_bytes", max_bytes, 0)
+    _check_limit("read_json", "max_depth", max_depth, 1)
     try:
         st = os.stat(path)
         if not stat.S_ISREG(st.st_mode):
@@ -304,19 +303,45 @@ def read_json(path: str | os.PathLike, *, max_bytes: int = MAX_JSON_BYTES,
         raise JSONFileError(path, f"cannot read it ({e.strerror or e})") from None
     if len(raw) > max_bytes:
         raise JSONFileError(path, f"more than the {max_bytes} bytes accepted")
+    return parse_json(raw, path, max_depth=max_depth)
+
+
+def parse_json(data: bytes | str, source: str | os.PathLike, *,
+               max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse JSON text with :func:`read_json`'s rules; for text that is not in a file of its own.
+
+    ``data`` (bytes: UTF-8) must nest at most ``max_depth`` deep, hold integers with
+    ``|n| <= 2**63 - 1`` and only finite floats. Any failure is a :class:`JSONFileError` naming
+    ``source`` (e.g. a bundled resource, or a JSON field of another file).
+
+    Examples:
+      >>> from jaxconv._io import parse_json
+      >>> parse_json(b'{"epoch": 3}', "extra")
+      {'epoch': 3}
+    """
+    _check_limit("parse_json", "max_depth", max_depth, 1)
     try:
-        text = raw.decode("utf-8")
+        text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
     except UnicodeDecodeError as e:
-        raise JSONFileError(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise JSONFileError(source, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if not isinstance(text, str):
+        raise TypeError(f"parse_json: data must be bytes or str, got {type(data).__name__}")
     if _json_depth(text, max_depth) > max_depth:
-        raise JSONFileError(path, f"nested more than {max_depth} levels deep")
+        raise JSONFileError(source, f"nested more than {max_depth} levels deep")
     try:
         return json.loads(text, parse_int=_json_int, parse_float=_json_float,
                           parse_constant=_json_constant)
     except _NumberError as e:
-        raise JSONFileError(path, str(e)) from None
+        raise JSONFileError(source, str(e)) from None
     except (ValueError, RecursionError, OverflowError, MemoryError) as e:
-        raise JSONFileError(path, f"not valid JSON ({e})") from None
+        raise JSONFileError(source, f"not valid JSON ({e})") from None
+
+
+def _check_limit(fn: str, name: str, value: Any, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{fn}: {name} must be an int >= {low}, got {value!r}")
+    if value < low:
+        raise ValueError(f"{fn}: {name} must be an int >= {low}, got {value}")
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:

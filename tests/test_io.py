@@ -98,6 +98,20 @@ def test_read_json_argument_errors(tmp_path, kwargs, error, match):
         read_json(_write(tmp_path / "a.json", "{}"), **kwargs)
 
 
+def test_parse_json_applies_the_same_rules_to_text_naming_the_source():
+    from jaxconv._io import parse_json
+
+    assert parse_json(b'{"a": [1, 2.5]}', "bytes") == parse_json('{"a": [1, 2.5]}', "text") == {"a": [1, 2.5]}
+    for name in ("deep-brackets", "400-digit-int", "NaN", "not-utf8"):
+        content, reason = CRAFTED[name]
+        with pytest.raises(JSONFileError, match=f"^the field x: {reason}"):
+            parse_json(content, "the field x")
+    with pytest.raises(TypeError, match="parse_json: data must be bytes or str, got int"):
+        parse_json(3, "x")
+    with pytest.raises(ValueError, match="parse_json: max_depth must be an int >= 1, got 0"):
+        parse_json("{}", "x", max_depth=0)
+
+
 def test_write_json_atomic_round_trips_and_keeps_permissions(tmp_path):
     path = tmp_path / "s.json"
     data = {"b": [1, 2.5], "a": {"x": None}}
@@ -231,3 +245,51 @@ def test_calibrate_cli_repairs_a_crafted_calibration(cache_dir, capsys, monkeypa
 def test_calibrate_cli_bad_flags_are_usage_errors(cache_dir, capsys, argv, match):
     rc, _, err = _cli(["calibrate", *argv], capsys)
     assert rc == 2 and err == f"jaxconv calibrate: {match}\n"
+
+
+# ------------------------------------------------------------------------------ checkpoints
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint8, np.bool_])
+def test_checkpoint_with_non_float_parameters_is_refused_on_load(tmp_path, dtype):
+    import jax
+    from test_reliability import _checkpoint_payload
+
+    from jaxconv.models import CheckpointError, check_checkpoint, load_checkpoint
+
+    payload, write = _checkpoint_payload(tmp_path)
+    params = jax.tree.map(lambda a: np.asarray(a).astype(dtype), payload["params"])
+    path = write("ints.msgpack", {**payload, "params": params})
+    rule = (rf"ints\.msgpack: params/\w+/\w+ must be a floating-point array \(float16, float32 or "
+            rf"float64\), got dtype {np.dtype(dtype).name}")
+    for fn in (load_checkpoint, check_checkpoint):
+        with pytest.raises(CheckpointError, match=rule):
+            fn(path)
+
+
+def test_checkpoint_float16_and_float64_parameters_load_and_run(tmp_path):
+    import jax
+    from test_reliability import _checkpoint_payload
+
+    from jaxconv.models import load_checkpoint
+
+    payload, write = _checkpoint_payload(tmp_path)
+    x = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(1, 32, 32, 1)
+    ref = np.asarray(load_checkpoint(tmp_path / "good.msgpack")[0](x))
+    for dtype, tol in ((np.float64, 1e-6), (np.float16, 1e-2)):
+        params = jax.tree.map(lambda a, dt=dtype: np.asarray(a).astype(dt), payload["params"])
+        model, _ = load_checkpoint(write("f.msgpack", {**payload, "params": params}))
+        np.testing.assert_allclose(np.asarray(model(x)), ref, rtol=tol, atol=tol)
+
+
+def test_checkpoint_extra_is_read_with_the_json_limits(tmp_path):
+    from test_reliability import _checkpoint_payload
+
+    from jaxconv.models import CheckpointError, load_checkpoint
+
+    payload, write = _checkpoint_payload(tmp_path)
+    for name, extra, reason in [("deep", "[" * 100_000, "nested more than 32 levels deep"),
+                                ("huge", '{"epoch": ' + "9" * 400 + "}", "is out of range")]:
+        path = write(f"{name}.msgpack", {**payload, "extra": extra})
+        with pytest.raises(CheckpointError, match=rf"{name}\.msgpack: extra must be a JSON object .*{reason}"):
+            load_checkpoint(path)

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from flax import nnx, serialization
 
-from jaxconv._io import atomic_write
+from jaxconv._io import JSONFileError, atomic_write, parse_json
 
 from .lenet import VARIANTS, LeNet5, param_shapes
 
@@ -80,16 +80,25 @@ def _is_array(a) -> bool:
     return isinstance(a, np.ndarray | np.generic) and a.dtype.kind in "biuf"
 
 
-def _tree_shapes(tree, path: Path, where: str):
-    """The shapes of a nested dict of arrays; CheckpointError for any other leaf or key."""
+def _tree_shapes(tree, path: Path, where: str, *, floating: bool = False):
+    """The shapes of a nested dict of arrays; CheckpointError for any other leaf or key.
+
+    With ``floating``, every array must have a floating dtype (the model computes in floats: an
+    integer parameter would only fail later, inside the first convolution).
+    """
     if isinstance(tree, dict):
         out = {}
         for k, v in tree.items():
             if not isinstance(k, str):
                 raise CheckpointError(f"load_checkpoint: {path}: {where} has a non-string key {k!r}")
-            out[k] = _tree_shapes(v, path, f"{where}/{k}")
+            out[k] = _tree_shapes(v, path, f"{where}/{k}", floating=floating)
         return out
     if _is_array(tree):
+        if floating and tree.dtype.kind != "f":
+            raise CheckpointError(
+                f"load_checkpoint: {path}: {where} must be a floating-point array (float16, "
+                f"float32 or float64), got dtype {tree.dtype}"
+            )
         return tuple(int(d) for d in np.shape(tree))
     raise CheckpointError(
         f"load_checkpoint: {path}: {where} must be a numeric array, got {type(tree).__name__}"
@@ -137,7 +146,8 @@ def _read_payload(path: Path) -> dict:
             f"load_checkpoint: {path}: params must be a dict of arrays, got "
             f"{type(payload['params']).__name__}"
         )
-    want, got = param_shapes(stored, int(k)), _tree_shapes(payload["params"], path, "params")
+    want = param_shapes(stored, int(k))
+    got = _tree_shapes(payload["params"], path, "params", floating=True)
     if want != got:
         raise CheckpointError(
             f"load_checkpoint: {path}: the stored parameters do not fit a {stored!r} LeNet5 "
@@ -155,10 +165,10 @@ def _read_payload(path: Path) -> dict:
     try:
         if not isinstance(extra, str):
             raise TypeError(f"a {type(extra).__name__}, not a JSON string")
-        extra = json.loads(extra)
+        extra = parse_json(extra, "extra")  # its limits: no RecursionError from a crafted file
         if not isinstance(extra, dict):
             raise TypeError(f"a JSON {type(extra).__name__}, not an object")
-    except (TypeError, ValueError) as e:
+    except (TypeError, JSONFileError) as e:
         raise CheckpointError(f"load_checkpoint: {path}: extra must be a JSON object ({e})") from None
     return {**payload, "num_classes": int(k), "extra": extra}
 
@@ -206,8 +216,9 @@ def load_checkpoint(
 
     Raises:
       CheckpointError: a missing or unreadable file, not a LeNet5 checkpoint, a payload of the
-        wrong schema (missing ``variant``/``params``, wrong types, non-JSON ``extra``), a
-        different variant, or shapes that disagree; always naming the file. The payload is
+        wrong schema (missing ``variant``/``params``, wrong types, parameters that are not
+        floating-point, non-JSON ``extra``), a different variant, or shapes that disagree;
+        always naming the file. The payload is
         checked completely before a model is built.
     """
     path = Path(path)
