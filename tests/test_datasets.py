@@ -289,3 +289,142 @@ def test_published_checksums_are_well_formed():
 
     assert set(MNIST_SHA256) == set(MNIST_FILES.values())
     assert all(len(v) == 64 and int(v, 16) >= 0 for v in MNIST_SHA256.values())
+
+
+# ---------------------------------------------------------------------------------- CIFAR-10
+
+
+def fake_cifar10(folder: Path, *, n=4, seed=0, batches=None, protocol=2) -> tuple[Path, dict]:
+    """A small ``cifar-10-python.tar.gz`` in the published format: six pickled dicts with
+    b"data" uint8 (N, 3072) rows of R, G, B 32x32 planes and b"labels" lists; returns the path
+    and the batches."""
+    import io
+    import pickle
+    import tarfile
+
+    rng = np.random.default_rng(seed)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    if batches is None:
+        batches = {name: {b"batch_label": name.encode(), b"labels": rng.integers(0, 10, n).tolist(),
+                          b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                          b"filenames": [b"x.png"] * n} for name in names}
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "cifar-10-python.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, batch in batches.items():
+            raw = batch if isinstance(batch, bytes) else pickle.dumps(batch, protocol=protocol)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    return path, batches
+
+
+@pytest.mark.parametrize("protocol", [2, 4])  # the archive's, and a modern one
+def test_cifar10_from_folder_or_archive_is_nhwc_in_unit_range(tmp_path, protocol):
+    from jaxconv.data import cifar10
+
+    path, batches = fake_cifar10(tmp_path, protocol=protocol)
+    d = cifar10(tmp_path)
+    assert d.x_train.shape == (20, 32, 32, 3) and d.x_test.shape == (4, 32, 32, 3)
+    assert d.x_train.dtype == np.float32 and d.y_train.dtype == np.int32
+    # pixel (row 5, column 7) of image 2 in batch 3: red at 5*32+7, green 1024 later, blue 2048
+    row = batches["data_batch_3"][b"data"][2]
+    np.testing.assert_array_equal(d.x_train[4 + 4 + 2, 5, 7] * 255, row[[167, 1024 + 167, 2048 + 167]])
+    np.testing.assert_array_equal(d.y_test, batches["test_batch"][b"labels"])
+    np.testing.assert_array_equal(d.y_train, np.concatenate([batches[f"data_batch_{i}"][b"labels"] for i in range(1, 6)]))
+    np.testing.assert_array_equal(cifar10(path).x_test, d.x_test)
+    assert d.x_train.min() >= 0 and d.x_train.max() <= 1
+
+
+@pytest.mark.parametrize(("mutate", "match"), [
+    (lambda b: dict(b, data_batch_2=b"not a pickle"), r"data_batch_2 is not a CIFAR-10 batch"),
+    (lambda b: dict(b, test_batch={b"labels": [1]}), r"test_batch is not a CIFAR-10 batch: expected a dict"),
+    (lambda b: dict(b, test_batch={b"data": np.zeros((4, 3072), np.float32), b"labels": [0] * 4}),
+     r"test_batch: b'data' must be uint8 of shape \(N, 3072\), got float32 \(4, 3072\)"),
+    (lambda b: dict(b, test_batch={b"data": np.zeros((4, 3072), np.uint8), b"labels": [0, 1, 2]}),
+     r"test_batch: b'labels' must be 4 ints 0..9"),
+    (lambda b: dict(b, test_batch={b"data": np.zeros((1, 3072), np.uint8), b"labels": [10]}),
+     r"b'labels' must be 1 ints 0..9"),
+    (lambda b: {k: v for k, v in b.items() if k != "data_batch_5"}, r"lacks cifar-10-batches-py/data_batch_5"),
+])
+def test_cifar10_malformed_batches_name_the_file(tmp_path, mutate, match):
+    from jaxconv.data import CIFARError, cifar10
+
+    _, batches = fake_cifar10(tmp_path / "good")
+    fake_cifar10(tmp_path / "bad", batches=mutate(batches))
+    with pytest.raises(CIFARError, match=r"cifar10: .*bad/cifar-10-python\.tar\.gz.*" + match):
+        cifar10(tmp_path / "bad")
+
+
+def test_cifar10_refuses_pickles_that_run_code(tmp_path):
+    import pickle
+
+    from jaxconv.data import CIFARError, cifar10
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    _, batches = fake_cifar10(tmp_path / "good")
+    fake_cifar10(tmp_path / "bad", batches=dict(batches, test_batch=pickle.dumps(Evil(), protocol=2)))
+    with pytest.raises(CIFARError, match=r"test_batch is not a CIFAR-10 batch \(it refers to (__builtin__|builtins)\.print, which is "
+                                         r"not allowed"):
+        cifar10(tmp_path / "bad")
+
+
+def test_cifar10_corrupt_or_missing_archive(tmp_path):
+    from jaxconv.data import CIFARError, cifar10
+
+    path, _ = fake_cifar10(tmp_path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CIFARError, match=r"cifar10: .*cifar-10-python\.tar\.gz is not a readable CIFAR-10 "
+                                         r"archive \(corrupt or truncated"):
+        cifar10(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"cifar10: .*empty is neither cifar-10-python\.tar\.gz nor a folder"):
+        cifar10(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match=r"cifar10: no cifar-10-python\.tar\.gz in .* and download=False"):
+        cifar10(cache_dir=tmp_path / "cache", download=False)
+
+
+@pytest.fixture
+def served_cifar(tmp_path):
+    path, batches = fake_cifar10(tmp_path / "www" / "mnist")  # the server's folder
+    with _Server(tmp_path / "www") as server:
+        yield server.url + path.name, hashlib.md5(path.read_bytes()).hexdigest(), server, batches
+
+
+def test_cifar10_download_checks_md5_and_caches(tmp_path, served_cifar):
+    from jaxconv.data import cifar10
+
+    url, md5, server, batches = served_cifar
+    cache = tmp_path / "cache"
+    d = cifar10(cache_dir=cache, url=url, md5=md5)
+    np.testing.assert_array_equal(d.y_test, batches["test_batch"][b"labels"])
+    assert [p.name for p in cache.iterdir()] == ["cifar-10-python.tar.gz"]
+    cifar10(cache_dir=cache, url=url, md5=md5)  # cached and verified: no new request
+    assert len(server.requests) == 1
+    (cache / "cifar-10-python.tar.gz").write_bytes(b"garbage")  # corrupt cache: fetched again
+    cifar10(cache_dir=cache, url=url, md5=md5)
+    assert len(server.requests) == 2
+
+
+def test_cifar10_failed_download_leaves_nothing(tmp_path, served_cifar):
+    from jaxconv.data import cifar10
+
+    url, md5, _, _ = served_cifar
+    cache = tmp_path / "cache"
+    with pytest.raises(OSError, match=r"cifar10: MD5 mismatch for http://127\.0\.0\.1:\d+/.*: expected 0{32}, "
+                                      r"got [0-9a-f]{32}; the download was discarded"):
+        cifar10(cache_dir=cache, url=url, md5="0" * 32)
+    assert list(cache.iterdir()) == []
+    with pytest.raises(OSError, match=r"cifar10: could not download .*nothing-here.* nothing was written\. "
+                                      r"Pass cifar10\(path=\.\.\.\)"):
+        cifar10(cache_dir=cache, url=url.replace("mnist", "nothing-here"), md5=md5)
+    assert list(cache.iterdir()) == []
+
+
+def test_cifar10_published_checksum_is_well_formed():
+    from jaxconv.data.datasets import CIFAR10_MD5, CIFAR10_URL
+
+    assert len(CIFAR10_MD5) == 32 and int(CIFAR10_MD5, 16) >= 0
+    assert CIFAR10_URL.startswith("https://") and CIFAR10_URL.endswith("/cifar-10-python.tar.gz")

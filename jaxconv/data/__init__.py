@@ -1,4 +1,4 @@
-"""Data: the bundled cat photo, image loading, handwritten digits and MNIST.
+"""Data: the bundled cat photo, image loading, handwritten digits, MNIST and CIFAR-10.
 
 Names are imported lazily so that ``import jaxconv.data`` needs neither Pillow nor scikit-learn
 until the function that uses them is called.
@@ -15,6 +15,8 @@ _LAZY = {
     "ImageLoadError": "images",
     "digits": "datasets",
     "mnist": "datasets",
+    "cifar10": "datasets",
+    "CIFARError": "datasets",
     "read_idx": "datasets",
     "IDXError": "datasets",
 }

@@ -1,6 +1,7 @@
-"""Handwritten digits for LeNet-5: scikit-learn's 8x8 digits and MNIST from IDX files.
+"""Data sets: scikit-learn's 8x8 digits and MNIST (IDX files) for LeNet-5, and CIFAR-10.
 
-Both loaders return a :class:`Digits` split with images **NHWC** ``(N, 32, 32, 1)`` float32 on
+``cifar10()`` reads the CIFAR-10 python archive: RGB images ``(N, 32, 32, 3)`` in ``[0, 1]``.
+The two digit loaders return a :class:`Digits` split with images **NHWC** ``(N, 32, 32, 1)`` float32 on
 LeNet's 32x32 grid, normalized as in LeCun et al. (1998): background ``-0.1``, full ink ``1.175``
 (mean roughly 0, variance roughly 1), and ``int32`` labels ``0..9``.
 
@@ -12,11 +13,15 @@ References:
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
+import io
 import math
 import os
+import pickle
 import sys
+import tarfile
 import urllib.request
 import zlib
 from pathlib import Path
@@ -24,7 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["MNIST_FILES", "MNIST_SHA256", "MNIST_URL", "Digits", "IDXError", "default_cache_dir",
+__all__ = ["CIFAR10_CLASSES", "CIFAR10_MD5", "CIFAR10_URL", "MNIST_FILES", "MNIST_SHA256",
+           "MNIST_URL", "CIFARError", "Digits", "IDXError", "cifar10", "default_cache_dir",
            "digits", "mnist", "read_idx"]
 
 # LeNet-5's input normalization (LeCun et al. 1998, II-A): white -0.1, black 1.175.
@@ -266,35 +272,44 @@ def default_cache_dir() -> Path:
     return base / "jaxconv"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+_DIGEST_NAMES = {"sha256": "SHA-256", "md5": "MD5"}
+
+
+def _sha256(path: Path, digest: str = "sha256") -> str:
+    h = hashlib.new(digest)
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
-def _download(url: str, dest: Path, sha256: str | None, timeout: float) -> None:
-    """Fetch ``url`` into ``dest`` atomically: a temp file in the same folder, checked, renamed."""
+def _download(url: str, dest: Path, sha256: str | None, timeout: float, *, fn: str = "mnist",
+              digest: str = "sha256",
+              offline: str = "mnist(path=FOLDER) with the four IDX files") -> None:
+    """Fetch ``url`` into ``dest`` atomically: a temp file in the same folder, checked, renamed.
+
+    ``sha256`` is the expected hex digest of the ``digest`` algorithm (``"md5"`` for CIFAR-10,
+    whose publisher gives only that); ``fn`` and ``offline`` word the errors.
+    """
     from jaxconv._io import atomic_open
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic_open(dest, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
-            h = hashlib.sha256()
+            h = hashlib.new(digest)
             for chunk in iter(lambda: r.read(1 << 20), b""):
                 h.update(chunk)
                 f.write(chunk)
             if sha256 is not None and h.hexdigest() != sha256:  # raised inside: nothing renamed
                 raise OSError(
-                    f"mnist: SHA-256 mismatch for {url}: expected {sha256}, got {h.hexdigest()}; "
-                    "the download was discarded"
+                    f"{fn}: {_DIGEST_NAMES[digest]} mismatch for {url}: expected {sha256}, got "
+                    f"{h.hexdigest()}; the download was discarded"
                 )
     except OSError as e:
-        if not str(e).startswith("mnist:"):
+        if not str(e).startswith(f"{fn}:"):
             raise OSError(
-                f"mnist: could not download {url} ({e}); nothing was written. Pass "
-                "mnist(path=FOLDER) with the four IDX files to work offline"
+                f"{fn}: could not download {url} ({e}); nothing was written. Pass "
+                f"{offline} to work offline"
             ) from e
         raise
 
@@ -384,3 +399,165 @@ def mnist(
     x_train, y_train = _mnist_split(folder, MNIST_FILES["train_images"], MNIST_FILES["train_labels"])
     x_test, y_test = _mnist_split(folder, MNIST_FILES["test_images"], MNIST_FILES["test_labels"])
     return Digits(x_train, y_train, x_test, y_test)
+
+
+# ---------------------------------------------------------------------------------- CIFAR-10
+
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"  # published beside the archive (MD5 only)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")
+_CIFAR_DIR = "cifar-10-batches-py"
+_CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+_CIFAR_TEST = "test_batch"
+_CIFAR_MAX_MEMBER = 64 << 20  # a real batch is 31 MB; a larger member is not CIFAR-10
+
+
+class CIFARError(ValueError):
+    """The CIFAR-10 archive or one of its batches is malformed; the message names the file."""
+
+
+def _reconstruct_function():
+    try:  # NumPy >= 2 (numpy.core is a deprecated alias there)
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # pragma: no cover - NumPy 1
+        from numpy.core.multiarray import _reconstruct
+    return _reconstruct
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and NumPy arrays, nothing else.
+
+    A CIFAR batch is a dict of bytes keys, lists of ints and bytes and one uint8 array. Pickle
+    runs any function a file names; only NumPy's array reconstruction is allowed here (and
+    ``_codecs.encode``, how Python 3 writes bytes in the protocol-2 pickles the archive uses),
+    so a crafted archive cannot execute code.
+    """
+
+    _ALLOWED = frozenset({
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    })
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"it refers to {module}.{name}, which is not allowed")
+        if name == "_reconstruct":
+            return _reconstruct_function()
+        if module == "_codecs":
+            return codecs.encode
+        return getattr(np, name)
+
+
+def _cifar_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(images (N, 32, 32, 3) uint8, labels (N,) int32)`` from one pickled batch."""
+    try:
+        batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except Exception as e:  # any malformed pickle: one error naming the file
+        raise CIFARError(f"cifar10: {where} is not a CIFAR-10 batch ({e})") from None
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise CIFARError(f"cifar10: {where} is not a CIFAR-10 batch: expected a dict with "
+                         f"b'data' and b'labels'")
+    data, labels = batch[b"data"], batch[b"labels"]
+    if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
+            or data.shape[1] != 3072):
+        got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise CIFARError(f"cifar10: {where}: b'data' must be uint8 of shape (N, 3072), got {got}")
+    if not isinstance(labels, list | np.ndarray) or len(labels) != len(data) or not all(
+            isinstance(v, int | np.integer) and 0 <= v <= 9 for v in labels):
+        raise CIFARError(f"cifar10: {where}: b'labels' must be {len(data)} ints 0..9, one per "
+                         f"image")
+    # Each row is the red, green then blue 32x32 plane (CHW): to NHWC.
+    images = data.reshape(len(data), 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, np.asarray(labels, np.int32)
+
+
+def _cifar_members(archive: Path) -> dict[str, bytes]:
+    """The six batches' bytes from the gzipped tar archive, by name."""
+    wanted = {f"{_CIFAR_DIR}/{n}": n for n in (*_CIFAR_TRAIN, _CIFAR_TEST)}
+    out: dict[str, bytes] = {}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                name = wanted.get(member.name)
+                if name is None:
+                    continue
+                if not member.isfile() or member.size > _CIFAR_MAX_MEMBER:
+                    raise CIFARError(f"cifar10: {archive}: {member.name} is not a regular file "
+                                     f"of at most {_CIFAR_MAX_MEMBER} bytes")
+                f = tar.extractfile(member)  # a file object for a regular member
+                out[name] = f.read() if f is not None else b""
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise CIFARError(f"cifar10: {archive} is not a readable CIFAR-10 archive (corrupt or "
+                         f"truncated: {e})") from None
+    missing = [n for n in wanted.values() if n not in out]
+    if missing:
+        raise CIFARError(f"cifar10: {archive} lacks {', '.join(f'{_CIFAR_DIR}/{n}' for n in missing)}")
+    return out
+
+
+def cifar10(
+    path: str | os.PathLike | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    url: str | None = None,
+    md5: str | None = CIFAR10_MD5,
+    download: bool = True,
+    timeout: float = 60.0,
+) -> Digits:
+    """CIFAR-10 from its python archive, read from a folder or downloaded once into a cache.
+
+    Args:
+      path: the archive ``cifar-10-python.tar.gz`` itself, or a folder holding it.
+        ``None`` uses the cache, downloading the archive when it is missing.
+      cache_dir: the download cache; default ``$JAXCONV_CACHE_DIR`` or the user cache directory
+        (``~/.cache/jaxconv`` on Linux) + ``cifar10``.
+      url: where to download from; default ``$JAXCONV_CIFAR10_URL`` or :data:`CIFAR10_URL`.
+      md5: the archive's expected MD5 (``None`` skips the check); default the published
+        :data:`CIFAR10_MD5`. A cached archive is re-checked on every call and fetched again when
+        it does not match.
+      download: when ``False`` a missing cache raises ``FileNotFoundError`` instead.
+      timeout: seconds per network operation.
+
+    Returns:
+      A train/test split (:class:`Digits`'s fields): 50,000 training and 10,000 test images
+      **NHWC** ``(N, 32, 32, 3)`` float32 in ``[0, 1]`` (RGB) and int32 labels ``0..9``
+      (:data:`CIFAR10_CLASSES` names them).
+
+    Raises:
+      CIFARError: a corrupt or truncated archive, a missing or malformed batch (names the file);
+        batches are unpickled by a restricted unpickler that allows NumPy arrays and plain
+        containers only.
+      OSError: a download failed or its MD5 does not match; nothing is left behind (the archive
+        is written to a temporary name and renamed only once verified).
+
+    References:
+      A. Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", 2009;
+      https://www.cs.toronto.edu/~kriz/cifar.html (the python version's format).
+    """
+    if path is not None:
+        archive = Path(path)
+        if archive.is_dir():
+            archive = archive / CIFAR10_ARCHIVE
+        if not archive.is_file():
+            raise FileNotFoundError(f"cifar10: {path} is neither {CIFAR10_ARCHIVE} nor a folder "
+                                    "holding it")
+    else:
+        folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "cifar10"
+        archive = folder / CIFAR10_ARCHIVE
+        cached = archive.is_file() and (md5 is None or _sha256(archive, "md5") == md5)
+        if not cached and download:
+            _download(url or os.environ.get("JAXCONV_CIFAR10_URL") or CIFAR10_URL, archive, md5,
+                      timeout, fn="cifar10", digest="md5",
+                      offline=f"cifar10(path=...) with {CIFAR10_ARCHIVE}")
+        elif not archive.is_file():
+            raise FileNotFoundError(f"cifar10: no {CIFAR10_ARCHIVE} in {folder} and download=False")
+    members = _cifar_members(archive)
+    where = f"{archive}: {_CIFAR_DIR}/"
+    train = [_cifar_batch(members[n], where + n) for n in _CIFAR_TRAIN]
+    x_test, y_test = _cifar_batch(members[_CIFAR_TEST], where + _CIFAR_TEST)
+    x_train = np.concatenate([x for x, _ in train])
+    y_train = np.concatenate([y for _, y in train])
+    return Digits(x_train.astype(np.float32) / 255, y_train, x_test.astype(np.float32) / 255, y_test)
