@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import subprocess
 import sys
 
@@ -471,31 +472,68 @@ def test_cli_writes_a_png(checkpoint, method, capsys):
     assert not list(d.glob(".*.part"))  # the temporary file was renamed
 
 
-def test_cli_bad_input_returns_2(checkpoint, capsys):
+def test_cli_bad_input_is_one_line_exit_2_for_flags_1_for_files(checkpoint, capsys):
     from jaxconv.cli.explain import main
 
     d, ckpt = checkpoint
     img = str(d / "digit.png")
-    cases = [
-        ([str(d / "missing.png"), "--checkpoint", str(ckpt)], "no such file"),
-        ([img, "--checkpoint", str(d / "missing.msgpack")], "no such checkpoint"),
-        ([img, "--checkpoint", img], "not a readable checkpoint"),
-        ([img, "--checkpoint", str(ckpt), "--target", "10"], r"--target must be in \[0, 10\), got 10"),
-        ([img, "--checkpoint", str(ckpt), "--window", "0"], "--window must be >= 1, got 0"),
-        ([img, "--checkpoint", str(ckpt), "--method", "gradcam", "--layer", "fc1"], "--layer must be one of"),
+    cases = [  # (argv, status, message): 2 a bad flag, 1 a file that cannot be used
+        ([str(d / "missing.png"), "--checkpoint", str(ckpt)], 1, "no such file"),
+        ([img, "--checkpoint", str(d / "missing.msgpack")], 1, "no such checkpoint"),
+        ([img, "--checkpoint", img], 1, "not a readable checkpoint"),
+        ([img, "--checkpoint", str(ckpt), "--target", "10"], 2, r"--target must be in \[0, 10\), got 10"),
+        ([img, "--checkpoint", str(ckpt), "--window", "0"], 2, "--window must be >= 1, got 0"),
+        ([img, "--checkpoint", str(ckpt), "--method", "occlusion", "--window", "40"], 2,
+         "occlusion: window must fit in the image"),
+        ([img, "--checkpoint", str(ckpt), "--method", "gradcam", "--layer", "fc1"], 2,
+         "--layer must be one of"),
     ]
-    for argv, match in cases:
+    for argv, status, match in cases:
         rc = main([*argv, "--out", str(d / "bad.png")])
         err = capsys.readouterr().err
-        assert rc == 2, argv
+        assert rc == status, (argv, err)
         assert err.count("\n") == 1 and err.startswith("jaxconv explain: "), err
         assert __import__("re").search(match, err), err
-    assert main([img, "--checkpoint", str(ckpt), "--out", str(d / "no" / "x.png")]) == 2
-    capsys.readouterr()
+    assert main([img, "--checkpoint", str(ckpt), "--out", str(d / "no" / "x.png")]) == 1
+    assert "no such folder" in capsys.readouterr().err
+    assert main([img, "--checkpoint", str(ckpt), "--out", str(d / "x.bmp")]) == 2
+    assert "unsupported image format" in capsys.readouterr().err
     assert main([img, "--checkpoint", str(ckpt), "--method", "nope", "--out", "x.png"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "invalid choice: 'nope'" in err, err
     assert not (d / "bad.png").exists()
+
+
+def test_cli_refuses_a_read_only_out_like_show(checkpoint, capsys):
+    from jaxconv import cli
+
+    d, ckpt = checkpoint
+    out = d / "ro.png"
+    out.write_bytes(b"keep")
+    out.chmod(0o444)
+    rc = cli.main(["explain", str(d / "digit.png"), "--checkpoint", str(ckpt), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and err == f"jaxconv explain: --out: cannot write {str(out)!r}: the file is read-only\n"
+    assert out.read_bytes() == b"keep" and stat.S_IMODE(out.stat().st_mode) == 0o444
+
+
+def test_cli_nan_checkpoint_is_an_error_not_a_plot(checkpoint, capsys):
+    from flax import nnx
+
+    from jaxconv import cli
+    from jaxconv.models import load_checkpoint, save_checkpoint
+
+    d, ckpt = checkpoint
+    model, _ = load_checkpoint(ckpt)
+    state = nnx.state(model, nnx.Param)
+    nnx.update(model, jax.tree.map(lambda a: jnp.full_like(a, jnp.nan), state))
+    nan_ckpt = save_checkpoint(d / "nan.msgpack", model)
+    out = d / "nan.png"
+    rc = cli.main(["explain", str(d / "digit.png"), "--checkpoint", str(nan_ckpt), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1, err
+    assert f"the checkpoint {str(nan_ckpt)!r} gives 10 non-finite outputs (of 10)" in err
+    assert not out.exists()
 
 
 # ----------------------------------------------------------------------------- packaging

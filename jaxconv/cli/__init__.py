@@ -21,6 +21,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 # command -> (module, function, one-line help)
@@ -79,6 +80,30 @@ def guard(prog: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
             raise
         print(f"{prog}: {describe(e)}", file=sys.stderr)
         return 2 if isinstance(e, UsageError) else 1
+
+
+def check_out(out: str | os.PathLike) -> Path:
+    """An ``--out`` image path checked before any work (:func:`jaxconv._io.check_output`).
+
+    An unsupported format is a :class:`UsageError`; a folder, a read-only file or a missing or
+    read-only folder an ``OSError`` (exit 1). Shared by the commands that save a figure.
+    """
+    from jaxconv._io import check_output
+
+    try:
+        return check_output(out, "--out", image=True)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def save_out(fig: Any, out: Path, **kwargs: Any) -> None:
+    """Save ``fig`` to ``out`` atomically: a failed write leaves whatever was there as it was."""
+    from jaxconv._io import save_figure
+
+    try:
+        save_figure(fig, out, **kwargs)
+    except (OSError, ValueError) as e:
+        raise OSError(f"cannot write {str(out)!r}: {' '.join(str(e).split())}") from None
 
 
 def _one_line_warning(prog: str) -> Callable[..., None]:

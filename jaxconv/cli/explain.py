@@ -1,26 +1,24 @@
 """``jaxconv explain IMAGE --checkpoint CKPT --method M [--target N] --out PNG``.
 
 Explains a trained LeNet-5's decision on one image with a :mod:`jaxconv.explain` method and
-saves the attribution overlaid on the (32x32 grayscale) input. Bad input — a missing or broken
-image or checkpoint, a target out of range, an unwritable output, a method the model cannot
-run — prints one line on stderr and exits with status 2.
+saves the attribution overlaid on the (32x32 grayscale) input. As every command
+(:func:`jaxconv.cli.guard`): a bad flag — a target out of range, a method the model cannot run,
+an unsupported output format — prints one line and exits with status 2; a missing or broken
+image or checkpoint, a model whose outputs are not finite (NaN parameters) or an unwritable
+output (a folder, a read-only file) prints one line and exits with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import UsageError, check_out, guard, save_out
+
 METHODS = ("gradcam", "gradcam++", "ig", "smoothgrad", "saliency", "occlusion", "guided", "deconvnet")
 PROG = "jaxconv explain"
-
-
-class _Fail(Exception):
-    """A user error: one line on stderr, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, default="gradcam", help="attribution method (default gradcam)")
     p.add_argument("--target", type=int, default=None,
                    help="class to explain (default: the predicted class)")
-    p.add_argument("--out", required=True, help="output PNG")
+    p.add_argument("--out", required=True, help="output image (PNG, SVG, PDF, ...)")
     p.add_argument("--layer", default=None,
                    help="Grad-CAM layer: a stage name of LeNet5.features (default act2 modern, act3 classic)")
     p.add_argument("--invert", action=argparse.BooleanOptionalAction, default=True,
@@ -56,30 +54,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args):
+    """The model, the image, the network input ``(1, 32, 32, 1)``; errors name the file (exit 1)."""
     import numpy as np
 
-    from jaxconv.data import ImageLoadError, load_image
+    from jaxconv.data import load_image
     from jaxconv.data.datasets import BACKGROUND, FOREGROUND
-    from jaxconv.models import CheckpointError, load_checkpoint
+    from jaxconv.models import load_checkpoint
 
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise _Fail(f"--out must name a .png file, got {args.out!r}")
-    if not out.parent.is_dir():
-        raise _Fail(f"cannot write {args.out!r}: no such folder {str(out.parent)!r}")
-    try:
-        img = load_image(args.image, size=(32, 32), mode="L")
-    except ImageLoadError as e:
-        raise _Fail(" ".join(str(e).split())) from None
+    img = load_image(args.image, size=(32, 32), mode="L")
     if not Path(args.checkpoint).exists():
-        raise _Fail(f"no such checkpoint {args.checkpoint!r}")
-    try:
-        model, _ = load_checkpoint(args.checkpoint)
-    except (CheckpointError, OSError) as e:
-        raise _Fail(" ".join(str(e).split())) from None
+        raise FileNotFoundError(f"no such checkpoint {args.checkpoint!r}")
+    model, _ = load_checkpoint(args.checkpoint)
     ink = 1.0 - img if args.invert else img
     x = (BACKGROUND + (FOREGROUND - BACKGROUND) * ink).astype(np.float32)[None]  # (1, 32, 32, 1)
-    return model, img, x, out
+    return model, img, x
+
+
+def _check_finite(what: str, values, checkpoint: str) -> None:
+    """A NaN/inf model output or attribution is an error, not a plot of garbage (exit 1)."""
+    import numpy as np
+
+    bad = int(np.count_nonzero(~np.isfinite(values)))
+    if bad:
+        raise ValueError(
+            f"the checkpoint {checkpoint!r} gives {bad} non-finite {what} (of {np.size(values)}) "
+            "on this image; are its parameters NaN or inf (a diverged training run)?"
+        )
 
 
 def _split(model, layer: str):
@@ -88,7 +88,7 @@ def _split(model, layer: str):
     names = [n for n, _ in stages]
     conv_like = [n for n in names[: names.index("flatten")]]
     if layer not in conv_like:
-        raise _Fail(f"--layer must be one of {', '.join(conv_like)} (NHWC stages), got {layer!r}")
+        raise UsageError(f"--layer must be one of {', '.join(conv_like)} (NHWC stages), got {layer!r}")
     cut = names.index(layer) + 1
 
     def run(part):
@@ -112,7 +112,7 @@ def _attribute(args, model, x, target: int):
 
     m = args.method
     if m in ("guided", "deconvnet") and model.variant != "modern":
-        raise _Fail(f"--method {m} needs a ReLU network; the checkpoint holds a {model.variant!r} "
+        raise UsageError(f"--method {m} needs a ReLU network; the checkpoint holds a {model.variant!r} "
                     "LeNet5 (scaled tanh)")
     if m in ("gradcam", "gradcam++"):
         layer = args.layer or ("act2" if model.variant == "modern" else "act3")
@@ -134,60 +134,54 @@ def _attribute(args, model, x, target: int):
     return explain.deconvnet(fn, x, target)
 
 
-def _save(fig, out: Path) -> None:
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, out)
-    except (OSError, ValueError) as e:
-        tmp.unlink(missing_ok=True)
-        raise _Fail(f"cannot write {str(out)!r}: {' '.join(str(e).split())}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """``jaxconv explain``: save an attribution overlay; 0 on success, 2 on bad input."""
+    """``jaxconv explain``: save an attribution overlay; 0 on success, 2 on a bad flag, else 1."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2, message already printed)
         return int(e.code or 0)
+    return guard(PROG, _explain_main, args)
+
+
+def _explain_main(args: argparse.Namespace) -> int:
     try:
-        for flag in ("steps", "samples", "window", "stride"):
-            if getattr(args, flag) < 1:
-                raise _Fail(f"--{flag} must be >= 1, got {getattr(args, flag)}")
-        model, img, x, out = _load(args)
-        import numpy as np
+        return _explain(args)
+    except ModuleNotFoundError as e:  # flax (checkpoints), Pillow (images) or matplotlib (figures)
+        raise ImportError(f"missing optional dependency {e.name!r}; install it with: "
+                          "pip install 'jaxconv[all]'") from None
 
-        logits = np.asarray(model(x))[0]
-        pred = int(logits.argmax())
-        target = pred if args.target is None else args.target
-        if not 0 <= target < model.num_classes:
-            raise _Fail(f"--target must be in [0, {model.num_classes}), got {target}")
-        try:
-            attr = np.asarray(_attribute(args, model, x, target), np.float32)[0]
-        except (ValueError, TypeError) as e:
-            raise _Fail(" ".join(str(e).split())) from None
 
-        from jaxconv import viz
+def _explain(args: argparse.Namespace) -> int:
+    for flag in ("steps", "samples", "window", "stride"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    out = check_out(args.out)  # before any work: the format, the folder, a read-only file
+    model, img, x = _load(args)
+    import numpy as np
 
-        fig = viz.figure(4.2, 3.6)
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
-        viz.plot_attribution(
-            img, attr, ax=fig.add_subplot(),
-            title=f"{args.method}: class {target} (p={probs[target]:.2f}; predicted {pred})",
-        )
-        _save(fig, out)
-    except _Fail as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
-        return 2
-    except ModuleNotFoundError as e:  # flax (checkpoints), Pillow (images) or matplotlib (PNG)
-        print(f"{PROG}: missing optional dependency {e.name!r}; install it with: "
-              "pip install 'jaxconv[all]'", file=sys.stderr)
-        return 1
+    logits = np.asarray(model(x))[0]
+    _check_finite("outputs", logits, args.checkpoint)
+    pred = int(logits.argmax())
+    target = pred if args.target is None else args.target
+    if not 0 <= target < model.num_classes:
+        raise UsageError(f"--target must be in [0, {model.num_classes}), got {target}")
+    try:
+        attr = np.asarray(_attribute(args, model, x, target), np.float32)[0]
+    except (ValueError, TypeError) as e:  # a flag the method refuses (e.g. a window too large)
+        raise UsageError(" ".join(str(e).split())) from None
+    _check_finite("attributions", attr, args.checkpoint)
+
+    from jaxconv import viz
+
+    fig = viz.figure(4.2, 3.6)
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    viz.plot_attribution(
+        img, attr, ax=fig.add_subplot(),
+        title=f"{args.method}: class {target} (p={probs[target]:.2f}; predicted {pred})",
+    )
+    save_out(fig, out, dpi=100)
     print(f"wrote {out}: {args.method} for class {target} (predicted {pred})")
     return 0
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import UsageError, guard
+from . import UsageError, check_out, guard, save_out
 
 STYLES = ("modern", "article")
 
@@ -40,7 +40,7 @@ MEMORY_FACTOR = 3  # stage outputs (float32), plus float64 copies while plotting
 
 def _show_main(args: argparse.Namespace) -> int:
     from jaxconv import layers
-    from jaxconv._io import NotEnoughMemoryError, available_memory, check_output, save_figure
+    from jaxconv._io import NotEnoughMemoryError, available_memory
     from jaxconv.data import load_image
 
     try:
@@ -49,11 +49,8 @@ def _show_main(args: argparse.Namespace) -> int:
         raise UsageError(f"bad --layers {args.layers!r}: {e.reason}") from None
     if args.size < 0:
         raise UsageError(f"--size must be >= 0, got {args.size}")
-    out = Path(args.out) if args.out else Path(f"{Path(args.image).stem}_stages.png")
-    try:  # before any work: the format, the folder, a read-only file or a folder at --out
-        check_output(out, "--out", image=True)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    # before any work: the format, the folder, a read-only file or a folder at --out
+    out = check_out(args.out or f"{Path(args.image).stem}_stages.png")
     x = load_image(args.image, max_side=args.size or None)  # decoded once
     try:
         _, params = init(args.seed, x.shape)
@@ -84,9 +81,6 @@ def _show_main(args: argparse.Namespace) -> int:
                     zero_centered=False if article else "auto", colorbar=not article,
                     interpolation="bilinear" if article else "nearest")
     fig.suptitle(f"{args.layers}  →  {viz.fmt_shape(np.shape(y))}")
-    try:  # atomic: a failed write leaves whatever was at --out as it was
-        save_figure(fig, out, dpi=100)
-    except (OSError, ValueError) as e:
-        raise OSError(f"cannot write {str(out)!r}: {' '.join(str(e).split())}") from None
+    save_out(fig, out, dpi=100)
     print(f"wrote {out}: {' → '.join([viz.fmt_shape(x.shape), *(viz.fmt_shape(v.shape) for v in stages.values())])}")
     return 0
