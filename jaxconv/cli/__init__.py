@@ -27,7 +27,7 @@ from typing import Any
 # command -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "show": ("jaxconv.cli.show", "main", "run an image through a layer stack and save the stages"),
-    "train": ("jaxconv.cli.train", "main", "train LeNet-5 on digits or MNIST"),
+    "train": ("jaxconv.cli.train", "main", "train LeNet-5, ResNet-18 or MobileNetV2 on digits, MNIST or CIFAR-10"),
     "autotune": ("jaxconv.cli.autotune", "main", "measure and cache the fastest algorithm for a shape"),
     "calibrate": ("jaxconv.cli.calibrate", "main", "rescale auto's cost model for this machine (< 1 min)"),
     "explain": ("jaxconv.cli.explain", "main", "explain a LeNet-5 checkpoint's decision on an image (Grad-CAM, IG, ...)"),
