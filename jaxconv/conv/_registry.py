@@ -71,8 +71,6 @@ ConvFn = Callable[[Any, Any, ConvConfig], Any]
 CheckFn = Callable[[Shape, Shape, Any, ConvConfig], "str | None"]
 # ``terms(x_shape, kernel_shape, config) -> {term: amount}``, counted for float32.
 TermsFn = Callable[[Shape, Shape, ConvConfig], dict[str, float]]
-# ``preferred(x_shape, kernel_shape, config, mode) -> reason | None``.
-PreferFn = Callable[[Shape, Shape, ConvConfig, str], "str | None"]
 
 
 def not_2d_reason(name: str, x_shape: Shape) -> str | None:
@@ -102,19 +100,10 @@ class Algorithm:
       check: ``check(x_shape, kernel_shape, dtype, config)`` -> why it cannot serve, or ``None``.
       cost_terms: ``terms(x_shape, kernel_shape, config)`` -> amounts of each cost term (float32
         units: ``*flop*`` terms in flops, ``*byte*`` terms in bytes; other terms are counts). The
-        selector multiplies them by the constants fitted per backend in ``cost_model.json``.
+        selector multiplies them by the constants fitted per backend and mode in
+        ``cost_model.json``; whatever makes an algorithm fast or slow on some problems (few
+        channels, a 1x1 kernel, XLA's slow paths) belongs here, as a term the fit can weigh.
         ``None``: the cost model never picks it (``jaxconv.autotune`` still measures it).
-      margin: the fraction of ``direct``'s estimate this algorithm must be under for ``auto`` to
-        leave ``direct`` (``None``: the selector's defaults, ``select.MARGIN`` and
-        ``select.ODD_MARGIN``, which it replaces). Tighter where the fit was measured too
-        optimistic; 1.0 where it was measured no more optimistic than direct's.
-      min_channels: ``auto`` considers it only with at least this many input channels per group
-        and output channels.
-      preferred: where measurements say an algorithm beats every other and the cost model
-        cannot tell (a depthwise convolution; XLA's own path for RGB images at the output
-        counts where it is fast): ``preferred(x_shape, kernel_shape, config, mode)`` returns
-        the reason in one line when ``auto`` should pick it outright for this problem and mode
-        (``"forward"`` or ``"train"``), else ``None``.
       error: ``"elementwise"`` when each output's error is relative to that output (the same
         products as a direct sum, in another order) or ``"global"`` when it is relative to the
         largest output (transforms that mix all outputs: FFT, Winograd).
@@ -127,9 +116,6 @@ class Algorithm:
     serves: str
     check: CheckFn = _serves_everything
     cost_terms: TermsFn | None = None
-    margin: float | None = None
-    min_channels: int = 0
-    preferred: PreferFn | None = None
     error: str = "elementwise"
     tolerance: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 

@@ -5,8 +5,8 @@ The constants in ``cost_model.json`` were fitted on one machine; on another CPU 
 convolution emitter, a bigger cache helps FFT tiles...), and ``auto`` would then pick from the
 wrong ranking. Calibration times every algorithm that has a cost model on a small set of
 problems derived from the benchmark cases (each shrunk to a small batch, so the whole run takes
-well under a minute), and rescales each algorithm's constants by the median ratio of measured to
-estimated time. A per-algorithm factor is all a minute of measurement can pin down robustly; a
+well under a minute), and rescales each algorithm's constants (forward and training alike) by the median ratio of
+measured to estimated forward time. A per-algorithm factor is all a minute of measurement can pin down robustly; a
 full refit over a large grid is ``benchmarks/fit_cost_model.py``.
 
 The factors are stored in ``calibration.json`` beside the autotune cache, keyed by backend,
@@ -17,7 +17,7 @@ on (in every process).
 from __future__ import annotations
 
 import dataclasses
-import math
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _registry, cases, cost_model, select
+from . import _registry, cases, cost_model, select, tuning
 from ._registry import ConvConfig
 
 FN = "calibrate"
@@ -86,26 +86,12 @@ def problems() -> list[tuple[tuple[int, ...], tuple[int, ...], ConvConfig]]:
     return out
 
 
-def _time(name: str, x: jax.Array, k: jax.Array, config: ConvConfig, repeats: int) -> float:
-    """Fastest of ``repeats`` runs of a compiled algorithm (after a warm-up run)."""
-    fn = _registry.get(name).fn
-    compiled = jax.jit(lambda a, b: fn(a, b, config)).lower(x, k).compile()
-    jax.block_until_ready(compiled(x, k))
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(compiled(x, k))
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def calibrate(*, repeats: int = 3, budget_s: float = 45.0, save: bool = True,
               progress: Callable[[str], None] | None = None) -> CalibrationResult:
     """Measure the algorithms on this device and rescale the cost model's constants for it.
 
     Args:
-      repeats: timed runs per algorithm and problem (after a warm-up); the fastest counts, since
-        other load on the machine only ever adds time.
+      repeats: timed rounds per problem (after a warm-up), interleaved; the median counts.
       budget_s: wall-time budget; problems left when it runs out are skipped (and counted).
       save: write the factors to ``calibration.json`` beside the autotune cache, so that
         ``algorithm="auto"`` uses them in this and every later process on this device.
@@ -119,8 +105,8 @@ def calibrate(*, repeats: int = 3, budget_s: float = 45.0, save: bool = True,
     if not isinstance(budget_s, int | float) or isinstance(budget_s, bool) or not budget_s > 0:
         raise ValueError(f"{FN}: budget_s must be a number > 0, got {budget_s!r}")
     backend = jax.default_backend()
-    base = cost_model.constants(backend, calibrated=False)
-    if not base:
+    base = cost_model.model(backend, calibrated=False)
+    if base is None:
         raise ValueError(
             f"{FN}: the cost model has no constants for backend {backend!r} to calibrate "
             "(there, auto keeps 'direct' unless jaxconv.autotune measured otherwise)"
@@ -136,16 +122,18 @@ def calibrate(*, repeats: int = 3, budget_s: float = 45.0, save: bool = True,
         x = jnp.asarray(rng.standard_normal(x_shape), jnp.float32)
         k = jnp.asarray(rng.standard_normal(kernel_shape), jnp.float32)
         line = []
+        fns, ests = {}, {}
         for name in _registry.applicable(x_shape, kernel_shape, jnp.float32, config):
-            est = cost_model.estimate_seconds(name, x_shape, kernel_shape, jnp.float32, config,
-                                              backend, calibrated=False)
-            if est is None or est <= 0 or name not in base:
+            est = base.estimate(name, x_shape, kernel_shape, jnp.float32, config)
+            if est is None or est <= 0:
                 continue
             try:
-                t = _time(name, x, k, config, repeats)
+                compiled, _ = tuning.compile_timed(name, x, k, config)
             except Exception:  # an algorithm that fails here is measured by nothing
                 continue
-            ratios.setdefault(name, []).append(t / est)
+            fns[name], ests[name] = functools.partial(compiled, x, k), est
+        for name, t in tuning.interleaved_medians(fns, repeats, seed=i).items():
+            ratios.setdefault(name, []).append(t / ests[name])
             line.append(f"{name} {t * 1e3:.2f} ms")
         done += 1
         if progress is not None:
@@ -158,8 +146,10 @@ def calibrate(*, repeats: int = 3, budget_s: float = 45.0, save: bool = True,
     key = cost_model.calibration_key(backend)
     path = None
     if save and scales:
+        # One factor per algorithm, for its forward and its training constants alike: a minute
+        # of forward timings pins down how much faster or slower this machine runs it.
         path = cost_model.store_calibration(backend, {
-            "scales": scales,
+            "scales": {mode: scales for mode in cost_model.MODES},
             "spread": {k: list(v) for k, v in spread.items()},
             "problems": done,
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -10,10 +10,12 @@ pointwise, depthwise, dilation); ``signal`` a long 1-D convolution, where FFT wi
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from typing import Any
 
 import jax
+import numpy as np
 
 from ._canonical import Canonical, canonicalize
 
@@ -134,3 +136,120 @@ CASES["signal"] = Case(
 def problems(case: str) -> tuple[Problem, ...]:
     """The full-size problems of ``case``."""
     return CASES[case].problems
+
+
+# ----------------------------------------------------------------------------- sampled problems
+#
+# The distribution ``auto`` is fitted and judged on: the convolutions people run, by family.
+# ``benchmarks/fit_cost_model.py`` fits on draws of the "fit" split, ``benchmarks/heldout.py``
+# judges on draws of the "heldout" split; a problem's split is a hash of the problem itself, so
+# the two can never share one, whatever the seeds.
+
+#: family -> one line of what it draws (the ranges ``sample`` uses).
+FAMILIES: dict[str, str] = {
+    "cnn": "CNN layers: batch 1-32, square images 7-56, 16-256 channels in, out equal, doubled or "
+           "halved; 3x3 (most), 5x5, 7x7, 1x7, 7x1, 3x1; stride 1 or 2; dilation 1 or 2; SAME",
+    "depthwise": "depthwise layers: batch 1-16, images 14-112, 32-384 channels, 3x3 to 7x7, "
+                 "stride 1 or 2, SAME",
+    "pointwise": "pointwise layers: 1x1, batch 1-32, images 7-56, 32-512 channels in, 32-256 out, "
+                 "stride 1 or 2",
+    "stem": "RGB stems: batch 1-8, 3 channels, images 64-224, 3x3 to 7x7 stride 2, 16-64 outputs",
+    "filter": "image filtering: one 256x256 to 480x640 image, 1 channel or 3 filtered per "
+              "channel (groups == C), square kernels 5 to 41, SAME",
+    "article": "the article: the 1x320x400x3 cat, VALID, kernels 3 to 31, 1 to 8 outputs",
+    "signal": "1-D signals: batch 1-16, length 4096-65536, 1-32 channels, 3 to 2049 taps, "
+              "stride 1 or 2",
+    "volume": "small 3-D volumes: batch 1-4, 16^3-32^3, 4-16 channels, 3x3x3, SAME",
+}
+#: Problems outside this many flops (of the direct sum) are redrawn.
+FLOP_RANGE = (2e6, 1.5e9)
+SPLITS = ("fit", "heldout")
+
+
+def _key(problem: Problem) -> tuple:
+    return (problem.x_shape, problem.kernel_shape, problem.stride, problem.padding,
+            problem.dilation, problem.groups)
+
+
+def split_of(problem: Problem) -> str:
+    """``"heldout"`` for about a third of all problems, ``"fit"`` for the rest: a hash of the
+    shapes and configuration, so the split does not depend on how a problem was drawn. The
+    named benchmark problems (which the fit times) are always ``"fit"``."""
+    if _key(problem) in {_key(p) for case in CASES.values() for p in case.problems}:
+        return "fit"
+    return "heldout" if int(hashlib.sha256(repr(_key(problem)).encode()).hexdigest(), 16) % 3 == 0 else "fit"
+
+
+def _draw(family: str, rng: np.random.Generator) -> Problem:
+    pick = lambda *v: v[int(rng.integers(len(v)))]  # noqa: E731
+    if family == "cnn":
+        n, hw = pick(1, 2, 4, 8, 16, 32), int(rng.integers(7, 57))
+        c = pick(16, 24, 32, 48, 64, 96, 128, 192, 256)
+        o = max(16, min(256, pick(c, c, 2 * c, c // 2)))
+        kh, kw = pick((3, 3), (3, 3), (3, 3), (3, 3), (5, 5), (7, 7), (1, 7), (7, 1), (3, 1))
+        stride = pick(1, 1, 2)
+        dilation = pick(1, 1, 1, 2) if stride == 1 else 1
+        return Problem(f"cnn {kh}x{kw}/{stride} d{dilation} {c}->{o}", (n, hw, hw, c),
+                       (kh, kw, c, o), stride=stride, padding="SAME", dilation=dilation)
+    if family == "depthwise":
+        n, hw, c = pick(1, 2, 4, 8, 16), int(rng.integers(14, 113)), int(rng.integers(4, 49)) * 8
+        k, stride = pick(3, 3, 5, 7), pick(1, 1, 2)
+        return Problem(f"dw {k}x{k}/{stride} {c}", (n, hw, hw, c), (k, k, 1, c), stride=stride,
+                       padding="SAME", groups=c)
+    if family == "pointwise":
+        n, hw = pick(1, 2, 4, 8, 16, 32), int(rng.integers(7, 57))
+        c, o = int(rng.integers(4, 65)) * 8, int(rng.integers(4, 33)) * 8
+        stride = pick(1, 1, 2)
+        return Problem(f"1x1/{stride} {c}->{o}", (n, hw, hw, c), (1, 1, c, o), stride=stride)
+    if family == "stem":
+        n, hw, k, o = pick(1, 2, 4, 8), int(rng.integers(64, 225)), pick(3, 5, 7), pick(
+            16, 24, 32, 48, 64)
+        return Problem(f"stem {k}x{k}/2 {o}", (n, hw, hw, 3), (k, k, 3, o), stride=2,
+                       padding=k // 2)
+    if family == "filter":
+        h, w = pick((256, 256), (320, 400), (384, 384), (480, 640), (300, 300))
+        c, k = pick(1, 3), int(rng.integers(2, 21)) * 2 + 1
+        return Problem(f"filter {k}x{k} C{c}", (1, h, w, c), (k, k, 1, c), padding="SAME",
+                       groups=c)
+    if family == "article":
+        k, o = int(rng.integers(3, 32)), int(rng.integers(1, 9))
+        return Problem(f"article {k} ->{o}", (1, 320, 400, 3), (k, k, 3, o))
+    if family == "signal":
+        n, length = pick(1, 2, 4, 8, 16), int(2 ** rng.uniform(12, 16))
+        c = pick(1, 1, 2, 4, 8, 16, 32)
+        taps = int(2 ** rng.uniform(np.log2(3), 11)) | 1
+        stride = pick(1, 1, 2)
+        return Problem(f"signal {taps}/{stride} C{c}", (n, length, c), (taps, c, c),
+                       stride=stride, padding=pick("VALID", "SAME"))
+    if family == "volume":
+        n, s, c = pick(1, 2, 4), pick(16, 20, 24, 32), pick(4, 8, 16)
+        return Problem(f"volume {s}^3 {c}", (n, s, s, s, c), (3, 3, 3, c, c), padding="SAME")
+    raise ValueError(f"sample: unknown family {family!r}; expected one of {sorted(FAMILIES)}")
+
+
+def sample(n: int, *, seed: int, split: str = "heldout",
+           families: tuple[str, ...] | None = None) -> list[Problem]:
+    """``n`` problems drawn from :data:`FAMILIES` (round-robin over the families) in ``split``.
+
+    Deterministic in ``seed``; every problem lies in :data:`FLOP_RANGE` and belongs to
+    ``split`` (:func:`split_of`), so the fitted and held-out sets are disjoint. Labels start
+    with the family's name.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"sample: split must be one of {SPLITS}, got {split!r}")
+    families = tuple(FAMILIES) if families is None else tuple(families)
+    rng = np.random.default_rng(seed)
+    out: list[Problem] = []
+    while len(out) < n:
+        family = families[len(out) % len(families)]
+        p = _draw(family, rng)
+        if (split_of(p) == split and FLOP_RANGE[0] <= p.flops() <= FLOP_RANGE[1]
+                and _key(p) not in {_key(q) for q in out}):
+            out.append(dataclasses.replace(p, label=p.label if p.label.startswith(family)
+                                           else f"{family} {p.label}"))
+    return out
+
+
+def family(problem: Problem) -> str:
+    """The family a sampled problem was drawn from (the first word of its label)."""
+    return problem.label.split()[0] if problem.label.split()[0] in FAMILIES else problem.label

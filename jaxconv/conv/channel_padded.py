@@ -3,8 +3,8 @@ multiple of 4.
 
 XLA:CPU runs a 3-channel image (RGB) 4-12x slower for some output-channel counts than for
 their neighbours; with a fourth, all-zero input channel (and a zero kernel slice to match) it
-takes the regular path. ``auto`` picks it forward at those counts (:mod:`._rgb` has the rule
-and the measurements).
+takes the regular path (``direct.SLOW_RGB_OUTPUTS``; ``direct``'s cost terms say where, and
+the fit weighs both).
 
 The result is exact: the added channel contributes ``0 * 0`` to every sum. Gradients are
 ``direct``'s, through the pad (the padded channel's gradient is sliced away).
@@ -12,9 +12,10 @@ The result is exact: the added channel contributes ``0 * 0`` to every sum. Gradi
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 
-from . import _rgb
 from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
 from .direct import conv_direct
 
@@ -44,13 +45,17 @@ def check(x_shape: Shape, kernel_shape: Shape, dtype, config: ConvConfig) -> str
     return None
 
 
-def preferred(x_shape: Shape, kernel_shape: Shape, config: ConvConfig, mode: str) -> str | None:
-    """``auto``'s forward rule: a 3-channel image at an output count where XLA:CPU's 3-channel
-    path is slow (:func:`._rgb.slow_xla_path`)."""
-    if _rgb.slow_xla_path(x_shape, kernel_shape, config, mode):
-        return (f"a 3-channel image with {kernel_shape[-1]} outputs: XLA:CPU's 3-channel path "
-                "runs 4-12x slower there, padded to 4 channels it takes the regular one")
-    return None
+def channel_padded_cost_terms(x_shape: Shape, kernel_shape: Shape,
+                              config: ConvConfig) -> dict[str, float]:
+    """Cost-model terms: XLA's convolution of the problem with its channels padded."""
+    n, c = x_shape[0], x_shape[-1] + (-x_shape[-1] % CHANNEL_MULTIPLE)
+    o = kernel_shape[-1]
+    out = config.output_hw(x_shape[1:-1], kernel_shape[:-2])
+    taps = n * math.prod(out) * math.prod(kernel_shape[:-2])
+    padded_in = math.prod(s + lo + hi for s, (lo, hi) in zip(x_shape[1:-1], config.padding,
+                                                            strict=True))
+    return {"call": 1.0, "byte": 4.0 * (n * padded_in * c + n * math.prod(out) * o),
+            "flop": 2.0 * taps * c * o, "patch": float(taps * c)}
 
 
 CHANNEL_PADDED = register(
@@ -62,6 +67,6 @@ CHANNEL_PADDED = register(
             "channels added up to a multiple of 4: RGB images)"
         ),
         check=check,
-        preferred=preferred,
+        cost_terms=channel_padded_cost_terms,
     )
 )

@@ -283,28 +283,6 @@ def depthwise_cost_terms(x_shape, kernel_shape, config: ConvConfig) -> dict[str,
             "byte": 4.0 * (n * padded_in * c + outputs)}
 
 
-def preferred(x_shape, kernel_shape, config: ConvConfig, mode: str) -> str | None:
-    """Where ``auto`` picks depthwise outright (measured on the project's 2-core CPU).
-
-    Forward, everywhere it serves but 1x1 kernels: 5-45x faster than XLA's grouped convolution
-    on the depthwise layers tried (3x3 to 7x7, strided) and 4-10x on a single input channel.
-    Forward + backward with one output channel per input channel: 10-45x. With a channel
-    multiplier its forward + backward also runs 1.2-150x faster once compiled (LeNet-5's C1,
-    1 -> 6 at batch 32: 1.3 against 3.4 ms), but its gradient compiles ~1.5 s longer than XLA's
-    (a 5x5 kernel gradient unrolls 400 folded terms), which a short training run does not win
-    back (LeNet-5 on the digits: 1350 steps), so there the cost model decides.
-    """
-    del config
-    if math.prod(kernel_shape[:-2]) == 1:  # a per-channel scaling: pointwise and direct do as well
-        return None
-    if mode == "forward":
-        return "a depthwise convolution: the fused shift-multiply-add, measured 4-45x faster than XLA"
-    if kernel_shape[-1] == x_shape[-1]:
-        return ("a depthwise convolution with one output channel per input channel: its own "
-                "gradients, measured 10-45x faster forward + backward than XLA's")
-    return None
-
-
 DEPTHWISE = register(
     Algorithm(
         name="depthwise",
@@ -316,9 +294,5 @@ DEPTHWISE = register(
         ),
         check=check,
         cost_terms=depthwise_cost_terms,
-        preferred=preferred,
-        # Outside ``preferred`` (1x1 kernels, training with a channel multiplier) the cost
-        # model never picks it: min(C / groups, O) is 1 for every depthwise problem.
-        min_channels=2,
     )
 )

@@ -243,9 +243,6 @@ DFT = register(
         ),
         check=check,
         cost_terms=dft_cost_terms,
-        # With few channels the per-frequency GEMMs are thin: LeNet's C3 (6 -> 16 channels,
-        # 256 images of 14x14) ran 2.1x slower than direct, where the model saw it faster.
-        min_channels=8,
         error="global",
         # As fft: the transforms' rounding spreads over every output, relative to max|y|; a
         # DFT by GEMM sums L terms per point (error ~ eps * sqrt(L)): measured <= 1e-6 * max|y|

@@ -7,7 +7,6 @@ import math
 import jax.numpy as jnp
 from jax import lax
 
-from . import _rgb
 from ._registry import Algorithm, ConvConfig, Shape, register
 
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
@@ -73,20 +72,23 @@ def direct_cost_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -
         terms["flop" + k] = flop if k == kind else 0.0
         # elements of the (virtual) patch matrix XLA:CPU packs: dominant when O is small
         terms["patch" + k] = patch if k == kind else 0.0
+    terms["flop_rgb_slow"] = flop if slow_rgb_path(x_shape, kernel_shape, config) else 0.0
     return terms
 
 
-def preferred(x_shape: Shape, kernel_shape: Shape, config: ConvConfig, mode: str) -> str | None:
-    """``auto``'s rule for RGB images at the output counts where XLA:CPU's 3-channel path is
-    fast (:mod:`._rgb`): forward at every such count, training above 32 outputs."""
-    if mode == "train" and _rgb.xla_gradient_fast(x_shape, kernel_shape, config):
-        return (f"training a 3-channel image with {kernel_shape[-1]} outputs: XLA:CPU's "
-                "3-channel path is fast there, and its gradient ran 1.3-2.8x faster than the "
-                "other algorithms'")
-    if _rgb.slow_xla_path(x_shape, kernel_shape, config, mode) is False:
-        return (f"a 3-channel image with {kernel_shape[-1]} outputs: XLA:CPU's 3-channel path "
-                "is fast there (110-230 GFLOP/s)")
-    return None
+#: Output-channel counts (inclusive ranges) at which XLA:CPU's (jax 0.10, YNNPACK) convolution
+#: of a 3-channel image ran 4-12x slower than with a fourth, all-zero input channel
+#: (``channel_padded``), on every kernel size, stride and image size tried; at other counts it
+#: ran 1.1-1.4x faster than the padded one. A cost term, so a machine or jax version where this
+#: differs only needs a refit.
+SLOW_RGB_OUTPUTS = ((17, 32), (65, 80))
+
+
+def slow_rgb_path(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> bool:
+    """A dense 2-D convolution of a 3-channel image at one of :data:`SLOW_RGB_OUTPUTS`."""
+    o = kernel_shape[-1]
+    return (len(x_shape) == 4 and x_shape[-1] == 3 and config.groups == 1
+            and any(lo <= o <= hi for lo, hi in SLOW_RGB_OUTPUTS))
 
 
 DIRECT = register(
@@ -98,6 +100,5 @@ DIRECT = register(
             "GPU, MXU on TPU)"
         ),
         cost_terms=direct_cost_terms,
-        preferred=preferred,
     )
 )

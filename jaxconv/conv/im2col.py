@@ -243,9 +243,5 @@ IM2COL = register(
         ),
         check=check,
         cost_terms=im2col_model_terms,
-        # On LeNet's shapes (256x32x32x1 -> 6 and 256x14x14x6 -> 16, 5x5) im2col's estimates
-        # were 0.59x and 0.53x of direct's while it measured 1.0-1.2x of direct's time, so it
-        # must promise twice direct's speed.
-        margin=0.5,
     )
 )

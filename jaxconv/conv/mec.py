@@ -49,7 +49,6 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._args import accumulation_dtype
-from . import _rgb
 from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
 
 #: Largest chunk, in bytes of ``P`` and ``Z`` together (float32): 8-12 MiB measured fastest on
@@ -338,33 +337,6 @@ def conv_mec(x, kernel, config: ConvConfig, *, chunk_bytes: int | None = None):
     return y.reshape(groups * nb, blocks * rows, wo, o)[:n, :ho].astype(dtype)
 
 
-#: ``auto``'s training rule (:func:`preferred`): the largest kernel side, stride 1 (beyond it
-#: ``dft``'s and ``fft``'s transforms win) and strided (stems), and the fewest input / output
-#: channels (the article's 3 -> 3 problems make thin GEMMs).
-TRAIN_MAX_KERNEL = 5
-TRAIN_MAX_KERNEL_STRIDED = 7
-TRAIN_MIN_CHANNELS = (3, 8)
-
-
-def preferred(x_shape: Shape, kernel_shape: Shape, config: ConvConfig, mode: str) -> str | None:
-    """``auto``'s rule, forward + backward only: a dense kernel from 2 taps up to 5x5 (7x7
-    strided), with 3 or more input and 8 or more output channels; not an RGB image with more
-    than 32 outputs where XLA:CPU's 3-channel path is fast (its own gradient was 2.2-2.8x
-    faster there: the 224x224 stem, VGG's first layer)."""
-    kh, kw, _, o = kernel_shape
-    strided = any(s > 1 for s in config.stride)
-    if (mode != "train" or config.groups != 1 or kh * kw == 1
-            or max(kh, kw) > (TRAIN_MAX_KERNEL_STRIDED if strided else TRAIN_MAX_KERNEL)):
-        return None
-    min_c, min_o = TRAIN_MIN_CHANNELS
-    if x_shape[-1] < min_c or o < min_o:
-        return None
-    if _rgb.xla_gradient_fast(x_shape, kernel_shape, config):
-        return None
-    return ("training a dense layer: mec's gradients are two GEMMs on its lowered input, "
-            "measured fastest forward + backward on such layers")
-
-
 MEC = register(
     Algorithm(
         name="mec",
@@ -376,13 +348,5 @@ MEC = register(
         ),
         check=check,
         cost_terms=mec_cost_terms,
-        preferred=preferred,
-        # Its estimates were measured within ~1.25x (median) of its times, direct's up to 1.3x
-        # optimistic on the dense SAME layers mec wins (5x5: estimated 5.6 / 5.7 ms, measured
-        # 5.2 / 7.1), so it needs no hedge against direct.
-        margin=1.0,
-        # With few channels the copies move rows of a few floats and the GEMM is thin: the
-        # article's RGB problems (C = O = 3) ran 3-4x slower than the model's estimate.
-        min_channels=8,
     )
 )

@@ -1,22 +1,33 @@
-"""How ``algorithm="auto"`` picks an algorithm: an autotune measurement, else a cost model.
+"""How ``algorithm="auto"`` picks an algorithm: the one selection policy.
 
-The choice is made in Python, at trace time, from static shapes, dtype, config and backend:
+The choice is made in Python, at trace time, from static shapes, dtype, config and backend, for
+the forward pass (``mode="forward"``) or, when the convolution is differentiated, for its forward
+and backward pass (``mode="train"``). Four mechanisms, in this order, and nothing else:
 
-1. If :func:`jaxconv.autotune` has measured this exact problem (backend, device kind, jax
-   version, NHWC shape, HWIO shape, dtype, config) its winner is used.
-2. Otherwise, on GPU and TPU, ``"direct"``: XLA lowers it to cuDNN / the MXU, which the
-   algorithms here do not beat without a measurement saying so.
-3. Otherwise (CPU) each applicable algorithm's time is estimated by the cost model
-   (``cost_model.py``: the algorithm's own cost terms times constants fitted per backend by
-   ``benchmarks/fit_cost_model.py``). The cheapest wins, with a small hedge: another
-   algorithm displaces ``"direct"`` only when its estimate is below ``MARGIN`` times direct's
-   (``ODD_MARGIN`` for grouped, strided or dilated problems; an algorithm's own
-   ``Algorithm.margin`` replaces both); a 1x1 kernel is one GEMM (``direct`` or
-   ``pointwise``); never for problems direct finishes in under ``MIN_DIRECT_SECONDS``, never
-   below an algorithm's ``min_channels``, and never for dtypes or configurations the constants
-   were not fitted on (then it says so in ``Selection.reason``).
+1. **Measured.** If :func:`jaxconv.autotune` (or the measure-on-first-use mode,
+   ``JAXCONV_AUTOTUNE=1``) has timed this exact problem on this device (backend, device kind, jax
+   version, shapes, dtype, config, mode), its winner is used. A winner was checked against
+   ``direct``'s result before it could win.
+2. **Candidates.** Every registered algorithm whose ``check`` accepts the problem, less those
+   whose error model does not meet the requested precision (``precision="highest"`` asks for an
+   error relative to each output; ``fft``, ``dft`` and Winograd's is relative to the largest).
+   Every excluded algorithm is listed with its reason in :attr:`Selection.unsupported`.
+3. **Where the model holds.** The constants are fitted on CPU, for float32 (and float64, which
+   is float32's arithmetic at twice the bytes). On GPU and TPU (XLA lowers ``direct`` to cuDNN or
+   the MXU), for other dtypes, on a backend without a fit, and for an empty problem, ``direct``
+   is kept; only a measurement (1.) moves it there.
+4. **Estimates, with one hedge.** Every candidate gets an estimate from the cost model
+   (:class:`~jaxconv.conv.cost_model.CostModel`: its cost terms times fitted constants); one
+   without constants for its terms is listed as such, never taken as free. The lowest estimate
+   wins, but it displaces ``direct`` only when it is below ``hedge`` times ``direct``'s estimate,
+   where ``hedge`` is one over the fit's median estimation error (stored with the constants).
 
-:func:`select_algorithm` returns the whole picture as a :class:`Selection`.
+No rule names an algorithm: what was once a rule (depthwise on small kernels, a 1x1 kernel is
+one GEMM, XLA:CPU's slow 3-channel output counts, a 1-D tap threshold) is now a cost term that
+the fit learns from measurements (``benchmarks/fit_cost_model.py``).
+
+:func:`select_algorithm` returns the whole picture as a :class:`Selection`;
+``docs/choosing.md`` walks through it with the held-out regret table.
 """
 
 from __future__ import annotations
@@ -44,18 +55,9 @@ from ._canonical import (
 )
 from ._registry import ConvConfig
 
-# Another algorithm must be estimated at most this fraction of direct's time to displace it
-# (an algorithm's own ``Algorithm.margin`` can be tighter).
-MARGIN = 0.95
-# Odd configurations (groups > 1, strided, dilated, not float32) need a wider margin: most of the
-# grid the constants were fitted on is dense, stride-1, float32.
-ODD_MARGIN = 0.9
-# Problems direct finishes faster than this stay direct (overheads dominate, nothing to win).
-MIN_DIRECT_SECONDS = 2e-4
-# dtypes the model is trusted for (float64 scales flops by 2, bytes by itemsize).
-MODEL_DTYPES = ("float32", "float64")
 _LAYOUTS = tuple(name for s in (1, 2, 3) for name in layouts(s))
-# Backends where only a measurement (autotune) may displace XLA's convolution.
+# Backends where only a measurement (autotune) may displace XLA's convolution: XLA lowers
+# ``direct`` to cuDNN / the MXU there, and the constants were fitted on CPU.
 ACCELERATOR_BACKENDS = ("gpu", "cuda", "rocm", "tpu", "metal")
 # Set to "1" to measure every new problem on first use (see :func:`set_autotune`).
 AUTOTUNE_ENV = "JAXCONV_AUTOTUNE"
@@ -148,15 +150,6 @@ class Selection:
         return "\n".join(lines)
 
 
-def _odd(dtype, config: ConvConfig) -> bool:
-    return (
-        config.groups != 1
-        or any(v != 1 for v in config.stride)
-        or any(v != 1 for v in config.dilation)
-        or jnp.dtype(dtype).name != "float32"
-    )
-
-
 def _highest(config: ConvConfig) -> bool:
     p = config.precision
     return lax.Precision.HIGHEST in (p if isinstance(p, tuple) else (p,))
@@ -190,119 +183,58 @@ def _cached_choice(x_shape, kernel_shape, dtype, config, backend, mode="forward"
 
 
 @functools.lru_cache(maxsize=1024)
-def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered,
+def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, model, registered,
                   mode="forward"):
-    """The cost model's (algorithm, costs, unsupported, reason); pure in its (hashable) inputs.
+    """Mechanisms 2-4 of the module docstring: ``(algorithm, costs, unsupported, reason)``.
 
-    ``registered`` (the registry's names) is part of the key so a late registration counts.
+    Pure in its (hashable) inputs; ``registered`` (the registry's names) is part of the key so a
+    late registration counts, ``model`` (a :class:`CostModel` or ``None``) by identity.
     """
     dtype = jnp.dtype(dtype_name)
-    unsupported, applicable = {}, []
-    for alg in _registry.algorithms():
+    unsupported, candidates = {}, []
+    for alg in _registry.algorithms():  # 2. candidates
         why = alg.unsupported_reason(x_shape, kernel_shape, dtype, config)
         why = why or _precision_reason(alg, config)
         if why is None:
-            applicable.append(alg.name)
+            candidates.append(alg.name)
         else:
             unsupported[alg.name] = why
-    if math.prod(x_shape) == 0:  # the cost terms divide by sizes
-        return "direct", {}, unsupported, "an empty input: nothing to compute"
-    if cost_model.constants(backend):  # preferences were measured where the model was fitted
-        for alg in _registry.algorithms():
-            why = (alg.preferred(x_shape, kernel_shape, config, mode)
-                   if alg.preferred is not None and alg.name in applicable else None)
-            if why:
-                return alg.name, {}, unsupported, why
+    # 3. where the model holds
+    if math.prod(x_shape) == 0 or math.prod(kernel_shape) == 0:
+        return "direct", {}, unsupported, "an empty problem: nothing to compute"
+    if model is None:
+        return "direct", {}, unsupported, (
+            f"no cost model fitted for backend {backend!r}: direct unless jaxconv.autotune "
+            "measured another algorithm faster")
+    # 4. estimates
     costs = {}
-    for name in applicable:
-        est = cost_model.estimate_seconds(name, x_shape, kernel_shape, dtype, config, backend,
-                                          mode=mode)
-        if est is not None:
+    for name in candidates:
+        est = model.estimate(name, x_shape, kernel_shape, dtype, config, mode)
+        if est is None:
+            unsupported[name] = (f"the {mode} cost model has no constants for it on {backend} "
+                                 "(measure it with jaxconv.autotune)")
+        else:
             costs[name] = est
-        elif cost_model.constants(backend, mode=mode):
-            unsupported[name] = f"no cost-model constants on {backend} (measure it with jaxconv.autotune)"
-
     if cost_model.canonical_backend(backend) in ACCELERATOR_BACKENDS:
         return "direct", costs, unsupported, (
             f"on {backend} XLA's convolution (cuDNN / MXU) is kept unless jaxconv.autotune "
-            "measured another algorithm faster for this problem"
-        )
-    if mode == "train" and not cost_model.constants(backend, mode=mode):
-        name, *_ = _model_choice(x_shape, kernel_shape, dtype_name, config, backend, registered)
-        return name, costs, unsupported, "no training constants: the forward choice"
-    if "direct" not in costs:
-        return "direct", costs, unsupported, f"no cost model for backend {backend!r}"
-    if dtype.name not in MODEL_DTYPES:
+            "measured another algorithm faster for this problem")
+    if dtype.name not in cost_model.MODEL_DTYPES:
         return "direct", costs, unsupported, (
-            f"the cost model is not fitted for {dtype.name}; direct unless autotuned"
-        )
-    if len(x_shape) != 4:
-        return _nd_choice(x_shape, kernel_shape, config, costs, unsupported)
-    channels = min(kernel_shape[-2], kernel_shape[-1])
-    candidates = {n: c for n, c in costs.items() if channels >= _registry.get(n).min_channels}
-    if math.prod(kernel_shape[:-2]) == 1:
-        # A 1x1 kernel is one GEMM: XLA's own (YNNPACK's) or pointwise's; the other algorithms'
-        # estimates were measured up to 13x too optimistic there (im2col on the RGB cat).
-        candidates = {n: c for n, c in candidates.items() if n in ("direct", "pointwise")}
-    best = min(candidates, key=lambda a: candidates[a])
-    direct = costs["direct"]
+            f"the cost model is fitted for {' and '.join(cost_model.MODEL_DTYPES)}, not "
+            f"{dtype.name}: direct unless jaxconv.autotune measured otherwise")
+    if "direct" not in costs:
+        return "direct", costs, unsupported, "direct has no estimate to compare against"
+    best = min(costs, key=lambda a: costs[a])
+    direct, hedge = costs["direct"], model.hedge[mode]
     if best == "direct":
         return "direct", costs, unsupported, "direct has the lowest estimate"
-    if direct < MIN_DIRECT_SECONDS:
+    if costs[best] >= hedge * direct:
         return "direct", costs, unsupported, (
-            f"small problem (direct estimated {direct * 1e3:.3f} ms < "
-            f"{MIN_DIRECT_SECONDS * 1e3:.1f} ms): not worth leaving direct"
-        )
-    base = ODD_MARGIN if _odd(dtype, config) else MARGIN
-
-    def margin(name: str) -> float:
-        own = _registry.get(name).margin
-        return base if own is None else own
-
-    qualifying = {n: c for n, c in candidates.items() if n != "direct" and c < margin(n) * direct}
-    if not qualifying:
-        return "direct", costs, unsupported, (
-            f"{best} is estimated {direct / costs[best]:.2f}x faster, below the "
-            f"{1 / margin(best):.2f}x the model needs to leave direct"
-        )
-    best = min(qualifying, key=lambda a: qualifying[a])
+            f"{best} is estimated {direct / costs[best]:.2f}x faster, within the model's "
+            f"error ({1 / hedge:.2f}x needed to leave direct)")
     return best, costs, unsupported, (
-        f"lowest estimate, {direct / costs[best]:.2f}x below direct's "
-        f"(needs {1 / margin(best):.2f}x)"
-    )
-
-
-# 1-D: ``fft`` from this many effective kernel taps (stride 1), else ``direct``. Measured on the
-# project's 2-core CPU (float32 ms, direct / fft): 1x65536x1, k=4097: 45 / 0.93; k=513: 3.8 /
-# 0.45; k=9: 1.1 / 0.44; 8x4096x16->16, k=9: 1.1 / 3.9; k=33: 3.8 / 4.6; k=65: 7.6 / 4.6;
-# 8x1024x64->64, k=33: 6.8 / 6.8; k=65: 27 / 7.7. Single-channel signals favour fft at any
-# length, but those are sub-millisecond; with channels fft wins from ~33-65 taps.
-FFT_1D_MIN_TAPS = 64
-
-
-def _nd_choice(x_shape, kernel_shape, config: ConvConfig, costs, unsupported):
-    """``auto`` for 1-D and 3-D problems: the cost model's constants were fitted on 2-D, so a
-    measured rule decides instead (:data:`FFT_1D_MIN_TAPS`); 3-D stays ``direct``."""
-    spatial = len(x_shape) - 2
-    if spatial == 1:
-        (taps,) = config.effective_kernel(tuple(kernel_shape[:-2]))
-        if "fft" in unsupported or "fft" not in _registry.names():
-            return "direct", costs, unsupported, "1-D: fft is not applicable here"
-        if any(v != 1 for v in config.stride):
-            return "direct", costs, unsupported, (
-                "1-D strided: fft costs as much as stride 1, direct is kept"
-            )
-        if taps >= FFT_1D_MIN_TAPS:
-            return "fft", costs, unsupported, (
-                f"1-D rule: a {taps}-tap kernel (>= {FFT_1D_MIN_TAPS}) is faster by FFT"
-            )
-        return "direct", costs, unsupported, (
-            f"1-D rule: a {taps}-tap kernel (< {FFT_1D_MIN_TAPS}) stays direct"
-        )
-    return "direct", costs, unsupported, (
-        f"{spatial}-D: direct unless jaxconv.autotune measured otherwise (the cost model is "
-        "fitted on 2-D)"
-    )
+        f"lowest estimate, {direct / costs[best]:.2f}x below direct's (needs {1 / hedge:.2f}x)")
 
 
 def clear_caches() -> None:
@@ -310,15 +242,25 @@ def clear_caches() -> None:
     _model_choice.cache_clear()
 
 
+def _resolve_model(backend: str, model: cost_model.CostModel | str | None):
+    return cost_model.model(backend) if model == "default" else model
+
+
 def select(x_shape, kernel_shape, dtype, config: ConvConfig, backend: str | None = None,
-           *, use_cache: bool = True, mode: str = "forward") -> Selection:
-    """The :class:`Selection` for canonical NHWC ``x_shape``, HWIO ``kernel_shape``, ``config``."""
+           *, use_cache: bool = True, mode: str = "forward",
+           model: cost_model.CostModel | str | None = "default") -> Selection:
+    """The :class:`Selection` for canonical NHWC ``x_shape``, HWIO ``kernel_shape``, ``config``.
+
+    ``model``: the :class:`~jaxconv.conv.cost_model.CostModel` to estimate with (default: the
+    bundled fit for ``backend``, calibrated for this device; ``None``: no model).
+    """
     backend = jax.default_backend() if backend is None else backend
+    model = _resolve_model(backend, model)
     x_shape = tuple(int(d) for d in x_shape)
     kernel_shape = tuple(int(d) for d in kernel_shape)
     dtype_name = jnp.dtype(dtype).name
     name, costs, unsupported, reason = _model_choice(x_shape, kernel_shape, dtype_name, config,
-                                                     backend, _registry.names(), mode)
+                                                     backend, model, _registry.names(), mode)
     costs, unsupported = dict(costs), dict(unsupported)
     cached = (_cached_choice(x_shape, kernel_shape, dtype, config, backend, mode)
               if use_cache else None)
@@ -331,8 +273,13 @@ def select(x_shape, kernel_shape, dtype, config: ConvConfig, backend: str | None
                      kernel_shape, dtype_name, config, mode)
 
 
+#: Candidates the measure-on-first-use mode times: the model's best ``FIRST_USE_TOP_K`` plus direct.
+FIRST_USE_TOP_K = 3
+
+
 def choose_algorithm(x_shape, kernel_shape, dtype, config: ConvConfig,
-                     backend: str | None = None, mode: str = "forward") -> str:
+                     backend: str | None = None, mode: str = "forward",
+                     model: cost_model.CostModel | str | None = "default") -> str:
     """Name of the algorithm ``auto`` uses for NHWC ``x_shape`` and HWIO ``kernel_shape``.
 
     The hook ``conv2d`` calls (at trace time, and on every eager call), so it skips building a
@@ -341,19 +288,29 @@ def choose_algorithm(x_shape, kernel_shape, dtype, config: ConvConfig,
     """
     backend = jax.default_backend() if backend is None else backend
     x_shape, kernel_shape = tuple(x_shape), tuple(kernel_shape)
+    model = _resolve_model(backend, model)
     cached = _cached_choice(x_shape, kernel_shape, dtype, config, backend, mode)
     if cached is not None:
         return cached[0]
+    name, costs, *_ = _model_choice(x_shape, kernel_shape, jnp.dtype(dtype).name, config, backend,
+                                    model, _registry.names(), mode)
     if autotune_enabled() and backend == jax.default_backend() and math.prod(x_shape) > 0:
         try:
-            names = [a.name for a in _registry.algorithms() if _precision_reason(a, config) is None]
+            names = shortlist(costs, FIRST_USE_TOP_K) if costs else [
+                a.name for a in _registry.algorithms() if _precision_reason(a, config) is None]
             return tuning.measure(x_shape, kernel_shape, dtype, config, names=names,
                                   repeats=3, mode=mode).winner
         except Exception as e:  # measuring must never break a convolution: the model decides
             warnings.warn(f"jaxconv: measuring algorithms on first use failed ({e}); using the "
                           "cost model", cache.AutotuneCacheWarning, stacklevel=2)
-    return _model_choice(x_shape, kernel_shape, jnp.dtype(dtype).name, config, backend,
-                         _registry.names(), mode)[0]
+    return name
+
+
+def shortlist(costs: dict[str, float], k: int) -> list[str]:
+    """The ``k`` algorithms with the lowest estimates, plus ``direct`` (the reference every
+    measured winner is checked against): what a measurement times (Triton's pruning)."""
+    ranked = sorted(costs, key=lambda a: costs[a])[:k]
+    return ranked + (["direct"] if "direct" not in ranked else [])
 
 
 def select_algorithm(

@@ -10,6 +10,8 @@ consult that cache before the cost model.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import statistics
 import time
 import warnings
@@ -98,20 +100,41 @@ def timed_function(name: str, config: ConvConfig, mode: str = "forward"):
     return jax.jit(lambda a, b: fn(a, b, config))
 
 
-def _time_algorithm(name: str, x, kernel, config: ConvConfig, repeats: int,
-                    mode: str = "forward") -> tuple[float, float]:
-    """(compile seconds, median run seconds) of one algorithm on NHWC ``x``, HWIO ``kernel``."""
-    jitted = timed_function(name, config, mode)
+def compile_timed(name: str, x, kernel, config: ConvConfig, mode: str = "forward"):
+    """``(compiled, compile seconds)`` of :func:`timed_function` for these operands."""
     t0 = time.perf_counter()
-    compiled = jitted.lower(x, kernel).compile()
-    compile_s = time.perf_counter() - t0
-    jax.block_until_ready(compiled(x, kernel))  # warm-up: first-run allocations, caches
-    times = []
-    for _ in range(repeats):
+    compiled = timed_function(name, config, mode).lower(x, kernel).compile()
+    return compiled, time.perf_counter() - t0
+
+
+def interleaved_medians(fns: dict[str, Any], rounds: int, *, budget_s: float = math.inf,
+                        seed: int = 0) -> dict[str, float]:
+    """Median seconds of each zero-argument callable, timed in interleaved rounds.
+
+    The one timing harness of jaxconv (``autotune``, the cost-model fit and the benchmarks):
+    every callable runs once to warm up, then once per round, the rounds each in a fresh random
+    order (a call right after another algorithm's ran up to 1.8x slower on XLA:CPU, so a fixed
+    order biases whoever follows whom), ``block_until_ready`` inside the timed span. Rounds stop
+    early, after at least one, when ``budget_s`` is spent; a callable whose warm-up alone took
+    over ``budget_s`` is timed by that run only.
+    """
+    times: dict[str, list[float]] = {}
+    for name, fn in fns.items():  # warm-up: first-run allocations, caches
         t0 = time.perf_counter()
-        jax.block_until_ready(compiled(x, kernel))
-        times.append(time.perf_counter() - t0)
-    return compile_s, statistics.median(times)
+        jax.block_until_ready(fn())
+        times[name] = [time.perf_counter() - t0] if time.perf_counter() - t0 > budget_s else []
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    for r in range(rounds):
+        if r and time.perf_counter() - start > budget_s:
+            break
+        order = [n for n in fns if len(times[n]) <= r]
+        for i in rng.permutation(len(order)):
+            name = order[i]
+            t0 = time.perf_counter()
+            jax.block_until_ready(fns[name]())
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def autotune(
@@ -130,6 +153,7 @@ def autotune(
     data_format: str = "NHWC",
     precision: PrecisionLike = None,
     mode: str = "forward",
+    top_k: int | None = None,
 ) -> AutotuneResult:
     """Time every applicable algorithm on the default device; cache and return the fastest.
 
@@ -146,6 +170,9 @@ def autotune(
         :func:`jaxconv.conv2d`; the problem is canonicalized exactly as ``conv2d`` does.
       mode: ``"forward"`` times the convolution; ``"train"`` its forward and backward pass (the
         gradients w.r.t. x and kernel), the choice ``auto`` makes when it is differentiated.
+      top_k: time only the cost model's ``top_k`` best candidates (among ``algorithms``) plus
+        ``direct`` (Triton's pruning); ``None`` times them all. Every result is checked against
+        ``direct``'s before it may win.
 
     Returns:
       An :class:`AutotuneResult` (``.winner``, ``.timings_ms``, ``.compile_ms``, ...).
@@ -178,9 +205,19 @@ def autotune(
         names = tuple(algorithms)
     if not names:
         raise ValueError(f"{FN}: algorithms must name at least one algorithm, got {algorithms!r}")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+        raise ValueError(f"{FN}: top_k must be None or an int >= 1, got {top_k!r}")
     unknown = [n for n in names if n not in _registry.names()]
     if unknown:
         raise ValueError(f"{FN}: unknown algorithms {unknown}; registered: {list(_registry.names())}")
+    if top_k is not None:
+        from . import select  # select measures through this module: imported on use
+
+        costs = select.select(canon.x_shape, canon.kernel_shape, canon.dtype, canon.config,
+                              use_cache=False, mode=mode).costs
+        ranked = {n: c for n, c in costs.items() if n in names}
+        if ranked:
+            names = tuple(select.shortlist(ranked, top_k))
     return measure(canon.x_shape, canon.kernel_shape, canon.dtype, canon.config, names=names,
                    repeats=repeats, cache=cache, mode=mode)
 
@@ -206,16 +243,32 @@ def measure(x_shape: Sequence[int], kernel_shape: Sequence[int], dtype: DTypeLik
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal(x_nhwc), dtype)
     kernel = jnp.asarray(rng.standard_normal(kshape), dtype)
-    timings, compiles, failed = {}, {}, {}
-    for name in candidates:
+    compiled, compiles, failed = {}, {}, {}
+    for name in dict.fromkeys([*candidates, "direct"] if "direct" in candidates else candidates):
         try:
-            c, t = _time_algorithm(name, x, kernel, config, repeats, mode)
+            compiled[name], c = compile_timed(name, x, kernel, config, mode)
         except Exception as e:  # an algorithm that breaks (e.g. out of memory) just loses
-            failed[name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            failed[name] = _first_line(e)
             continue
-        compiles[name], timings[name] = c * 1e3, t * 1e3
-    if not timings:
+        compiles[name] = c * 1e3
+    # Every result is checked against direct's before it may win (XLA's algorithm picker does
+    # the same against its reference): a wrong fast answer must never be cached.
+    reference = _outputs(compiled["direct"], x, kernel) if "direct" in compiled else None
+    for name in list(compiled):
+        try:
+            out = _outputs(compiled[name], x, kernel)
+        except Exception as e:
+            failed[name] = _first_line(e)
+            del compiled[name]
+            continue
+        if reference is not None and not _agrees(out, reference, dtype):
+            failed[name] = "its result differs from direct's beyond the algorithms' tolerance"
+            del compiled[name]
+    if not compiled:
         raise RuntimeError(f"{FN}: no algorithm could run this problem: {failed or unsupported}")
+    medians = interleaved_medians({n: functools.partial(f, x, kernel) for n, f in compiled.items()},
+                                  repeats)
+    timings = {n: t * 1e3 for n, t in medians.items()}
     winner = min(timings, key=lambda a: timings[a])
 
     backend = jax.default_backend()
@@ -235,3 +288,26 @@ def measure(x_shape: Sequence[int], kernel_shape: Sequence[int], dtype: DTypeLik
             warnings.warn(f"jaxconv: cannot write the autotune cache {_cache.cache_path()}: {e}",
                           _cache.AutotuneCacheWarning, stacklevel=2)
     return AutotuneResult(winner, timings, compiles, failed, unsupported, key, path)
+
+
+def _first_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
+def _outputs(compiled, x, kernel) -> list[np.ndarray]:
+    return [np.asarray(a, np.float64) for a in jax.tree.leaves(compiled(x, kernel))]
+
+
+#: Largest error, relative to the reference's largest magnitude, a measured algorithm may show
+#: against direct (per dtype; far above every algorithm's documented tolerance, far below a
+#: wrong answer's).
+AGREEMENT = {"float64": 1e-9, "float32": 1e-3, "bfloat16": 6e-2, "float16": 2e-2}
+
+
+def _agrees(out: list[np.ndarray], ref: list[np.ndarray], dtype) -> bool:
+    tol = AGREEMENT.get(jnp.dtype(dtype).name, 1e-3)
+    for a, b in zip(out, ref, strict=True):
+        scale = float(np.max(np.abs(b))) if b.size else 0.0
+        if a.shape != b.shape or not np.all(np.abs(a - b) <= tol * max(scale, 1e-30)):
+            return False
+    return True

@@ -77,9 +77,5 @@ XLA_PADDED = register(
         ),
         check=check,
         cost_terms=xla_padded_cost_terms,
-        # With fewer channels every problem of the fit's grid ran 0-25% slower on the padded path
-        # than direct's VALID one (the RGB cat, LeNet, C = O = 16), while with 24-64 channels it
-        # ran 1.1-7x faster; its cost terms do not separate the two sharply enough.
-        min_channels=24,
     )
 )
