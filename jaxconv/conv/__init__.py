@@ -28,6 +28,7 @@ from ._conv2d import conv, conv1d, conv2d, conv3d
 from ._registry import Algorithm, ConvConfig, algorithms, applicable, register
 from .cache import AutotuneCacheWarning
 from .calibration import CalibrationResult, calibrate
+from .general import conv_general_dilated
 from .select import Selection, select_algorithm, set_autotune
 from .transpose import conv_transpose1d, conv_transpose2d, conv_transpose3d
 from .tuning import AutotuneResult, autotune
@@ -47,6 +48,7 @@ __all__ = [
     "conv1d",
     "conv2d",
     "conv3d",
+    "conv_general_dilated",
     "conv_transpose1d",
     "conv_transpose2d",
     "conv_transpose3d",
