@@ -24,19 +24,22 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from . import _args
-from . import pooling as _pooling
+from .conv._canonical import Padding
+from .pooling._window import NAMED_PADDINGS, Size, tap_views
 
 __all__ = ["fold", "unfold"]
 
 
-def _geometry(fn, size, window, stride, padding, dilation):
-    window = _pooling.int_tuple(fn, "window", window, 2)
-    stride = _pooling.int_tuple(fn, "stride", stride, 2)
-    dilation = _pooling.int_tuple(fn, "dilation", dilation, 2)
+def _geometry(fn: str, size: tuple[int, ...], window: Any, stride: Any, padding: Any,
+              dilation: Any) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...],
+                                      tuple[tuple[int, int], ...], tuple[int, ...]]:
+    window = _args.ntuple(fn, "window", window, 2)
+    stride = _args.ntuple(fn, "stride", stride, 2)
+    dilation = _args.ntuple(fn, "dilation", dilation, 2)
     eff = tuple((k - 1) * d + 1 for k, d in zip(window, dilation, strict=True))
-    pads = _pooling.explicit_pads(fn, "padding", padding, 2)
+    pads = _args.explicit_pads(fn, "padding", padding, 2)
     if pads is None:
-        pads = _pooling.named_pads(fn, "padding", padding, size, eff, stride)
+        pads = _args.named_pads(fn, "padding", padding, size, eff, stride, NAMED_PADDINGS)
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(size, pads, strict=True))
     _args.check_int32(fn, "the padded input size", padded, padded)
     out = tuple((p - k) // s + 1 for p, k, s in zip(padded, eff, stride, strict=True))
@@ -56,7 +59,7 @@ def _unfold_core(x, *, window, stride, dilation, pads, out, unbatched):
     if unbatched:
         x = x[None]
     xp = jnp.pad(x, ((0, 0), *pads, (0, 0)))
-    views = [v for _, v in _pooling._tap_views(xp, window, stride, dilation, out)]
+    views = [v for _, v in tap_views(xp, window, stride, dilation, out)]
     y = jnp.stack(views, axis=-2)
     y = y.reshape(*y.shape[:3], window[0] * window[1] * x.shape[-1])
     return y[0] if unbatched else y
@@ -73,7 +76,7 @@ def _fold_core(patches, *, size, window, stride, dilation, pads, out, unbatched)
     patches = patches.reshape(n, *out, window[0] * window[1], c)
     padded = tuple(s + lo + hi for s, (lo, hi) in zip(size, pads, strict=True))
     x = jnp.zeros((n, *padded, c), patches.dtype)
-    for t, (offsets, _) in enumerate(_pooling._tap_views(x, window, stride, dilation, out)):
+    for t, (offsets, _) in enumerate(tap_views(x, window, stride, dilation, out)):
         index = tuple(
             slice(a * d, a * d + (o - 1) * s + 1, s)
             for a, d, s, o in zip(offsets, dilation, stride, out, strict=True)
@@ -85,7 +88,7 @@ def _fold_core(patches, *, size, window, stride, dilation, pads, out, unbatched)
 
 
 def unfold(
-    x: ArrayLike, window: Any, *, stride: Any = 1, padding: Any = 0, dilation: Any = 1
+    x: ArrayLike, window: Size, *, stride: Size = 1, padding: Padding = 0, dilation: Size = 1
 ) -> jax.Array:
     """Sliding-window patches of an image (im2col), ``torch.nn.functional.unfold`` in NHWC.
 
@@ -129,8 +132,8 @@ def unfold(
 
 
 def fold(
-    patches: ArrayLike, output_size: Any, window: Any, *, stride: Any = 1, padding: Any = 0,
-    dilation: Any = 1,
+    patches: ArrayLike, output_size: Size, window: Size, *, stride: Size = 1,
+    padding: Padding = 0, dilation: Size = 1,
 ) -> jax.Array:
     """Sum sliding-window patches back into an image (col2im): the adjoint of :func:`unfold`.
 
@@ -171,7 +174,7 @@ def fold(
         )
     _args.check_float(fn, "patches", arr)
     unbatched = arr.ndim == 3
-    size = _pooling.int_tuple(fn, "output_size", output_size, 2)
+    size = _args.ntuple(fn, "output_size", output_size, 2)
     window, stride, dilation, pads, out = _geometry(fn, size, window, stride, padding, dilation)
     got = tuple(int(v) for v in arr.shape[-3:-1])
     depth = int(arr.shape[-1])

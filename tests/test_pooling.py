@@ -15,7 +15,7 @@ from jax.test_util import check_grads
 from tolerances import assert_close
 
 import jaxconv
-from jaxconv import pooling
+from jaxconv.pooling import average, extremum
 
 # --------------------------------------------------------------------------------------------
 # Canonicalization written out for the reference (independent of jaxconv._args)
@@ -286,8 +286,6 @@ def test_non_overlapping_windows_match_reduce_window(kind, shape, window, rng):
     """stride == window without padding takes a reshape-and-reduce path with its own gradient;
     values and gradients (the first extremum of each window in row-major order, PyTorch's rule,
     on inputs full of ties) equal those of XLA's reduce_window."""
-    from jaxconv import pooling
-
     x = jnp.asarray(rng.integers(-2, 3, size=shape), jnp.float64)  # ties everywhere
     out = tuple(s // k for s, k in zip(shape[1:-1], window, strict=True))
     init, op = (-np.inf, jax.lax.max) if kind == "max" else (np.inf, jax.lax.min)
@@ -298,11 +296,11 @@ def test_non_overlapping_windows_match_reduce_window(kind, shape, window, rng):
         return jnp.sum(jnp.sin(y) * jnp.arange(y.size).reshape(y.shape))
 
     def blocked(x):
-        y = pooling._blocked_extremum(x, kind, window, out)
+        y = extremum._blocked_extremum(x, kind, window, out)
         return jnp.sum(jnp.sin(y) * jnp.arange(y.size).reshape(y.shape))
 
     np.testing.assert_array_equal(
-        pooling._blocked_extremum(x, kind, window, out),
+        extremum._blocked_extremum(x, kind, window, out),
         jax.lax.reduce_window(x, np.array(init, x.dtype), op, (1, *window, 1), (1, *window, 1),
                               "VALID"))
     np.testing.assert_allclose(jax.grad(blocked)(x), jax.grad(reference)(x), rtol=1e-12)
@@ -460,10 +458,10 @@ def test_vmap_equals_loop(rng, name):
 def test_no_retrace_on_repeated_calls(rng):
     x1, x2 = _x(rng, (1, 6, 6, 2)), _x(rng, (1, 6, 6, 2))
     jaxconv.avg_pool2d(x1, 3, padding=1)
-    size = pooling._avg_core._cache_size()
+    size = average._avg_core._cache_size()
     jaxconv.avg_pool2d(x2, 3, padding=1)
     jaxconv.avg_pool2d(x2, (3, 3), padding=(1, 1))  # the same configuration, spelled differently
-    assert pooling._avg_core._cache_size() == size
+    assert average._avg_core._cache_size() == size
 
 
 # --------------------------------------------------------------------------------------------
