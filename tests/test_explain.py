@@ -108,6 +108,58 @@ def test_ig_quadratures_are_exact_on_a_linear_model(rng, method):
     np.testing.assert_allclose(attr, np.asarray(x) * w[None, ..., 1], rtol=1e-10)
 
 
+@pytest.mark.parametrize("method", explain.IG_METHODS)
+def test_ig_nodes_and_weights_over_uneven_chunks(rng, method):
+    # f = Σ x³ / 3: the path gradient at α is α² x², so IG = x³ Σ_i w_i α_i², known per rule.
+    fn = lambda x: (x**3).sum((1, 2, 3))[:, None] / 3  # noqa: E731
+    x = jnp.asarray(rng.uniform(0.5, 1.5, size=(1, 3, 2, 1)))
+    steps = 7  # chunks of 3: the last holds one real node and two zero-weight repeats
+    i = np.arange(steps)
+    alphas, weights = {
+        "trapezoid": (i / (steps - 1), np.where((i == 0) | (i == steps - 1), 0.5, 1) / (steps - 1)),
+        "riemann_left": (i / steps, np.full(steps, 1 / steps)),
+        "riemann_right": ((i + 1) / steps, np.full(steps, 1 / steps)),
+        "riemann_middle": ((i + 0.5) / steps, np.full(steps, 1 / steps)),
+    }[method]
+    attr = explain.integrated_gradients(fn, x, 0, steps=steps, method=method, batch_size=3)
+    np.testing.assert_allclose(attr, np.asarray(x) ** 3 * (weights * alphas**2).sum(), rtol=1e-12)
+
+
+def test_smoothgrad_samples_over_uneven_chunks(rng):
+    # f = Σ x³ / 3 has gradient x²; sample i's noise is drawn with fold_in(key, i).
+    fn = lambda x: (x**3).sum((1, 2, 3))[:, None] / 3  # noqa: E731
+    x = jnp.asarray(rng.uniform(-1, 1, size=(2, 3, 2, 1)))
+    key, samples, sigma = jax.random.key(4), 5, 0.3
+    spread = np.ptp(np.asarray(x).reshape(2, -1), axis=1).reshape(2, 1, 1, 1)
+    ref = np.mean([(np.asarray(x) + sigma * spread * np.asarray(
+        jax.random.normal(jax.random.fold_in(key, i), x.shape, x.dtype))) ** 2 for i in range(samples)], 0)
+    for batch_size in (1, 2, 5, 64):
+        got = explain.smoothgrad(fn, x, 0, key=key, samples=samples, sigma=sigma, batch_size=batch_size)
+        np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
+def _largest_value(jaxpr) -> int:
+    """Elements of the largest intermediate of a (closed) jaxpr, sub-jaxprs (loops) included."""
+    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+    sizes = [int(np.prod(v.aval.shape)) for eqn in jaxpr.eqns for v in eqn.outvars if hasattr(v.aval, "shape")]
+    for eqn in jaxpr.eqns:
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, tuple | list) else [param]:
+                if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
+                    sizes.append(_largest_value(sub))
+    return max(sizes, default=0)
+
+
+def test_memory_does_not_grow_with_steps_or_samples(net, images):
+    # Traced, not run: the largest array of the computation is a chunk's, not steps' or samples'.
+    _, fn = net
+    one_chunk = 16 * images.size * 8  # batch_size copies of the images, with headroom
+    for n in (64, 2**31 - 1):
+        ig = jax.make_jaxpr(lambda x, n=n: explain.integrated_gradients(fn, x, 0, steps=n))(images)
+        sg = jax.make_jaxpr(lambda x, n=n: explain.smoothgrad(fn, x, 0, key=jax.random.key(0), samples=n))(images)
+        assert _largest_value(ig) <= one_chunk and _largest_value(sg) <= one_chunk, n
+
+
 def test_gradient_methods_work_under_jit(net, images):
     _, fn = net
     t = jnp.asarray([1, 2])
@@ -303,6 +355,10 @@ def test_feature_visualization_finds_the_template():
     )
     assert pix.shape == four.shape == (1, 8, 8, 3)
     assert np.isfinite(pix).all() and np.isfinite(four).all()
+    for shape in ((1, 8, 8, 3), (1, 512, 512, 1)):  # the steepest decay allowed stays finite
+        steep = explain.feature_visualization(lambda x: x.mean((1, 2)), shape, key=jax.random.key(2),
+                                              steps=2, decay=explain.featvis.MAX_DECAY)
+        assert np.isfinite(steep).all()
 
 
 # ----------------------------------------------------------------------------- sanity checks
@@ -369,6 +425,10 @@ def _errors(fn, images):
          "smoothgrad: batch_size must be an int"),
         (lambda: explain.integrated_gradients(fn, images, 0, steps=1), ValueError,
          "integrated_gradients: steps must be an int >= 2, got 1"),
+        (lambda: explain.integrated_gradients(fn, images, 0, steps=2**31), ValueError,
+         "integrated_gradients: steps must be an int <= 2147483647, got 2147483648"),
+        (lambda: explain.smoothgrad(fn, images, 0, key=key, samples=2**31), ValueError,
+         "smoothgrad: samples must be an int <= 2147483647, got 2147483648"),
         (lambda: explain.integrated_gradients(fn, images, 0, method="simpson"), ValueError,
          "integrated_gradients: method must be one of 'trapezoid'.*got 'simpson'"),
         (lambda: explain.integrated_gradients(fn, images, 0, baseline=np.ones((3, 3))), ValueError,
@@ -399,6 +459,8 @@ def _errors(fn, images):
          ValueError, "feature_visualization: parametrization must be one of 'fourier', 'pixel'"),
         (lambda: explain.feature_visualization(fn, (1, 8, 8, 1), key=key, scale=(1.2, 1.0)), ValueError,
          r"feature_visualization: scale must satisfy 0 < low <= high, got \(1.2, 1.0\)"),
+        (lambda: explain.feature_visualization(fn, (1, 8, 8, 1), key=key, decay=1e308), ValueError,
+         r"feature_visualization: decay must be a real number in \[0, 4\] .*got 1e\+308"),
         (lambda: explain.feature_visualization(fn, (1, 8, 8, 1), key=key, blur=1.0), ValueError,
          "feature_visualization: blur > 0 needs parametrization='pixel'"),
         (lambda: explain.feature_visualization(fn, (1, 8, 8, 1), key=key, channel=3), ValueError,

@@ -105,11 +105,13 @@ def check_key(fn: str, key: Any) -> jax.Array:
     )
 
 
-def check_int(fn: str, name: str, value: Any, *, minimum: int = 1) -> int:
+def check_int(fn: str, name: str, value: Any, *, minimum: int = 1, maximum: int | None = None) -> int:
     if not _args.is_int(value):
         raise TypeError(f"{fn}: {name} must be an int >= {minimum}, got {short(value)}")
     if value < minimum:
         raise ValueError(f"{fn}: {name} must be an int >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{fn}: {name} must be an int <= {maximum}, got {value}")
     return int(value)
 
 

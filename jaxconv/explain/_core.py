@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import jax
@@ -38,31 +37,29 @@ def input_grads(fn: Callable, xs: jax.Array, target: jax.Array) -> jax.Array:
 
 def chunked_sum(
     g: Callable[[jax.Array], jax.Array],
-    items: jax.Array,
-    weights: jax.Array,
+    item: Callable[[jax.Array], tuple[jax.Array, jax.Array]],
+    count: int,
     chunk: int,
     init: jax.Array,
 ) -> jax.Array:
-    """``sum_i weights[i] * g(items[i:i+1])`` evaluated ``chunk`` items at a time (``lax.scan``).
+    """``sum_{i < count} w_i * g(item_i)`` evaluated ``chunk`` items at a time in a loop.
 
-    ``g`` maps a stack of ``c`` items to a stack ``(c, *init.shape)``. Only one chunk of
-    intermediates is alive at a time; the item count is padded up to a multiple of ``chunk``
-    with zero-weight copies of the first item.
+    ``item(idx)`` makes the items and weights of the integer indices ``idx`` ``(c,)`` (a stack
+    ``(c, ...)`` and ``(c,)``); ``g`` maps a stack of ``c`` items to ``(c, *init.shape)``. Items
+    are made inside the loop from their indices, never as one array of ``count``, so memory is
+    one chunk's whatever ``count`` is (up to ``2**31 - 1``). The last chunk repeats item
+    ``count - 1`` with weight 0 where ``count`` is not a multiple of ``chunk``.
     """
-    m = weights.shape[0]
-    c = min(chunk, m)
-    n_chunks = math.ceil(m / c)
-    pad = n_chunks * c - m
-    if pad:
-        items = jnp.concatenate([items, jnp.repeat(items[:1], pad, axis=0)], axis=0)
-        weights = jnp.concatenate([weights, jnp.zeros((pad,), weights.dtype)])
-    items = items.reshape((n_chunks, c, *items.shape[1:]))
-    weights = weights.reshape((n_chunks, c)).astype(init.dtype)
+    c = min(chunk, count)
+    n_chunks = -(-count // c)
+    lane = jnp.arange(c)
 
-    def body(acc, xs):
-        it, w = xs
+    def body(k, acc):
+        start = k * c  # <= count - 1: no int32 overflow below
+        room = count - 1 - start
+        it, w = item(start + jnp.minimum(lane, room))
+        w = jnp.where(lane <= room, w, 0).astype(init.dtype)
         vals = g(it).astype(init.dtype)
-        return acc + jnp.tensordot(w, vals, axes=1), None
+        return acc + jnp.tensordot(w, vals, axes=1)
 
-    acc, _ = lax.scan(body, init, (items, weights))
-    return acc
+    return lax.fori_loop(0, n_chunks, body, init)

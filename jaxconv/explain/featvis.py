@@ -15,6 +15,10 @@ from . import _checks
 __all__ = ["PARAMETRIZATIONS", "feature_visualization"]
 
 PARAMETRIZATIONS = ("fourier", "pixel")
+# 1 / f**decay reaches max(H, W)**decay at the lowest frequency: beyond 4 that term swamps the
+# others (the image saturates to flat black and white already at 4) and, for larger exponents,
+# overflows float32 into an all-NaN image.
+MAX_DECAY = 4.0
 
 # Lucid's square root of the ImageNet colour correlation (columns: decorrelated -> RGB).
 _COLOR_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], np.float32)
@@ -84,7 +88,8 @@ def feature_visualization(
       steps: optimization steps (>= 1).
       learning_rate: Adam step size (> 0).
       parametrization: ``"fourier"`` or ``"pixel"``.
-      decay: spectrum decay exponent of the Fourier parametrization (>= 0).
+      decay: spectrum decay exponent of the Fourier parametrization, in ``[0, 4]`` (Olah et al.
+        use 1).
       decorrelate: colour decorrelation for 3-channel images (Fourier parametrization).
       jitter: maximum random translation in pixels (>= 0).
       scale: ``(low, high)`` random zoom range (``0 < low <= high``).
@@ -127,6 +132,9 @@ def feature_visualization(
     learning_rate = _checks.check_real(name, "learning_rate", learning_rate, strict=True)
     parametrization = _checks.check_choice(name, "parametrization", parametrization, PARAMETRIZATIONS)
     decay = _checks.check_real(name, "decay", decay)
+    if decay > MAX_DECAY:
+        raise ValueError(f"{name}: decay must be a real number in [0, {MAX_DECAY:g}] (the spectrum "
+                         f"is scaled by 1 / f**decay), got {decay!r}")
     jitter = _checks.check_int(name, "jitter", jitter, minimum=0)
     if (
         not isinstance(scale, tuple | list) or len(scale) != 2

@@ -25,6 +25,7 @@ __all__ = [
 ]
 
 IG_METHODS = ("trapezoid", "riemann_left", "riemann_right", "riemann_middle")
+MAX_COUNT = 2**31 - 1  # steps and samples: int32 indices (memory does not grow with them)
 
 
 def _prepare(
@@ -87,11 +88,12 @@ def smoothgrad(
       x: images ``(N, H, W, C)``, floating.
       target: an int or an int array ``(N,)`` in ``[0, K)``.
       key: a PRNG key for the noise.
-      samples: noisy copies per image (>= 1).
+      samples: noisy copies per image (``1 <= samples <= 2**31 - 1``); copy ``i`` is drawn with
+        ``jax.random.fold_in(key, i)``.
       sigma: noise level as a fraction of each image's range (>= 0; 0 gives the plain gradient).
       batch_size: noisy copies evaluated together: each ``fn`` call sees ``batch_size * N``
-        images. The samples are summed chunk by chunk inside a ``lax.scan``, so memory is that of
-        one chunk whatever ``samples`` is.
+        images. The samples are drawn and summed chunk by chunk inside a loop, so memory is that
+        of one chunk whatever ``samples`` is (time grows with it).
 
     Returns:
       ``(N, H, W, C)``, dtype of ``x``. Cost: ``samples`` forward and backward passes.
@@ -111,7 +113,7 @@ def smoothgrad(
     name = "smoothgrad"
     x, t = _prepare(name, fn, x, target)
     key = _checks.check_key(name, key)
-    samples = _checks.check_int(name, "samples", samples)
+    samples = _checks.check_int(name, "samples", samples, maximum=MAX_COUNT)
     sigma = _checks.check_real(name, "sigma", sigma)
     batch_size = _checks.check_int(name, "batch_size", batch_size)
 
@@ -119,28 +121,28 @@ def smoothgrad(
     xa = x.astype(acc)
     spread = xa.max(axis=(1, 2, 3)) - xa.min(axis=(1, 2, 3))
     scale = (sigma * spread).reshape(-1, 1, 1, 1)
-    keys = jax.random.split(key, samples)
+
+    def sample_keys(idx):  # fold_in(key, i) is split(key, samples)[i], made one chunk at a time
+        return jax.vmap(lambda i: jax.random.fold_in(key, i))(idx), jnp.full(idx.shape, 1.0 / samples, acc)
 
     def grads(ks):
         noise = jax.vmap(lambda k: jax.random.normal(k, x.shape, acc))(ks)
         noisy = (xa[None] + noise * scale[None]).astype(x.dtype)
         return input_grads(fn, noisy, t)
 
-    weights = jnp.full((samples,), 1.0 / samples, acc)
-    out = chunked_sum(grads, keys, weights, batch_size, jnp.zeros(x.shape, acc))
+    out = chunked_sum(grads, sample_keys, samples, batch_size, jnp.zeros(x.shape, acc))
     return out.astype(x.dtype)
 
 
-def _ig_nodes(method: str, steps: int, dtype) -> tuple[jax.Array, jax.Array]:
-    """Quadrature nodes ``alpha`` in [0, 1] and weights summing to 1."""
-    i = jnp.arange(steps, dtype=dtype)
+def _ig_nodes(method: str, steps: int, idx: jax.Array, dtype) -> tuple[jax.Array, jax.Array]:
+    """Quadrature nodes ``alpha`` in [0, 1] and weights (summing to 1 over all ``steps``) of the
+    node indices ``idx``."""
+    i = idx.astype(dtype)
     if method == "trapezoid":
-        alphas = i / (steps - 1)
-        w = jnp.full((steps,), 1.0 / (steps - 1), dtype)
-        w = w.at[0].multiply(0.5).at[-1].multiply(0.5)
-        return alphas, w
+        ends = (idx == 0) | (idx == steps - 1)
+        return i / (steps - 1), jnp.where(ends, 0.5, 1.0).astype(dtype) * jnp.asarray(1.0 / (steps - 1), dtype)
     offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[method]
-    return (i + offset) / steps, jnp.full((steps,), 1.0 / steps, dtype)
+    return (i + offset) / steps, jnp.full(idx.shape, 1.0 / steps, dtype)
 
 
 def integrated_gradients(
@@ -169,12 +171,12 @@ def integrated_gradients(
       target: an int or an int array ``(N,)`` in ``[0, K)``.
       baseline: ``None`` (all zeros, the default), a number, or an array broadcastable to ``x``
         (e.g. a blurred image, or a per-channel mean ``(C,)``).
-      steps: quadrature points (>= 1; >= 2 for ``"trapezoid"``).
+      steps: quadrature points (>= 1; >= 2 for ``"trapezoid"``; at most ``2**31 - 1``).
       method: ``"trapezoid"`` (default: both end points, half weight), ``"riemann_left"``,
         ``"riemann_right"`` or ``"riemann_middle"`` (midpoint rule).
       batch_size: path points evaluated together (each ``fn`` call sees ``batch_size * N``
-        images); the sum runs chunk by chunk in a ``lax.scan``, so memory does not grow with
-        ``steps``.
+        images); the path points are made and summed chunk by chunk in a loop, so memory does
+        not grow with ``steps`` (time does).
       return_gap: also return the completeness gap ``(N,)``.
 
     Returns:
@@ -199,7 +201,8 @@ def integrated_gradients(
     x, t = _prepare(name, fn, x, target)
     b = _checks.check_baseline(name, baseline, x)
     method = _checks.check_choice(name, "method", method, IG_METHODS)
-    steps = _checks.check_int(name, "steps", steps, minimum=2 if method == "trapezoid" else 1)
+    steps = _checks.check_int(name, "steps", steps, minimum=2 if method == "trapezoid" else 1,
+                              maximum=MAX_COUNT)
     batch_size = _checks.check_int(name, "batch_size", batch_size)
     if not isinstance(return_gap, bool):
         raise TypeError(f"{name}: return_gap must be a bool, got {return_gap!r}")
@@ -207,13 +210,13 @@ def integrated_gradients(
     acc = acc_dtype(x.dtype)
     xa, ba = x.astype(acc), b.astype(acc)
     delta = xa - ba
-    alphas, weights = _ig_nodes(method, steps, acc)
 
     def grads(al):
         path = (ba[None] + al.reshape(-1, 1, 1, 1, 1) * delta[None]).astype(x.dtype)
         return input_grads(fn, path, t)
 
-    mean_grad = chunked_sum(grads, alphas, weights, batch_size, jnp.zeros(x.shape, acc))
+    mean_grad = chunked_sum(grads, lambda idx: _ig_nodes(method, steps, idx, acc), steps, batch_size,
+                            jnp.zeros(x.shape, acc))
     attr = delta * mean_grad
     if not return_gap:
         return attr.astype(x.dtype)

@@ -107,8 +107,9 @@ def occlusion(
         d = full[None] - scores.reshape(st.shape[0], n)  # (c, N)
         return d[:, :, None, None] * mask[:, None].astype(acc)
 
+    starts_j = jnp.asarray(starts)
     total = chunked_sum(
-        drops, jnp.asarray(starts), jnp.ones((len(starts),), acc), batch_size,
+        drops, lambda idx: (starts_j[idx], jnp.ones(idx.shape, acc)), len(starts), batch_size,
         jnp.zeros((n, height, width), acc),
     )
     return (total / jnp.asarray(np.maximum(count, 1), acc)[None]).astype(x.dtype)
