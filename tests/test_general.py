@@ -475,18 +475,21 @@ INIT = dict(kernel_init=_normal_init, bias_init=_normal_init)
 
 
 def _loss(model, x):
-    return jnp.sum(jnp.sin(model(x)))
+    y = model(x)
+    return jnp.sum(jnp.sin(y)), y
 
 
 @nnx.jit
-def _params_grads(model, x):
-    """Gradients w.r.t. the parameters and the input (jitted: one compilation per model)."""
-    return nnx.grad(_loss, argnums=(0, 1))(model, x)
+def _run(model, x):
+    """``(y, d params, d x)``, jitted: one compilation per model."""
+    (_, y), grads = nnx.value_and_grad(_loss, argnums=(0, 1), has_aux=True)(model, x)
+    return y, *grads
 
 
-@nnx.jit
-def _forward(model, x):
-    return model(x)
+def _assert_runs_equal(got, ref):
+    """Output and gradients equal (float64: to rounding)."""
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 NNX_LAYERS = [
@@ -512,11 +515,7 @@ def test_nnx_conv_hook_gives_the_plain_layer(spatial, kw, rng):
     plain = nnx.Conv(**kw, rngs=nnx.Rngs(0))
     ours = nnx.Conv(**kw, conv_general_dilated=jaxconv.conv_general_dilated, rngs=nnx.Rngs(0))
     x = jnp.asarray(rng.normal(size=(2, *(6,) * spatial, kw["in_features"])))
-    np.testing.assert_allclose(_forward(ours, x), _forward(plain, x), rtol=1e-12, atol=1e-12)
-    (gp, gx), (go, gox) = _params_grads(plain, x), _params_grads(ours, x)
-    np.testing.assert_allclose(gox, gx, rtol=1e-12, atol=1e-12)
-    for a, b in zip(jax.tree.leaves(nnx.state(go)), jax.tree.leaves(nnx.state(gp)), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    _assert_runs_equal(_run(ours, x), _run(plain, x))
 
 
 def test_nnx_conv_hook_float32_under_jit(rng):
@@ -524,9 +523,8 @@ def test_nnx_conv_hook_float32_under_jit(rng):
     ours = nnx.Conv(8, 16, (3, 3), strides=2, conv_general_dilated=jaxconv.conv_general_dilated,
                     rngs=nnx.Rngs(0), **INIT)
     x = jnp.asarray(rng.normal(size=(4, 9, 9, 8)), jnp.float32)
-    (gp, gx), (go, gox) = _params_grads(plain, x), _params_grads(ours, x)
-    for a, b in [(_forward(ours, x), _forward(plain, x)), (gox, gx),
-                 (go.kernel[...], gp.kernel[...])]:
+    for a, b in zip(jax.tree.leaves(_run(ours, x)), jax.tree.leaves(_run(plain, x)),
+                    strict=True):
         _assert_close(a, b, "auto", jnp.float32, "nnx float32")
 
 
@@ -574,19 +572,17 @@ def _convs(model):
 def test_use_jaxconv_switches_every_conv_and_back(rng):
     model = _Net(nnx.Rngs(0))
     x = jnp.asarray(rng.normal(size=(2, 8, 8, 3)))
-    plain_y, plain_g = _forward(model, x), _params_grads(model, x)[0]
+    plain = _run(model, x)
     assert use_jaxconv(model) is model
     assert len(_convs(model)) == 3
     assert all(c.conv_general_dilated == JaxconvHook("auto") for c in _convs(model))
-    np.testing.assert_allclose(_forward(model, x), plain_y, rtol=1e-12, atol=1e-12)
-    for a, b in zip(jax.tree.leaves(nnx.state(_params_grads(model, x)[0])),
-                    jax.tree.leaves(nnx.state(plain_g)), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    _assert_runs_equal(_run(model, x), plain)
     use_jaxconv(model, algorithm="direct")
     assert {c.conv_general_dilated.algorithm for c in _convs(model)} == {"direct"}
     use_jaxconv(model, algorithm=None)
     assert all(c.conv_general_dilated is lax.conv_general_dilated for c in _convs(model))
-    np.testing.assert_array_equal(_forward(model, x), plain_y)
+    for a, b in zip(jax.tree.leaves(_run(model, x)), jax.tree.leaves(plain), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_use_jaxconv_keeps_the_compiled_step(rng):
