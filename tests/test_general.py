@@ -384,6 +384,10 @@ def test_jit_vmap_and_no_retrace(rng):
     before = _general_core._cache_size()
     jaxconv.conv_general_dilated(x + 1, k, **kw)
     jaxconv.conv_general_dilated(x, k * 2, **{**kw, "window_strides": [1, 2]})
+    # lax also takes NumPy arrays for the strides and pads: the same static plan
+    as_arrays = jaxconv.conv_general_dilated(x, k, **{**kw, "window_strides": np.array([1, 2]),
+                                                      "padding": np.array(kw["padding"])})
+    np.testing.assert_array_equal(as_arrays, eager)
     assert _general_core._cache_size() == before
 
 

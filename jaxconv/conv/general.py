@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
 from jax.typing import ArrayLike
@@ -193,8 +194,12 @@ def _dimension_numbers(lhs_shape: tuple[int, ...], rhs_shape: tuple[int, ...],
 
 
 def _int_tuple(name: str, value: Any, n: int) -> tuple[int, ...]:
-    """``None`` -> ones, else ``n`` ints >= 1 (an int for every axis)."""
-    return (1,) * n if value is None else _args.ntuple(FN, name, value, n)
+    """``None`` -> ones, else ``n`` ints >= 1 (an int for every axis; lax also takes arrays)."""
+    if value is None:
+        return (1,) * n
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()
+    return _args.ntuple(FN, name, value, n)
 
 
 def _group_count(name: str, value: Any) -> int:
@@ -224,6 +229,8 @@ def _padding(padding: Any, size: tuple[int, ...], eff: tuple[int, ...],
         # lax's own rule (undilated input, dilated kernel), so the pads are exactly lax's
         pads = lax.padtype_to_pads(size, eff, strides, padding.upper())
         return tuple((int(lo), int(hi)) for lo, hi in pads)
+    if isinstance(padding, np.ndarray):
+        padding = padding.tolist()
     if (isinstance(padding, Sequence) and len(padding) == n
             and all(isinstance(p, Sequence) and not isinstance(p, str) and len(p) == 2
                     and all(_args.is_int(v) for v in p) for p in padding)):
@@ -303,7 +310,7 @@ def _plan(lhs: Any, rhs: Any, window_strides: Any, padding: Any, lhs_dilation: A
             f"{FN}: the kernel's spatial sizes must be >= 1, got {tuple(ksize)} (rhs shape "
             f"{rhs_shape})"
         )
-    strides = _args.ntuple(FN, "window_strides", window_strides, spatial)
+    strides = _int_tuple("window_strides", window_strides, spatial)
     ld = _int_tuple("lhs_dilation", lhs_dilation, spatial)
     rd = _int_tuple("rhs_dilation", rhs_dilation, spatial)
     g = _group_count("feature_group_count", feature_group_count)
