@@ -212,3 +212,24 @@ def test_training_is_timed_with_a_varying_cotangent(name):
     dx, dw = tuning.timed_function(name, ConvConfig(), mode="train")(x, w)
     np.testing.assert_allclose(dx, 9.0 * x, rtol=1e-6)
     np.testing.assert_allclose(dw.reshape(()), 3.0 * float(np.sum(x * x)), rtol=1e-6)
+
+
+def test_top_k_times_the_models_best_plus_direct(cache_dir):
+    from jaxconv.conv import select
+
+    sel = jaxconv.select_algorithm(X, K)
+    r = jaxconv.autotune(X, K, repeats=1, cache=False, top_k=1)
+    assert set(r.timings_ms) | set(r.failed) == set(select.shortlist(sel.costs, 1))
+    assert "direct" in r.timings_ms
+    with pytest.raises(ValueError, match=r"^autotune: top_k must be None or an int >= 1, got 0"):
+        jaxconv.autotune(X, K, top_k=0)
+
+
+def test_a_wrong_result_never_wins(cache_dir, monkeypatch):
+    """Every measured algorithm is checked against direct before it may win (XLA's picker)."""
+    direct = _registry.get("direct")
+    monkeypatch.setitem(_registry._REGISTRY, "fast_but_wrong", dataclasses.replace(
+        direct, name="fast_but_wrong", fn=lambda x, k, config: 2 * direct.fn(x, k, config)))
+    r = jaxconv.autotune(X, K, repeats=1, algorithms=["direct", "fast_but_wrong"])
+    assert r.winner == "direct" and "fast_but_wrong" not in r.timings_ms
+    assert "differs from direct's" in r.failed["fast_but_wrong"]

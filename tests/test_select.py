@@ -266,3 +266,21 @@ def test_jax_version_mismatch_warns(monkeypatch):
             cost_model.bundled()
     finally:
         cost_model.bundled.cache_clear()
+
+
+def test_sampled_fit_and_heldout_sets_are_disjoint():
+    """The held-out problems ``benchmarks/heldout.py`` judges on are never fitted on, whatever
+    the seeds: the split is a hash of the problem, and named benchmark problems are fit-only."""
+    key = lambda p: (p.x_shape, p.kernel_shape, p.stride, p.padding, p.dilation, p.groups)  # noqa: E731
+    fit = {key(p) for seed in (0, 20261206) for p in cases.sample(48, seed=seed, split="fit")}
+    held = cases.sample(48, seed=7, split="heldout")
+    assert not fit & {key(p) for p in held}
+    assert all(cases.split_of(p) == "heldout" for p in held)
+    named = [p for case in cases.CASES.values() for p in case.problems]
+    assert all(cases.split_of(p) == "fit" for p in named)
+    # every family appears, every draw is in the documented flop range
+    assert {cases.family(p) for p in held} == set(cases.FAMILIES)
+    assert all(cases.FLOP_RANGE[0] <= p.flops() <= cases.FLOP_RANGE[1] for p in held)
+    assert cases.sample(8, seed=3) == cases.sample(8, seed=3)
+    with pytest.raises(ValueError, match="sample: split must be one of"):
+        cases.sample(1, seed=0, split="train")
