@@ -249,28 +249,34 @@ def build(spec: str, *, algorithm: str = "auto", dtype: Any = jnp.float32) -> tu
     return init, apply
 
 
+def stage_shapes(spec: str, input_shape: Sequence[int]) -> list[tuple[int, ...]]:
+    """The shapes of the input and of every stage's output, in order (no arrays are created).
+
+    Examples:
+      >>> from jaxconv import layers
+      >>> layers.stage_shapes("conv3x3:4,relu,maxpool2", (10, 12, 3))
+      [(10, 12, 3), (8, 10, 4), (8, 10, 4), (4, 5, 4)]
+    """
+    layers = parse(spec)
+    shapes = [tuple(int(s) for s in input_shape)]
+    for i, layer in enumerate(layers):
+        shapes.append(_shape_after(spec, layer, i, shapes[-1]))
+    return shapes
+
+
 def output_shape(spec: str, input_shape: Sequence[int]) -> tuple[int, ...]:
     """The output shape of a spec on ``input_shape`` (no arrays are created)."""
-    layers = parse(spec)
-    shape = tuple(int(s) for s in input_shape)
-    for i, layer in enumerate(layers):
-        shape = _shape_after(spec, layer, i, shape)
-    return shape
+    return stage_shapes(spec, input_shape)[-1]
 
 
 def memory_estimate(spec: str, input_shape: Sequence[int], itemsize: int = 4) -> int:
     """Bytes the stack's stage outputs take on ``input_shape`` (input included; no arrays made).
 
     Every stage is kept (``apply`` returns them all), so the sum is a lower bound on what a run
-    needs; a convolution's working memory comes on top.
+    needs; a convolution's working memory, and drawing the stages, come on top (``jaxconv show``
+    adds them from :func:`stage_shapes`).
     """
-    layers = parse(spec)
-    shape = tuple(int(s) for s in input_shape)
-    total = math.prod(shape)
-    for i, layer in enumerate(layers):
-        shape = _shape_after(spec, layer, i, shape)
-        total += math.prod(shape)
-    return total * int(itemsize)
+    return sum(math.prod(s) for s in stage_shapes(spec, input_shape)) * int(itemsize)
 
 
 MIN_ALIVE = 0.05  # a stage with fewer non-zero values than this fraction draws as an empty panel
