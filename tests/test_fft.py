@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import jax.test_util
@@ -156,16 +158,17 @@ def test_blocks_never_cover_much_more_than_one_fft(x_shape, k_shape, tiles):
 
 
 def test_cost_terms_describe_the_computation():
-    config = ConvConfig()
-    t = fft.fft_cost_terms((8, 64, 64, 32), (3, 3, 32, 32), config)
-    assert t["lengths"] == (64, 64) and t["freqs"] == 64 * 33
-    assert t["n_forward"] == t["n_inverse"] == 8 * 32
-    assert t["path"] == "gemm"
-    assert t["total_flops"] == pytest.approx(
-        t["fft_flops"] + t["kernel_flops"] + t["contraction_flops"]
-    )
-    assert fft.fft_cost_terms((1, 320, 400, 3), (5, 5, 3, 3), config)["path"] == "elementwise"
-    assert fft.fft_cost_terms((1, 321, 401, 3), (5, 5, 3, 3), config)["lengths"] == (324, 405)
+    """The registered terms count the plan conv_fft runs: 24x24 overlap-save tiles (3 x 3
+    blocks of 22 outputs per 64x64 image), a GEMM over 32 x 32 channels per frequency,
+    blocks * (C + O) transforms."""
+    assert fft.choose_tiles((8, 64, 64, 32), (3, 3, 32, 32), ConvConfig()) == (24, 24)
+    t = fft.fft_model_terms((8, 64, 64, 32), (3, 3, 32, 32), ConvConfig())
+    blocks, freqs = 8 * 3 * 3, 24 * 13
+    assert t["transform"] == blocks * (32 + 32)
+    assert t["gemm_flop"] == pytest.approx(8.0 * freqs * blocks * 32 * 32) and t["ew_flop"] == 0
+    assert t["fft_flop"] == pytest.approx(2.5 * 576 * math.log2(576) * blocks * 64)
+    few = fft.fft_model_terms((1, 320, 400, 3), (5, 5, 3, 3), ConvConfig())
+    assert few["gemm_flop"] == 0 and few["ew_flop"] > 0  # 3 x 3 channels: elementwise
 
 
 def test_registered_and_serves_everything():

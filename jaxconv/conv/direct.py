@@ -9,7 +9,6 @@ from jax import lax
 
 from ._registry import Algorithm, ConvConfig, Shape, register
 
-DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 # Spatial axis letters per rank (1-D: W, 3-D: DHW), innermost last.
 _AXES = {1: "W", 2: "HW", 3: "DHW"}
 

@@ -98,49 +98,6 @@ def fft_lengths(x_shape, kernel_shape, config: ConvConfig) -> tuple[int, ...]:
                  for s, (lo, hi) in zip(x_shape[1:-1], config.padding, strict=True))
 
 
-def fft_cost_terms(x_shape, kernel_shape, config: ConvConfig) -> dict:
-    """Sizes and flop estimates of ``algorithm="fft"`` for NHWC ``x_shape``, HWIO ``kernel_shape``.
-
-    For the ``auto`` cost model. Flops follow the usual ``2.5 * n * log2(n)`` real flops for a
-    real FFT of ``n`` points; the contraction counts real multiply-adds x 2 of the block GEMM.
-
-    Returns:
-      a dict with
-        ``lengths``: ``(Lh, Lw)`` FFT lengths; ``freqs``: ``F = Lh * (Lw // 2 + 1)``;
-        ``n_forward``, ``n_inverse``: how many 2-D real transforms of ``Lh x Lw`` (``N * C``
-        and ``N * O``); ``fft_flops``: their total; ``kernel_flops``: the kernel's DFT by
-        matrix products (``C/g * O`` filters); ``contraction_flops``: ``8 * F * N * C * O / g``;
-        ``path``: ``"gemm"`` or ``"elementwise"`` (how the channels are mixed);
-        ``total_flops``: the sum; ``bytes``: the complex spectra's size (input + output +
-        kernel) in bytes at 8 bytes per complex64.
-    """
-    n, _, _, c = (int(d) for d in x_shape)
-    kh, kw, cg, o = (int(d) for d in kernel_shape)
-    g = config.groups
-    lh, lw = fft_lengths(x_shape, kernel_shape, config)
-    wf = lw // 2 + 1
-    f = lh * wf
-    per_fft = 2.5 * lh * lw * math.log2(max(lh * lw, 2))
-    n_fwd, n_inv = n * c, n * o
-    fft_flops = per_fft * (n_fwd + n_inv)
-    kernel_flops = 2.0 * cg * o * (kh * kw * wf * 2 + lh * kh * wf * 4)
-    contraction = 8.0 * f * n * cg * o
-    og = o // g
-    path = "elementwise" if cg * og <= ELEMENTWISE_MAX_CO else "gemm"
-    return {
-        "lengths": (lh, lw),
-        "freqs": f,
-        "n_forward": n_fwd,
-        "n_inverse": n_inv,
-        "fft_flops": fft_flops,
-        "kernel_flops": kernel_flops,
-        "contraction_flops": contraction,
-        "path": path,
-        "total_flops": fft_flops + kernel_flops + contraction,
-        "bytes": 8 * f * (n * c + n * o + cg * o),
-    }
-
-
 def dft_phases(rows, cols, length: int) -> np.ndarray:
     """``2 pi (r c mod L) / L`` for every pair ``(r, c)``: DFT phases, the product reduced
     modulo ``L`` in integers so that large indices lose no accuracy (used by ``dft`` too)."""
