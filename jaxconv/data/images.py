@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-CAT_SHAPE = (320, 400, 3)
 MODES = ("RGB", "L", "RGBA")
 
 
