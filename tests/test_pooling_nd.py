@@ -580,3 +580,172 @@ def test_errors_raised_before_tracing_under_jit():
         jax.jit(lambda x: jaxconv.max_pool3d(x, 0))(X3)
     with pytest.raises(ValueError, match=r"global_avg_pool2d: x has an empty spatial axis"):
         jax.jit(jaxconv.global_avg_pool2d)(np.zeros((1, 3, 0, 2)))
+
+
+# --------------------------------------------------------------------------------------------
+# Large windows: no work per window tap, no padding to the window's size (structure, then values)
+# --------------------------------------------------------------------------------------------
+
+
+def _equations(fn, *args):
+    """The number of equations in ``fn``'s jaxpr, nested jaxprs (jit, custom rules) included."""
+    def count(jaxpr):
+        total = 0
+        for eqn in jaxpr.eqns:
+            total += 1
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, tuple | list) else (param,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        total += count(inner)
+        return total
+
+    return count(jax.make_jaxpr(fn)(*args).jaxpr)
+
+
+def _window_dimensions(fn, *args):
+    """The window sizes of every reduce_window in ``fn``'s jaxpr (nested ones included)."""
+    found = []
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            if "window_dimensions" in eqn.params:
+                found.extend(eqn.params["window_dimensions"])
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, tuple | list) else (param,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        walk(inner)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return found
+
+
+def test_max_pool_indices_and_gradient_do_not_grow_with_the_window(rng):
+    """max_pool2d(ones((1, 64, 64, 1)), 32, return_indices=True) ran for minutes: the indices
+    (and the gradient of non-overlapping windows) were built from one strided view per tap."""
+    x = jnp.asarray(rng.standard_normal((1, 32, 32, 1)))
+
+    def indices(k):
+        return lambda x: jaxconv.max_pool2d(x, k, stride=1, padding=k // 2, dilation=1,
+                                            return_indices=True)[1]
+
+    def grad(k):
+        return jax.grad(lambda x: jaxconv.max_pool2d(x, k).sum())
+
+    def dilated(k):  # forward and gradient
+        return jax.grad(lambda x: jaxconv.max_pool2d(x, k, stride=1, dilation=2).sum())
+
+    assert _equations(indices(2), x) == _equations(indices(16), x)
+    assert _equations(grad(2), x) == _equations(grad(16), x)
+    assert _equations(dilated(2), x) == _equations(dilated(8), x)
+
+
+def test_dilated_gradient_goes_to_the_first_maximum_as_in_torch(rng):
+    """Ties everywhere: the cotangent of each window lands on the position its index names."""
+    x = jnp.asarray(rng.integers(0, 2, size=(2, 9, 8, 2)).astype(np.float64))
+    kw = dict(stride=(2, 1), padding=1, dilation=(2, 3))
+    y, idx = jaxconv.max_pool2d(x, 3, return_indices=True, **kw)
+    cot = rng.standard_normal(y.shape)
+    g = jax.grad(lambda x: jnp.sum(jaxconv.max_pool2d(x, 3, **kw) * cot))(x)
+    expected = np.zeros((2, 72, 2))
+    flat_idx, flat_cot = np.asarray(idx).reshape(2, -1, 2), cot.reshape(2, -1, 2)
+    for n, c in itertools.product(range(2), range(2)):
+        np.add.at(expected[n, :, c], flat_idx[n, :, c], flat_cot[n, :, c])
+    assert_close(g, expected.reshape(x.shape))
+
+
+def test_large_window_indices_and_gradient_match_reference(rng):
+    """Window 12 (144 taps) with overlap, padding and ties; then non-overlapping 8x8 windows,
+    whose gradient goes to each window's first maximum in row-major order."""
+    x = jnp.asarray(rng.integers(0, 4, size=(2, 20, 18, 2)).astype(np.float64))
+    y, idx = jaxconv.max_pool2d(x, 12, stride=3, padding=(6, 5), return_indices=True)
+    pads = ((6, 6), (5, 5))
+    assert_close(y, ref.max_pool_nd(x, (12, 12), (3, 3), pads))
+    np.testing.assert_array_equal(idx, ref.max_pool_indices_nd(x, (12, 12), (3, 3), pads))
+
+    y, idx = jaxconv.max_pool2d(x[:, :16, :16], 8, return_indices=True)
+    g = jax.grad(lambda x: jnp.sum(jaxconv.max_pool2d(x, 8) * jnp.arange(1.0, 9.0).reshape(
+        1, 2, 2, 2)))(x[:, :16, :16])
+    expected = np.zeros((2, 256, 2))
+    np.put_along_axis(expected, np.asarray(idx).reshape(2, 4, 2),
+                      np.arange(1.0, 9.0).reshape(1, 4, 2).repeat(2, axis=0), axis=1)
+    np.testing.assert_array_equal(g, expected.reshape(2, 16, 16, 2))
+
+
+def test_windows_longer_than_the_input_gather_instead_of_padding(rng):
+    """avg_pool2d with a 2**30 window and 2**29 padding on a 4x4 image ran for minutes:
+    reduce_window padded to 2**30 per axis. Windows longer than the input read their taps inside
+    it; the results are PyTorch's (the divisor counts the padding)."""
+    x = jnp.asarray(rng.standard_normal((1, 4, 4, 2)))
+    k, p = 2**30, 2**29
+
+    def avg(x):
+        return jaxconv.avg_pool2d(x, k, stride=1, padding=p)
+
+    def pool_and_indices(x):
+        return jaxconv.max_pool2d(x, k, stride=1, padding=p, return_indices=True)
+
+    assert all(w <= 4 for w in _window_dimensions(avg, x))
+    assert all(w <= 4 for w in _window_dimensions(pool_and_indices, x))
+    # every one of the 5x5 windows covers the whole image
+    total = np.asarray(x).sum(axis=(1, 2))
+    np.testing.assert_allclose(avg(x), np.broadcast_to(total / 2.0**60, (5, 5, 1, 2)).transpose(
+        2, 0, 1, 3), rtol=1e-12)
+    mean = jaxconv.avg_pool2d(x, k, stride=1, padding=p, count_include_pad=False)
+    np.testing.assert_allclose(mean, np.broadcast_to(np.asarray(x).mean(axis=(1, 2)),
+                                                     (1, 5, 5, 2)), rtol=1e-12)
+    y, idx = pool_and_indices(x)
+    flat = np.asarray(x).reshape(1, 16, 2)
+    np.testing.assert_array_equal(y, np.broadcast_to(flat.max(axis=1), (1, 5, 5, 2)))
+    np.testing.assert_array_equal(idx, np.broadcast_to(flat.argmax(axis=1), (1, 5, 5, 2)))
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_windows_longer_than_the_input_match_reference(rng, ceil_mode):
+    """The gathered path against the reference: dilation, ceil_mode, ties, NaN, all pool kinds,
+    and gradients to the first maximum of each window."""
+    x = rng.integers(0, 3, size=(2, 5, 4, 3)).astype(np.float64)
+    x[1, 2, 1, 0] = np.nan
+    window, stride, dilation, pads = (3, 7), (2, 1), (3, 1), ((1, 1), (3, 3))
+    kw = dict(stride=stride, padding=(1, 3), ceil_mode=ceil_mode)
+    close = functools.partial(np.testing.assert_allclose, rtol=1e-12, atol=1e-12)  # NaN == NaN
+    y, idx = jaxconv.max_pool2d(x, window, dilation=dilation, return_indices=True, **kw)
+    close(y, ref.max_pool_nd(x, window, stride, pads, dilation, ceil_mode))
+    np.testing.assert_array_equal(
+        idx, ref.max_pool_indices_nd(x, window, stride, pads, dilation, ceil_mode))
+    close(jaxconv.min_pool2d(x, window, dilation=dilation, **kw),
+          ref.min_pool_nd(x, window, stride, pads, dilation, ceil_mode))
+    for include in (True, False):
+        close(jaxconv.avg_pool2d(x, window, count_include_pad=include, **kw),
+              ref.avg_pool_nd(x, window, stride, pads, ceil_mode, include))
+    # no padding for lp: only a ceil_mode window overhangs the input
+    close(jaxconv.lp_pool2d(np.abs(x), 2, (3, 5), stride=2, ceil_mode=True),
+          ref.lp_pool_nd(np.abs(x), 2, (3, 5), (2, 2), True))
+
+    clean = np.nan_to_num(x)
+    y, idx = jaxconv.max_pool2d(clean, window, dilation=dilation, return_indices=True, **kw)
+    cot = rng.standard_normal(y.shape)
+    g = jax.grad(lambda x: jnp.sum(jaxconv.max_pool2d(x, window, dilation=dilation, **kw) * cot))(
+        clean)
+    expected = np.zeros((2, 20, 3))
+    flat_idx, flat_cot = np.asarray(idx).reshape(2, -1, 3), cot.reshape(2, -1, 3)
+    for n, c in itertools.product(range(2), range(3)):
+        np.add.at(expected[n, :, c], flat_idx[n, :, c], flat_cot[n, :, c])
+    assert_close(g, expected.reshape(clean.shape))
+
+
+def test_arrays_beyond_int32_are_refused_before_tracing():
+    """Size products, not only each axis, must fit int32: the arrays a pool would build."""
+    tall = np.zeros((1, 2**16, 1, 1), np.float32)
+    with pytest.raises(ValueError, match=r"avg_pool2d: window \(1048576, 1\) gathers its taps "
+                                         r"into 1x65537x65536x1x1 = \d+ elements"):
+        jax.eval_shape(lambda: jaxconv.avg_pool2d(tall, (2**20, 1), stride=1, padding=(2**19, 0)))
+    big = jax.ShapeDtypeStruct((1, 2**15, 2**15, 2), jnp.float32)
+    with pytest.raises(ValueError, match=r"max_pool2d: padding 1 pads the input to "
+                                         r"1x32770x32770x2 = 2147745800 elements"):
+        jax.eval_shape(lambda x: jaxconv.max_pool2d(x, 3, stride=1, padding=1), big)
+    y = np.zeros((1, 2, 2, 2**10), np.float32)
+    with pytest.raises(ValueError, match=r"max_unpool2d: output size \(2048, 2048\) makes an "
+                                         r"output of 1x2048x2048x1024"):
+        jaxconv.max_unpool2d(y, np.zeros(y.shape, np.int32), 1024)

@@ -19,7 +19,10 @@ dilation, ``p_lo``/``p_hi`` padding, ``k_eff = (k - 1) * d + 1``)::
 Explicit padding may be at most half the window on each side (PyTorch's rule, so that no window
 lies in the padding only); ``"SAME"`` (output ``ceil(H / s)``, the odd extra pad at the end, as
 ``jax.lax``) and ``"VALID"`` are accepted too. Sizes, strides, paddings and every output or padded
-dimension must fit in int32 (``2**31 - 1``).
+dimension must fit in int32 (``2**31 - 1``), and so must the element count of every array a pool
+builds (the padded input, the gathered windows, an unpooled output). A window longer than the
+input reads only its taps inside the input, so its cost does not grow with the window or the
+padding.
 """
 
 from .adaptive import (

@@ -12,10 +12,12 @@ padding, ``k_eff = (k - 1) * d + 1``)::
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
@@ -41,11 +43,19 @@ class Window(NamedTuple):
     # the window less the taps that lie beyond the padded input in every window
     taps: tuple[int, ...]
 
+    @property
+    def gathers(self) -> bool:
+        """Whether some window is longer than the input along its axis. Padding then makes up
+        most of what ``reduce_window`` would build and scan (a 2**30 window over 4 pixels pads
+        to 2**30 per axis), so each window's taps inside the input are gathered instead."""
+        return any((k - 1) * d + 1 > n
+                   for n, k, d in zip(self.size, self.window, self.dilation, strict=True))
+
 
 def prepare(fn: str, x: Any, data_format: Any, nd: int) -> tuple[Any, bool, tuple[int, ...], str]:
     """Check the layout, rank, float dtype and non-empty spatial axes of a pool's input.
 
-    Returns ``(x, unbatched, spatial sizes, data_format)``.
+    Returns ``(x, unbatched, batched channels-last shape, data_format)``.
     """
     data_format = _args.check_data_format(fn, data_format, nd)
     x = _args.as_array(fn, "x", x)
@@ -58,7 +68,7 @@ def prepare(fn: str, x: Any, data_format: Any, nd: int) -> tuple[Any, bool, tupl
             f"{data_format if not unbatched else data_format[1:]}); pooling needs at least one "
             "pixel per spatial axis"
         )
-    return x, unbatched, size, data_format
+    return x, unbatched, shape, data_format
 
 
 def check_bool(fn: str, name: str, value: Any) -> bool:
@@ -68,14 +78,17 @@ def check_bool(fn: str, name: str, value: Any) -> bool:
     return bool(value)
 
 
-def geometry(fn: str, size: tuple[int, ...], window: Any, stride: Any, padding: Any,
+def geometry(fn: str, shape: tuple[int, ...], window: Any, stride: Any, padding: Any,
              dilation: Any, ceil_mode: Any) -> Window:
-    """Canonicalize a windowed pool's arguments and compute PyTorch's output size.
+    """Canonicalize a windowed pool's arguments for an input of batched channels-last ``shape``
+    and compute PyTorch's output size.
 
     ``stride=None`` means the window. Explicit padding may be at most half the window on each
     side (PyTorch's rule); ``"SAME"`` and ``"VALID"`` as ``jax.lax``. Raises ``ValueError``
-    when no window fits (the output would be empty).
+    when no window fits (the output would be empty) and when an array the reduction builds
+    would have more than ``2**31 - 1`` elements.
     """
+    size = shape[1:-1]
     nd = len(size)
     window = _args.ntuple(fn, "window", window, nd)
     stride = window if stride is None else _args.ntuple(fn, "stride", stride, nd)
@@ -116,8 +129,71 @@ def geometry(fn: str, size: tuple[int, ...], window: Any, stride: Any, padding: 
         full_pads.append((lo, hi + extra))
     full = [n + lo + hi for n, (lo, hi) in zip(size, full_pads, strict=True)]
     _args.check_int32(fn, "the padded input size", full, tuple(full))
-    return Window(tuple(size), window, stride, dilation, tuple(pads), tuple(full_pads),
+    geom = Window(tuple(size), window, stride, dilation, tuple(pads), tuple(full_pads),
                   tuple(out), tuple(taps))
+    n, c = shape[0], shape[-1]
+    if geom.gathers:
+        # the largest block gathered: axes after `axis` already reduced, `axis` as (out, taps)
+        for axis in reversed(range(nd)):
+            block = (n, *size[:axis], out[axis], int(_tap_counts(geom, axis).max()),
+                     *out[axis + 1 :], c)
+            check_elements(fn, "window", window, "gathers its taps into", block)
+    elif full != list(size):
+        check_elements(fn, "padding", padding, "pads the input to", (n, *full, c))
+    return geom
+
+
+def check_elements(fn: str, name: str, value: Any, what: str, shape: Sequence[int]) -> None:
+    """``ValueError`` naming ``name`` unless an array of ``shape`` fits XLA's int32 indexing."""
+    count = math.prod(shape)
+    if count > _args.INT32_MAX:
+        raise ValueError(
+            f"{fn}: {name} {value} {what} {'x'.join(map(str, shape))} = {count} elements; an "
+            "array the pool builds must have at most 2**31 - 1"
+        )
+
+
+def _first_taps(geom: Window, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per window along ``axis``: its first position in the input, and the index of its first
+    tap that lies there (taps before it fall in the left padding)."""
+    s, d, lo, o = geom.stride[axis], geom.dilation[axis], geom.pads[axis][0], geom.out[axis]
+    start = np.arange(o, dtype=np.int64) * s - lo
+    first = np.maximum(-start + d - 1, 0) // d
+    return start + first * d, first
+
+
+def _tap_counts(geom: Window, axis: int) -> np.ndarray:
+    """How many taps of each window along ``axis`` lie in the input (not in any padding)."""
+    n, k, d = geom.size[axis], geom.window[axis], geom.dilation[axis]
+    begin, first = _first_taps(geom, axis)
+    last = np.minimum(k - 1, first + (n - 1 - begin) // d)
+    return np.maximum(last - first + 1, 0)
+
+
+def window_positions(geom: Window, axis: int) -> np.ndarray:
+    """``(out, kmax)`` int32: the input positions that each window along ``axis`` reads, in tap
+    order, then ``n`` (the axis size: a slot the caller fills with the reduction's identity)."""
+    n, d = geom.size[axis], geom.dilation[axis]
+    begin, _ = _first_taps(geom, axis)
+    counts = _tap_counts(geom, axis)
+    j = np.arange(max(int(counts.max()), 1))
+    table = begin[:, None] + j * d
+    return np.where(j < counts[:, None], table, n).astype(np.int32)
+
+
+def gather_windows(x: jax.Array, axis: int, table: np.ndarray, fill: Any) -> jax.Array:
+    """``x`` with ``axis`` replaced by ``table``'s two axes: ``table[i, j]`` is the position read
+    for window ``i``, tap ``j``; position ``x.shape[axis]`` reads ``fill``.
+
+    One static gather: unlike a matrix of weights, a NaN or inf stays inside its own windows.
+    """
+    n = x.shape[axis]
+    if (table == n).any():
+        pad = [(0, 0)] * x.ndim
+        pad[axis] = (0, 1)
+        x = jnp.pad(x, pad, constant_values=np.array(fill, x.dtype))
+    g = jnp.take(x, jnp.asarray(table.reshape(-1)), axis=axis, mode="clip")
+    return g.reshape(*g.shape[:axis], *table.shape, *g.shape[axis + 1 :])
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,9 +239,23 @@ def reduce(x: jax.Array, kind: str, geom: Window) -> jax.Array:
 
     With the identities -inf / +inf / 0, lax dispatches to the differentiable
     reduce_window_max / _min / _sum primitives (max and min only without dilation: JAX has no
-    VJP for a dilated reduce_window_max).
+    VJP for a dilated reduce_window_max). Windows longer than the input
+    (:attr:`Window.gathers`) are gathered instead, an axis at a time; max and min then route the
+    gradient to the first extremum in row-major order, as reduce_window's gradient does.
     """
     init, op = _MONOIDS[kind]
+    if geom.gathers:
+        # the last axis first: then the first extremum of each row, among the rows the first
+        # one holding the window's extremum, is the window's first in row-major order
+        for axis in reversed(range(1, x.ndim - 1)):
+            g = gather_windows(x, axis, window_positions(geom, axis - 1), init)
+            if kind == "sum":
+                x = jnp.sum(g, axis=axis + 1)
+            else:
+                pick = jnp.argmax if kind == "max" else jnp.argmin
+                first = pick(g, axis=axis + 1, keepdims=True)
+                x = jnp.take_along_axis(g, first, axis=axis + 1).squeeze(axis + 1)
+        return x
     y = lax.reduce_window(
         x, np.array(init, x.dtype), op,
         window_dimensions=spatial(geom.taps),

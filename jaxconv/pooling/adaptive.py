@@ -285,8 +285,8 @@ def _adaptive_core(x, *, kind, out, data_format, unbatched):
 
 def _adaptive(fn: str, nd: int, kind: str, x: Any, output_size: Any,
               data_format: Any) -> jax.Array:
-    x, unbatched, size, data_format = _window.prepare(fn, x, data_format, nd)
-    out = _output_size(fn, output_size, size)
+    x, unbatched, shape, data_format = _window.prepare(fn, x, data_format, nd)
+    out = _output_size(fn, output_size, shape[1:-1])
     return _adaptive_core(x, kind=kind, out=out, data_format=data_format, unbatched=unbatched)
 
 

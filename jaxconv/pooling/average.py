@@ -88,8 +88,8 @@ def _check_divisor_override(fn: str, value: Any) -> int | None:
 
 def _avg_pool(fn: str, nd: int, x: Any, window: Any, stride: Any, padding: Any, ceil_mode: Any,
               count_include_pad: Any, divisor_override: Any, data_format: Any) -> jax.Array:
-    x, unbatched, size, data_format = _window.prepare(fn, x, data_format, nd)
-    geom = _window.geometry(fn, size, window, stride, padding, 1, ceil_mode)
+    x, unbatched, shape, data_format = _window.prepare(fn, x, data_format, nd)
+    geom = _window.geometry(fn, shape, window, stride, padding, 1, ceil_mode)
     count_include_pad = _window.check_bool(fn, "count_include_pad", count_include_pad)
     override = _check_divisor_override(fn, divisor_override)
     divisor = override if override is not None else _divisor(geom, count_include_pad)
@@ -98,12 +98,12 @@ def _avg_pool(fn: str, nd: int, x: Any, window: Any, stride: Any, padding: Any, 
 
 def _lp_pool(fn: str, nd: int, x: Any, norm: Any, window: Any, stride: Any, ceil_mode: Any,
              data_format: Any) -> jax.Array:
-    x, unbatched, size, data_format = _window.prepare(fn, x, data_format, nd)
+    x, unbatched, shape, data_format = _window.prepare(fn, x, data_format, nd)
     if not isinstance(norm, numbers.Real) or isinstance(norm, bool | np.bool_):
         raise TypeError(f"{fn}: norm must be a real number, got {norm!r}")
     if not float(norm) > 0:
         raise ValueError(f"{fn}: norm must be > 0, got {norm!r}")
-    geom = _window.geometry(fn, size, window, stride, 0, 1, ceil_mode)
+    geom = _window.geometry(fn, shape, window, stride, 0, 1, ceil_mode)
     return _lp_core(x, norm=float(norm), geom=geom, divisor=_divisor(geom, True),
                     data_format=data_format, unbatched=unbatched)
 

@@ -21,37 +21,67 @@ from . import _window
 from ._window import Size, Window
 
 
+def _torch_choice(a, b):
+    """The candidate ``(value, position)`` that PyTorch's scan of a window keeps of ``a`` and
+    ``b``: a NaN (of two, the later), else the larger value, else the earlier position.
+
+    PyTorch scans the taps in row-major order (which is the order of their positions) and takes
+    a tap when ``value > max`` or ``value`` is NaN. This choice is a maximum under a total
+    order, so a reduction may combine candidates in any order and grouping.
+    """
+    (va, ia), (vb, ib) = a, b
+    na, nb = jnp.isnan(va), jnp.isnan(vb)
+    take_b = jnp.where(na & nb, ib > ia,
+                       jnp.where(na | nb, nb, (vb > va) | ((vb == va) & (ib < ia))))
+    return jnp.where(take_b, vb, va), jnp.where(take_b, ib, ia)
+
+
+def _first_positions(geom: Window) -> np.ndarray:
+    """``(1, *out, 1)`` int32: each window's first position in the input (PyTorch's index for a
+    window whose values are all ``-inf``: it starts there and no tap is larger)."""
+    size, stride, dilation, out = geom.size, geom.stride, geom.dilation, geom.out
+    grids = []
+    for o, s, d, (lo, _) in zip(out, stride, dilation, geom.pads, strict=True):
+        start = np.arange(o, dtype=np.int64) * s - lo
+        grids.append(np.where(start < 0, start + (-start + d - 1) // d * d, start))
+    flat = sum(g * math.prod(size[i + 1 :])
+               for i, g in enumerate(np.meshgrid(*grids, indexing="ij", sparse=True)))
+    return np.broadcast_to(flat, out).astype(np.int32).reshape(_window.spatial(out))
+
+
 @functools.partial(jax.jit, static_argnames=("geom", "data_format", "unbatched"))
 def max_indices(x: jax.Array, *, geom: Window, data_format: str, unbatched: bool) -> jax.Array:
-    """PyTorch's max-pool indices: the window's taps scanned in row-major order, a tap replacing
-    the running maximum when ``value > max`` or ``value`` is NaN (so the first of tied maxima and
-    the last NaN win); a window without a larger value keeps its first real position."""
-    size, window, stride, dilation, pads, out = (
-        geom.size, geom.taps, geom.stride, geom.dilation, geom.full_pads, geom.out)
+    """PyTorch's max-pool indices (see :func:`_torch_choice`): one reduction over the pairs
+    (value, flat position) of every window, whatever the window size.
+
+    Padding is ``(-inf, 2**31 - 1)``: it loses to every position of the input, so a window
+    whose values are all ``-inf`` keeps its first position, as in PyTorch; a window of padding
+    only (possible with dilation) gets its first position too.
+    """
     x = lax.stop_gradient(to_channels_last(x, data_format, unbatched))
-    xp = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=np.array(-np.inf, x.dtype))
-    flat_strides = [math.prod(size[i + 1 :]) for i in range(len(size))]
-
-    def flat(positions):
-        grids = np.meshgrid(*positions, indexing="ij", sparse=True)
-        total = sum(g.astype(np.int64) * fs for g, fs in zip(grids, flat_strides, strict=True))
-        return jnp.asarray(np.broadcast_to(total, out).astype(np.int32).reshape(_window.spatial(out)))
-
-    first = []
-    for o, s, d, (lo, _) in zip(out, stride, dilation, pads, strict=True):
-        start = np.arange(o) * s - lo
-        first.append(np.where(start < 0, start + (-start + d - 1) // d * d, start))
-    best = jnp.full(xp.shape[:1] + out + xp.shape[-1:], -np.inf, x.dtype)
-    index = jnp.broadcast_to(flat(first), best.shape)
-    for offsets, v in _window.tap_views(xp, window, stride, dilation, out):
-        positions = [
-            np.arange(o) * s + a * d - lo
-            for o, s, a, d, (lo, _) in zip(out, stride, offsets, dilation, pads, strict=True)
-        ]
-        take = (v > best) | jnp.isnan(v)
-        best = jnp.where(take, v, best)
-        index = jnp.where(take, flat(positions), index)
-    return from_channels_last(index, data_format, unbatched)
+    position = jnp.zeros(x.shape, jnp.int32)
+    for axis in range(len(geom.size)):
+        step = math.prod(geom.size[axis + 1 :])
+        position = position + lax.broadcasted_iota(jnp.int32, x.shape, axis + 1) * step
+    init = (np.array(-np.inf, x.dtype), np.array(_args.INT32_MAX, np.int32))
+    if geom.gathers:  # windows longer than the input: their taps inside it, an axis at a time
+        value = x
+        for axis in reversed(range(1, x.ndim - 1)):
+            table = _window.window_positions(geom, axis - 1)
+            pairs = tuple(_window.gather_windows(a, axis, table, fill)
+                          for a, fill in zip((value, position), init, strict=True))
+            value, position = lax.reduce(pairs, init, _torch_choice, (axis + 1,))
+    else:
+        _, position = lax.reduce_window(
+            (x, position), init, _torch_choice,
+            window_dimensions=_window.spatial(geom.taps),
+            window_strides=_window.spatial(geom.stride),
+            padding=((0, 0), *geom.full_pads, (0, 0)),
+            window_dilation=_window.spatial(geom.dilation),
+        )
+        position = _window.crop(position, geom.out)
+    position = jnp.where(position == _args.INT32_MAX, _first_positions(geom), position)
+    return from_channels_last(position, data_format, unbatched)
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,6 +172,8 @@ def _max_unpool(fn: str, nd: int, y: Any, indices: Any, window: Any, stride: Any
             f"{stride}, padding {padding})"
         )
     _args.check_int32(fn, "the flattened output size", [math.prod(out)], out)
+    _window.check_elements(fn, "output size", out, "makes an output of",
+                           (shape[0], *out, shape[-1]))
     try:
         idx = np.asarray(indices)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
