@@ -15,6 +15,10 @@ writes under ``--out`` (default ``bench-results/``):
 - ``conv_vs_kernel.png``: median time against kernel size (or problem), one line per
   implementation, one panel per case and pass (:func:`jaxconv.viz.benchmark.plot_conv_vs_kernel`).
 
+The ``models`` case (``models_case.py``, ``test_bench_models.py``) times whole networks instead
+of single convolutions: ResNet-18's and MobileNetV2's training step and inference, plain Flax
+vs jaxconv vs PyTorch, interleaved; its tables and panels join the others.
+
 Every implementation of a point runs the same convolution (the case's padding, stride, dilation
 and groups). It is a script, not part of the installed package: run it from a clone,
 
@@ -41,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import models_case
 
 from jaxconv.conv import ConvConfig
 from jaxconv.conv.cases import CASES, Problem
@@ -73,6 +78,9 @@ BUDGET_S = {"full": 540.0, "quick": 100.0, "tiny": None}
 # compile time grows with k for algorithms that unroll over the kernel taps.
 COMPILE_CAP_S = {"full": 15.0, "quick": 15.0, "tiny": None}
 SLOW_COMPILE_S = 10.0  # the report lists compiles slower than this
+MODELS = models_case.CASE
+# Timed rounds per models point (each round calls every implementation twice, once timed).
+MODEL_ROUNDS = {"full": 7, "quick": 5, "tiny": 1}
 
 
 def rounds_for(estimate_s: float, size: str) -> int:
@@ -241,6 +249,11 @@ def cases(size: str = "full") -> dict[str, Case]:
     return out
 
 
+def case_names() -> list[str]:
+    """Every case ``--cases`` takes: the convolution cases, then ``models``."""
+    return [*cases(), MODELS]
+
+
 def peer_versions() -> dict[str, str | None]:
     """Installed version of each peer library, ``None`` when it cannot be imported."""
     from importlib import metadata, util
@@ -270,7 +283,7 @@ def jaxconv_algorithms(row: Row) -> list[str]:
 def points(selected: Sequence[str] | None = None, size: str = "full") -> list[Point]:
     """Every point of the sweep: rows x passes x (XLA, jaxconv algorithms, auto, peers)."""
     all_cases = cases(size)
-    selected = list(all_cases) if selected is None else list(selected)
+    selected = list(all_cases) if selected is None else [c for c in selected if c != MODELS]
     unknown = [c for c in selected if c not in all_cases]
     if unknown:
         raise ValueError(f"points: unknown case(s) {unknown}; expected some of {list(all_cases)}")
@@ -292,7 +305,7 @@ def missing_peers(selected: Iterable[str] | None = None, size: str = "full") -> 
     installed = peer_versions()
     wanted: dict[str, list[str]] = {}
     for name in selected or all_cases:
-        for peer in all_cases[name].peers:
+        for peer in all_cases[name].peers if name != MODELS else ("torch",):
             wanted.setdefault(peer, []).append(name)
     return {p: ", ".join(c) for p, c in wanted.items() if not installed[p]}
 
@@ -332,7 +345,7 @@ def machine_info() -> dict[str, Any]:
     except AttributeError:  # not on Linux
         affinity = os.cpu_count()
     backend = jax.default_backend()
-    fit = cost_model.fits().get(cost_model.canonical_backend(backend)) or {}
+    fit = cost_model.bundled().get(cost_model.canonical_backend(backend))
     return {
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -347,7 +360,7 @@ def machine_info() -> dict[str, Any]:
         "devices": [f"{d.device_kind} ({d.platform})" for d in jax.devices()],
         "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
         "algorithms": [a.name for a in importlib.import_module("jaxconv.conv").algorithms()],
-        "cost_model_fitted": fit.get("measured_at"),
+        "cost_model_fitted": fit.provenance.get("measured_at") if fit else None,
     }
 
 
@@ -562,6 +575,7 @@ def build_report(data: Mapping, *, wall_s: float | None = None) -> str:
         lines += _md_table([first, *labels], body)
         lines.append("")
 
+    lines += model_report(data)
     lines += ["## Machine", ""]
     info = [
         ("CPU", f"{machine.get('cpu_model', '?')} ({machine.get('cpu_count', '?')} cores, "
@@ -584,11 +598,70 @@ def build_report(data: Mapping, *, wall_s: float | None = None) -> str:
     return "\n".join(lines)
 
 
+def model_tables(data: Mapping) -> dict[str, dict]:
+    """The models points by mode: ``{"rows": {label: order}, "cells": {(label, impl): {...}}}``
+    with ``ms``, ``compile_s`` and ``rounds`` per cell."""
+    out: dict[str, dict] = {}
+    for b in data.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        if info.get("kind") != "model":
+            continue
+        t = out.setdefault(info["mode"], {"rows": {}, "cells": {}})
+        t["rows"].setdefault(info["row"], info.get("order", len(t["rows"])))
+        t["cells"][(info["row"], info["impl"])] = {
+            "ms": 1e3 * b["stats"]["median"], "compile_s": info.get("compile_s"),
+            "rounds": b["stats"].get("rounds")}
+    for t in out.values():
+        t["rows"] = dict(sorted(t["rows"].items(), key=lambda kv: kv[1]))
+    return out
+
+
+def model_report(data: Mapping) -> list[str]:
+    """The ``models`` sections of the report: per mode, median ms of plain Flax, jaxconv and
+    torch, jaxconv's speedup over each, and the compile times."""
+    lines: list[str] = []
+    impls = models_case.IMPLS
+    for mode, t in model_tables(data).items():
+        lines += [f"## {MODELS} — {models_case.MODE_TITLES.get(mode, mode)}", "",
+                  f"{models_case.TITLE[0].upper()}{models_case.TITLE[1:]}. "
+                  + ("`nnx.value_and_grad` + SGD-momentum update under `nnx.jit` (torch: "
+                     "backward + `optim.SGD.step`), BatchNorm in training mode"
+                     if mode == "train" else "BatchNorm in evaluation mode")
+                  + "; the same weights in every implementation, plain Flax = the model's "
+                  "`nnx.Conv`s on `lax.conv_general_dilated`, jaxconv = `conv2d(algorithm="
+                  "\"auto\")`. Interleaved rounds in a fresh random order, median ms "
+                  "(jaxconv's speedup: > 1 is jaxconv faster):", ""]
+        body = []
+        for label in t["rows"]:
+            cell = {i: t["cells"].get((label, i)) for i in impls}
+            ms = {i: c["ms"] for i, c in cell.items() if c}
+            row = [label] + [_fmt(ms[i]) if i in ms else "—" for i in impls]
+            for peer in ("flax", "torch"):
+                ok = peer in ms and "jaxconv" in ms
+                row.append(f"{ms[peer] / ms['jaxconv']:.2f}x" if ok else "—")
+            compiles = [f"{cell[i]['compile_s']:.1f}" if cell[i] and cell[i]["compile_s"]
+                        is not None else "—" for i in impls]
+            body.append([*row, " / ".join(compiles)])
+        header = ["network, batch", *(models_case.IMPL_TITLES[i] for i in impls),
+                  "jaxconv vs Flax", "jaxconv vs torch",
+                  "compile s (" + " / ".join(models_case.IMPL_TITLES[i] for i in impls) + ")"]
+        lines += _md_table(header, body)
+        lines.append("")
+    return lines
+
+
 def plot_data(data: Mapping) -> dict[str, dict[str, dict[Any, float]]]:
-    """``{panel title: {implementation: {x: median ms}}}``: :func:`jaxconv.viz.benchmark.plot_data`."""
+    """``{panel title: {implementation: {x: median ms}}}``: :func:`jaxconv.viz.benchmark.plot_data`
+    for the convolution cases, then one panel per ``models`` mode (x: network and batch)."""
     from jaxconv.viz.benchmark import plot_data as _plot_data
 
-    return _plot_data(data)
+    panels = _plot_data(data)
+    for mode, t in model_tables(data).items():
+        panels[f"{MODELS} ({models_case.MODE_TITLES.get(mode, mode)})"] = {
+            models_case.IMPL_TITLES[i]: {label: t["cells"][(label, i)]["ms"]
+                                         for label in t["rows"] if (label, i) in t["cells"]}
+            for i in models_case.IMPLS if any(impl == i for _, impl in t["cells"])}
+    return panels
 
 
 # --------------------------------------------------------------------------- runner
@@ -706,18 +779,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="same as --size tiny")
     parser.add_argument("--out", type=Path, default=Path("bench-results"),
                         help="output folder (default: bench-results)")
-    parser.add_argument("--cases", default=",".join(cases()),
+    parser.add_argument("--cases", default=",".join(case_names()),
                         help="comma-separated cases (default: all): " + "; ".join(
-                            f"{name}: {case.title}" for name, case in CASES.items()))
+                            f"{name}: {case.title}" for name, case in CASES.items())
+                        + f"; {MODELS}: {models_case.TITLE}")
     parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                         help="skip (and list) the points that would start after this much sweep "
                         f"time (default: {BUDGET_S['full']:.0f}, {BUDGET_S['quick']:.0f} with "
                         "--quick; 0: no limit)")
     args, extra = parser.parse_known_args(argv)
     selected = [c.strip() for c in args.cases.split(",") if c.strip()]
-    unknown = sorted(set(selected) - set(cases()))
+    unknown = sorted(set(selected) - set(case_names()))
     if unknown or not selected:
-        parser.error(f"--cases: unknown case(s) {unknown}; choose from {','.join(cases())}")
+        parser.error(f"--cases: unknown case(s) {unknown}; choose from {','.join(case_names())}")
     size = args.size or "full"
     budget = BUDGET_S[size] if args.budget is None else args.budget or None
     return run(args.out, selected=selected, size=size, budget=budget, extra=extra)

@@ -2,6 +2,8 @@
 
     python benchmarks/compare.py cnn,untuned,deep fwd,fwd+bwd 7     # cases, passes, rounds
     python benchmarks/compare.py layer fwd                          # any case of jaxconv.conv.cases
+    python benchmarks/compare.py models train,infer 7               # whole networks
+
 
 Every applicable algorithm, ``auto``, XLA's ``lax.conv_general_dilated`` and
 ``torch.nn.functional.conv2d`` (2 threads) are compiled and warmed up, then timed round-robin
@@ -14,16 +16,19 @@ of ``sum(y * y) / 2`` (``jaxconv.conv.tuning.timing_loss``: a varying cotangent,
 training) with respect to x and kernel, where ``auto`` switches to its training choice.
 ``untuned``: realistic layers (ResNet-50, MobileNetV2, VGG, a 224x224 stem) that the cost
 model was not fitted on; ``deep``: small images with many channels, not fitted on either.
+``models``: the training step and inference of the CIFAR-style ResNet-18 and MobileNetV2 at
+batch 16 and 64, plain Flax vs jaxconv vs PyTorch with the same weights, compile times too
+(``models_case.py``; passes ``train``, ``infer``).
 """
 import json
 import math
 import os
 import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
+import models_case
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -34,9 +39,6 @@ from jaxconv.conv.cases import Problem
 from jaxconv.conv.tuning import timing_loss
 
 torch.set_num_threads(2)
-# torch's OpenMP threads spin for a while after each call; measured, they slowed the next
-# JAX call by ~30% (XLA's convolution timed 10.8 ms right after torch, 8.3 ms otherwise).
-TORCH_REST_S = 0.01
 
 UNTUNED = [
     Problem("r50 3x3 64", (8, 56, 56, 64), (3, 3, 64, 64), padding="SAME"),
@@ -123,20 +125,9 @@ def run(problems, mode: str, rounds: int) -> list[dict]:
         fns = {a: jax_fn(p, a, mode, x, k) for a in [*algs, "auto", "xla"]}
         fns["torch"] = torch_fn(p, c, mode, x, k)
         fns["torch"]()  # warm-up: oneDNN's primitive creation
-        times: dict[str, list[float]] = {n: [] for n in fns}
-        order = np.random.default_rng(1)
-        for _ in range(rounds):
-            # A fresh order each round: a call right after a memory-hungry one (fft, dft) ran
-            # up to 1.8x slower, even after two untimed calls; a fixed order put auto right
-            # after dft in every round.
-            for n in order.permutation(list(fns)):
-                fn = fns[n]
-                fn()  # untimed: its neighbour's cache and allocator state out of the way
-                t0 = time.perf_counter()
-                fn()
-                times[n].append(time.perf_counter() - t0)
-                if n == "torch":
-                    time.sleep(TORCH_REST_S)
+        # A fresh order each round: a call right after a memory-hungry one (fft, dft) ran up to
+        # 1.8x slower, even after two untimed calls; a fixed order put auto right after dft.
+        times = models_case.interleaved(fns, rounds)
         med = {n: statistics.median(v) * 1e3 for n, v in times.items()}
         sel = jaxconv.select_algorithm(p.x_shape, p.kernel_shape,
                                        mode="forward" if mode == "fwd" else "train",
@@ -154,11 +145,36 @@ def gm(values) -> float:
     return math.exp(sum(map(math.log, values)) / len(values))
 
 
+def run_models(modes, rounds: int, size: str = "full") -> list[dict]:
+    """Whole networks: every implementation compiled (timed), checked, then timed interleaved."""
+    rows = []
+    for mode in modes:
+        for row in models_case.ROWS[size]:
+            fns = models_case.calls(row, mode)
+            compile_s = models_case.compile_and_check(fns)
+            times = models_case.interleaved(fns, rounds)
+            med = {n: statistics.median(v) * 1e3 for n, v in times.items()}
+            rows.append(dict(label=row.label, mode=mode, med=med, compile_s=compile_s))
+            print(f"{mode:5s} {row.label:18s} " + " ".join(
+                f"{models_case.IMPL_TITLES[n]}={med[n]:.1f} ms (compile {compile_s[n]:.1f} s)"
+                for n in med)
+                + f" | jaxconv vs Flax {med['flax'] / med['jaxconv']:.2f}x,"
+                  f" vs torch {med['torch'] / med['jaxconv']:.2f}x", flush=True)
+    return rows
+
+
 if __name__ == "__main__":
     which = sys.argv[1].split(",")
-    modes = sys.argv[2].split(",") if len(sys.argv) > 2 else ["fwd", "fwd+bwd"]
+    given = sys.argv[2].split(",") if len(sys.argv) > 2 else None
+    modes = given or ["fwd", "fwd+bwd"]
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 7
     out = {}
+    if "models" in which:
+        which.remove("models")
+        model_modes = [m for m in given or models_case.MODES if m in models_case.MODES]
+        if not model_modes:
+            sys.exit(f"compare.py: models takes the passes {','.join(models_case.MODES)}")
+        out["models"] = run_models(model_modes, rounds)
     for w in which:
         probs = SETS[w] if w in SETS else list(cases.problems(w))
         if any(p.spatial != 2 for p in probs):

@@ -2,7 +2,7 @@
 
 Run it through ``python benchmarks/bench.py`` (or ``nox -s bench``), which adds the report and
 the plot; plain ``pytest benchmarks --benchmark-json=out.json`` works too. Options:
-``--jaxconv-size=full|quick|tiny``, ``--jaxconv-cases=article,layer,lenet,cnn``,
+``--jaxconv-size=full|quick|tiny``, ``--jaxconv-cases=article,layer,lenet,cnn,models``,
 ``--jaxconv-budget=SECONDS`` (points that would start later are skipped and listed) and
 ``--jaxconv-compile-cap=SECONDS`` (an implementation whose compile took longer skips its later
 rows in that case and pass; listed too).
@@ -26,7 +26,7 @@ def pytest_addoption(parser):
     group = parser.getgroup("jaxconv benchmarks")
     group.addoption("--jaxconv-size", default="full", choices=bench.SIZES,
                     help="sweep size: full (the benchmark cases), quick (a subset), tiny (smoke test)")
-    group.addoption("--jaxconv-cases", default=",".join(bench.cases()),
+    group.addoption("--jaxconv-cases", default=",".join(bench.case_names()),
                     help="comma-separated cases to run (default: all)")
     group.addoption("--jaxconv-budget", type=float, default=None, metavar="SECONDS",
                     help="skip the points that would start after this many seconds of sweep "
@@ -44,6 +44,7 @@ _FAILURES = pytest.StashKey[list]()
 _SKIPPED = pytest.StashKey[list]()
 _START = pytest.StashKey[float]()
 _SWEEP = pytest.StashKey["Sweep"]()
+_MODEL_RESULTS = pytest.StashKey[list]()
 
 
 class Sweep:
@@ -71,11 +72,21 @@ def pytest_configure(config):
     config.stash[_SKIPPED] = []
     config.stash[_START] = time.perf_counter()
     config.stash[_SWEEP] = Sweep(config)
+    config.stash[_MODEL_RESULTS] = []
 
 
 def pytest_collection_modifyitems(config, items):
     # The matmul peak first: every point is reported against it, so it must not be skipped.
-    items.sort(key=lambda item: item.originalname != "test_matmul_peak")
+    # Then the whole networks (the end-to-end numbers a user waits for), then the layers.
+    items.sort(key=lambda item: (item.originalname != "test_matmul_peak",
+                                 item.originalname != "test_models"))
+
+
+@pytest.fixture
+def model_results(request) -> list:
+    """Where ``test_models`` leaves its benchmark entries (one per implementation; they are
+    timed interleaved, which pytest-benchmark's one-function fixture cannot do)."""
+    return request.config.stash[_MODEL_RESULTS]
 
 
 @pytest.fixture
@@ -84,11 +95,13 @@ def sweep(request) -> Sweep:
 
 
 def pytest_runtest_setup(item):
-    point = getattr(item, "callspec", None) and item.callspec.params.get("point")
-    if point is None:
+    params = getattr(item, "callspec", None) and item.callspec.params
+    point = params and (params.get("point") or params.get("model_point"))
+    if not point:
         return
     budget = item.config.getoption("jaxconv_budget")
-    reason = item.config.stash[_SWEEP].skip_reason(point)
+    reason = (item.config.stash[_SWEEP].skip_reason(point)
+              if isinstance(point, bench.Point) else None)
     if reason is None and budget is not None:
         if time.perf_counter() - item.config.stash[_START] > budget:
             reason = f"the sweep's time budget ({budget:.0f} s) was spent"
@@ -101,6 +114,12 @@ def pytest_generate_tests(metafunc):
     if "point" in metafunc.fixturenames:
         pts = bench.points(_selected(metafunc.config), metafunc.config.getoption("jaxconv_size"))
         metafunc.parametrize("point", pts, ids=[p.id for p in pts])
+    if "model_point" in metafunc.fixturenames:
+        import models_case
+
+        wanted = bench.MODELS in _selected(metafunc.config)
+        pts = models_case.points(metafunc.config.getoption("jaxconv_size")) if wanted else []
+        metafunc.parametrize("model_point", pts, ids=[p.id for p in pts])
 
 
 @pytest.fixture
@@ -138,4 +157,5 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "budget_s": config.getoption("jaxconv_budget"),
         "skipped": config.stash[_SKIPPED],
     }
+    output_json["benchmarks"].extend(config.stash[_MODEL_RESULTS])
     bench.annotate(output_json)

@@ -300,3 +300,98 @@ def test_signal_case_is_one_dimensional_and_auto_picks_fft():
     impls = {p.impl for p in bench.points(["signal"])}
     assert {"lax", "direct", "fft", "auto"} <= impls and "im2col" not in impls
     assert bench.auto_choice(row)[0] == "fft"
+
+
+# ------------------------------------------------------------------------------- models case
+
+
+def _model_point(row, mode, impl, ms, compile_s=2.0, order=0):
+    return {"group": f"models {row} {mode}", "stats": {"median": ms / 1e3, "rounds": 7},
+            "extra_info": {"kind": "model", "case": "models", "row": row, "order": order,
+                           "mode": mode, "impl": impl, "compile_s": compile_s}}
+
+
+def test_models_report_and_plot(data):
+    pytest.importorskip("matplotlib")
+    for impl, ms in (("flax", 952.0), ("jaxconv", 154.0), ("torch", 124.0)):
+        data["benchmarks"].append(_model_point("MobileNetV2 b16", "train", impl, ms, order=1))
+        data["benchmarks"].append(_model_point("ResNet-18 b16", "train", impl, ms / 2, order=0))
+    data["benchmarks"].append(_model_point("ResNet-18 b16", "infer", "jaxconv", 30.0, compile_s=4.0))
+    report = bench.build_report(data)
+    assert "## models — training step" in report and "## models — inference" in report
+    header = _table_row(report, "## models — training step", "network, batch")
+    assert header == ("| network, batch | plain Flax | jaxconv | torch | jaxconv vs Flax | "
+                      "jaxconv vs torch | compile s (plain Flax / jaxconv / torch) |")
+    rows = report.split("## models — training step", 1)[1].split("## models — inference")[0]
+    assert rows.index("| ResNet-18 b16 |") < rows.index("| MobileNetV2 b16 |")  # sweep order
+    assert _table_row(report, "## models — training step", "MobileNetV2 b16") == (
+        "| MobileNetV2 b16 | 952 | 154 | 124 | 6.18x | 0.81x | 2.0 / 2.0 / 2.0 |")
+    assert _table_row(report, "## models — inference", "ResNet-18 b16") == (
+        "| ResNet-18 b16 | — | 30 | — | — | — | — / 4.0 / — |")
+    assert report.index("## models") < report.index("## Machine")
+    panels = bench.plot_data(data)
+    assert panels["models (training step)"] == {
+        "plain Flax": {"ResNet-18 b16": 476.0, "MobileNetV2 b16": 952.0},
+        "jaxconv": {"ResNet-18 b16": 77.0, "MobileNetV2 b16": 154.0},
+        "torch": {"ResNet-18 b16": 62.0, "MobileNetV2 b16": 124.0}}
+    assert panels["models (inference)"] == {"jaxconv": {"ResNet-18 b16": 30.0}}
+    assert "article (forward)" in panels  # the convolution cases' panels are kept
+    from jaxconv.viz.benchmark import plot_conv_vs_kernel
+
+    fig = plot_conv_vs_kernel(panels, baseline="plain Flax")
+    assert len(fig.axes) == len(panels)
+
+
+def test_models_case_points_and_names():
+    import models_case
+
+    assert bench.case_names() == [*bench.cases(), "models"]
+    assert bench.points(["models"]) == [] and bench.points(["models", "layer"]) == bench.points(["layer"])
+    full = models_case.points("full")
+    assert [(p.row.label, p.mode) for p in full[:4]] == [
+        ("ResNet-18 b16", "train"), ("ResNet-18 b64", "train"), ("MobileNetV2 b16", "train"),
+        ("MobileNetV2 b64", "train")]
+    assert {p.mode for p in full} == {"train", "infer"} and len({p.id for p in full}) == 8
+    assert models_case.ROWS["tiny"][1].label == "MobileNetV2 width 0.1 8x8 b2"
+
+
+def test_models_case_runs_every_implementation_on_the_same_network():
+    """The smallest ResNet's inference: plain Flax, jaxconv and (when installed) torch agree,
+    and the interleaved timing gives each its rounds."""
+    import models_case
+
+    row = models_case.ROWS["tiny"][0]
+    impls = [i for i in models_case.IMPLS if i != "torch" or models_case.torch_installed()]
+    fns = models_case.calls(row, "infer", impls)
+    compile_s = models_case.compile_and_check(fns)
+    assert set(compile_s) == set(impls) and all(s > 0 for s in compile_s.values())
+    times = models_case.interleaved(fns, 2)
+    assert {k: len(v) for k, v in times.items()} == dict.fromkeys(impls, 2)
+    assert models_case.summary(times)["flax"]["rounds"] == 2
+    broken = dict(fns, jaxconv=lambda: fns["flax"]() + 1.0)
+    with pytest.raises(AssertionError, match=r"jaxconv: the first result differs from plain Flax's"):
+        models_case.compile_and_check(broken)
+
+
+@pytest.mark.slow
+def test_bench_tiny_models_sweep(tmp_path):
+    """``python benchmarks/bench.py --tiny --cases models`` end to end (minutes: 8 networks
+    compile; in the slow tier)."""
+    pytest.importorskip("pytest_benchmark")
+    pytest.importorskip("matplotlib")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env.update(MPLBACKEND="Agg", JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/bench.py", "--tiny", "--cases", "models", "--out", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads((tmp_path / "benchmark.json").read_text())
+    models = [b["extra_info"] for b in data["benchmarks"] if b["extra_info"]["kind"] == "model"]
+    assert {(m["row"], m["mode"]) for m in models} == {
+        (r.label, mode) for r in __import__("models_case").ROWS["tiny"] for mode in ("train", "infer")}
+    assert {m["impl"] for m in models} >= {"flax", "jaxconv"}
+    assert all(m["compile_s"] > 0 for m in models) and not data["jaxconv"]["failures"]
+    report = (tmp_path / "report.md").read_text()
+    assert "## models — training step" in report and "| ResNet-18 width 2 8x8 b2 |" in report
+    assert (tmp_path / "conv_vs_kernel.png").stat().st_size > 0
