@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import hashlib
+import importlib
 import io
 import math
 import os
@@ -421,10 +422,10 @@ class CIFARError(ValueError):
 
 def _reconstruct_function():
     try:  # NumPy >= 2 (numpy.core is a deprecated alias there)
-        from numpy._core.multiarray import _reconstruct
+        module = importlib.import_module("numpy._core.multiarray")
     except ImportError:  # pragma: no cover - NumPy 1
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
+        module = importlib.import_module("numpy.core.multiarray")
+    return module._reconstruct
 
 
 class _BatchUnpickler(pickle.Unpickler):

@@ -232,7 +232,7 @@ def _make_steps(graphdef, eval_graphdef, repl: NamedSharding, label_smoothing: f
     def train_step(params, rest, opt_state, x, y, lr):
         model = nnx.merge(graphdef, params, rest)
         (loss, logits), grads = grad_fn(model, x, y)
-        _, _, rest = nnx.split(model, nnx.Param, ...)
+        rest = nnx.state(model, nnx.Not(nnx.Param))
         updates, opt_state = _ADAM.update(grads, opt_state, params)
         params = jax.tree.map(lambda p, u: p - lr * (u + weight_decay * p), params, updates)
         acc = jnp.mean((jnp.argmax(logits, -1) == y).astype(jnp.float32))
@@ -372,7 +372,7 @@ def train(
     net.eval()
     eval_graphdef = nnx.graphdef(net)
     net.train()
-    graphdef, params, rest = nnx.split(net, nnx.Param, ...)
+    graphdef, params, rest = _split(net)
     opt_state = _ADAM.init(params)
     start_epoch, history, prior_seconds = 0, [], 0.0
     main_process = jax.process_index() == 0
@@ -384,7 +384,7 @@ def train(
                 f"train: {ckpt} holds a model of {restored.num_classes} classes but the data "
                 f"has {num_classes}; train a new model (without --resume)"
             )
-        graphdef, params, rest = nnx.split(restored, nnx.Param, ...)
+        graphdef, params, rest = _split(restored)
         if info["opt_state"] is not None:
             opt_state = info["opt_state"]
         start_epoch = resume_extra["epoch"]
@@ -462,7 +462,8 @@ def train(
 
     params, rest = jax.device_get((params, rest))
     net = nnx.merge(eval_graphdef, params, rest)
-    test_loss, pred = _evaluate(eval_step, *jax.device_put((params, rest), repl), x_test, y_test,
+    on_devices = jax.device_put((params, rest), repl)
+    test_loss, pred = _evaluate(eval_step, on_devices[0], on_devices[1], x_test, y_test,
                                 batch_sh, n_dev)
     cm = confusion_matrix(y_test, pred, num_classes)
     metrics = {
@@ -492,6 +493,13 @@ def train(
         # Atomic: a kill mid-write leaves the previous metrics.json (or none), never 0 bytes.
         atomic_write(out_dir / METRICS, json.dumps(metrics, indent=2) + "\n")
     return net, metrics
+
+
+def _split(model: nnx.Module):
+    """``(graphdef, params, rest)``: the parameters apart from the rest of the state
+    (BatchNorm's running statistics)."""
+    graphdef, params, *rest = nnx.split(model, nnx.Param, ...)
+    return graphdef, params, rest[0]
 
 
 def _title(name: str, variant: str) -> str:
