@@ -412,12 +412,14 @@ def spectral_call(x, kernel, config: ConvConfig, correlate):
                     ((0, 0, 0), *((lo, hi, 0) for lo, hi in config.padding), (0, 0, 0)))
     y = correlate(x, kernel)
     y = (y * sx) * sk
-    # lax.cond: the mask's window reductions run only when there is something to mark.
-    y = lax.cond(
-        all_finite, lambda y: y,
-        lambda y: jnp.where(_nonfinite_mask(finite, kernel.shape, config), jnp.nan, y), y,
-    )
-    return y.astype(out_dtype)
+    # lax.cond: the mask's window reductions run only when there is something to mark. The
+    # conditional computes the mask alone, never touching y: under vmap a batched predicate
+    # turns it into a select whose operands pass through stop_gradient, which has no
+    # transpose, so a differentiated operand there (a tangent inside a custom JVP rule, as in
+    # auto's switch) broke reverse mode.
+    mask = lax.cond(all_finite, lambda f: jnp.zeros(y.shape, jnp.bool_),
+                    lambda f: _nonfinite_mask(f, kernel.shape, config), finite)
+    return jnp.where(mask, jnp.asarray(jnp.nan, y.dtype), y).astype(out_dtype)
 
 
 def _pow2_scale(m):
