@@ -72,3 +72,54 @@ def test_named_algorithms_on_empty_inputs_match_direct(x_shape, kernel_shape, kw
     for g, g_ref, arg in zip(y_vjp(ct), ref_vjp(ct), (x, k), strict=True):
         assert g.shape == arg.shape
         np.testing.assert_array_equal(g, g_ref)
+
+
+# ------------------------------------------------------------------------------ transposed cost
+
+
+def _largest_intermediate(f, *args) -> int:
+    """Elements of the largest value ``f``'s jaxpr computes, sub-jaxprs included."""
+
+    def walk(jaxpr) -> int:
+        most = 0
+        for eqn in jaxpr.eqns:
+            for v in eqn.outvars:
+                most = max(most, int(np.prod(v.aval.shape)))
+            for param in eqn.params.values():
+                for sub in param if isinstance(param, tuple | list) else (param,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        most = max(most, walk(inner))
+        return most
+
+    return walk(jax.make_jaxpr(f)(*args).jaxpr)
+
+
+@pytest.mark.parametrize("stride", [10, 1000, 100_000])
+def test_transposed_cost_does_not_grow_with_the_stride(stride):
+    # one input sample, three taps: 3 outputs, whatever the stride (it had built `stride` phases)
+    x, k = jnp.ones((1, 1, 1)), jnp.arange(1.0, 4.0).reshape(3, 1, 1)
+
+    def f(x, k):
+        return jaxconv.conv_transpose1d(x, k, stride=stride)
+
+    np.testing.assert_array_equal(f(x, k)[0, :, 0], [1.0, 2.0, 3.0])
+    assert _largest_intermediate(f, x, k) == 3
+    grad = jax.grad(lambda x, k: f(x, k).sum(), argnums=(0, 1))
+    assert _largest_intermediate(grad, x, k) == 3
+
+
+def test_transposed_output_far_from_the_origin():
+    # stride (10**4, 10**5), the first 9999 rows cropped: output rows 9999 .. 10002 of the full
+    # output hold x[1] * k[0 .. 2] after a row of zeros; the columns are k's, one per tap
+    x = jnp.arange(1.0, 3.0).reshape(1, 2, 1, 1)
+    k = jnp.arange(1.0, 10.0).reshape(3, 3, 1, 1)
+
+    def f(x, k):
+        return jaxconv.conv_transpose2d(x, k, stride=(10**4, 10**5), padding=((9999, 0), (0, 0)))
+
+    y = f(x, k)
+    expected = np.zeros((4, 3))
+    expected[1:] = 2.0 * np.arange(1.0, 10.0).reshape(3, 3)
+    np.testing.assert_array_equal(y[0, :, :, 0], expected)
+    assert _largest_intermediate(f, x, k) <= 4 * 3 * 2

@@ -7,11 +7,13 @@ its input's, ``C_in`` channels), used backwards. Integer ``padding`` and ``outpu
 PyTorch's ``conv_transpose*d``; a torch weight ``w`` of shape ``(C_in, C_out // g, *k)`` is
 ``w.permute(*spatial, 1, 0)`` here (``w.transpose(2, 3, 1, 0)`` for 2-D).
 
-It runs as ``prod(stride)`` stride-1 ``lax.conv_general_dilated`` calls, one per output phase
-(polyphase decomposition, :func:`_polyphase`): the taps of phase ``r`` (``a * d = r mod s``) are
-equally spaced, so each phase is a (dilated) sub-kernel, flipped, with in/out channels swapped
-inside each group, applied to the undilated input; the phases are interleaved and cropped by
-``padding`` (``output_padding`` adds rows at the end). No zero is multiplied, and no
+It runs as stride-1 ``lax.conv_general_dilated`` calls, one per output phase that has taps
+(polyphase decomposition, :func:`_polyphase`; at most ``prod(min(k, stride))``): the taps of
+phase ``r`` (``a * d = r mod s``) are equally spaced, so each phase is a (dilated) sub-kernel,
+flipped, with in/out channels swapped inside each group, applied to the undilated input; the
+phases are interleaved and cropped by ``padding`` (``output_padding`` adds rows at the end),
+computing only the rows that reach the output, so the cost follows the input, kernel and
+output sizes, never the stride alone (:func:`_axis_plan`). No zero is multiplied, and no
 ``lhs_dilation`` reaches XLA: with it (or with the input dilated by an interior ``lax.pad``,
 which XLA folds into one), XLA:CPU's algebraic simplifier aborted the process on some shapes
 (jax 0.10.2, "Window dimensions do not match RHS shape", e.g. a 1x1x3x1 input, kernel 3x2x2,
@@ -23,13 +25,13 @@ explicitly.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
@@ -202,60 +204,143 @@ def _phase_taps(r: int, s: int, d: int, k: int):
     return first, step, count, (first * d - r) // s, d // g
 
 
+class _AxisPlan(NamedTuple):
+    """How one spatial axis of the transposed output is assembled from its phases.
+
+    ``taps``: ``(residue, _phase_taps(...))`` of the phases with taps that reach the output (one
+    convolution each); ``t0``, ``cnt``: the rows ``t`` of each phase computed (full-output row
+    ``q = r + s * t``); ``dense``: every residue is in the output (``stride <= output``);
+    ``pieces``: dense, the residues ``0 .. s - 1`` in order as runs ``(first_tap, count)`` of
+    consecutive phases or ``(None, count)`` of zeros; sparse, the output rows in order as
+    ``(tap, t)`` (one row of a phase) or ``(None, count)``; ``start``: where the output starts
+    in the dense interleaved rows; ``length``: the output size.
+    """
+
+    taps: list
+    t0: int
+    cnt: int
+    dense: bool
+    pieces: list
+    start: int
+    length: int
+
+
+def _axis_plan(m: int, s: int, d: int, k: int, plo: int, phi: int) -> _AxisPlan:
+    """The phases one axis needs: input ``m``, stride ``s``, dilation ``d``, kernel ``k``, lax
+    pads ``(plo, phi)`` of the equivalent input-dilated convolution.
+
+    Only the rows of each phase that reach the output are computed. With ``stride <= output``
+    (dense) every residue gets a slot, zeros where no tap falls, interleaving is a reshape and
+    the output a slice of at most ``output + 2 * stride`` rows. With a longer stride each
+    residue meets the output at most once and most have no tap: the output is assembled from
+    the single rows of the phases with taps and blocks of zeros. Nothing grows with the stride
+    but the output (a 1-sample input at stride 10**5 had built 10**5 phases).
+    """
+    e = (k - 1) * d + 1
+    lo = e - 1 - plo  # cropped from the full output's start (negative: extra zeros)
+    length = (m - 1) * s + plo + phi - e + 2  # the output size
+    t0 = lo // s  # floor
+    cnt = -(-(lo + length) // s) - t0
+    tapped = sorted({a * d % s for a in range(k)})  # at most k residues have taps
+    if s <= length:
+        taps = [(r, _phase_taps(r, s, d, k)) for r in tapped]
+        pieces, r = [], 0
+        for i, (ri, _) in enumerate(taps):
+            if ri > r:
+                pieces.append((None, ri - r))
+            if pieces and pieces[-1][0] is not None and ri == r:  # continues a run of phases
+                pieces[-1] = (pieces[-1][0], pieces[-1][1] + 1)
+            else:
+                pieces.append((i, 1))
+            r = ri + 1
+        if r < s:
+            pieces.append((None, s - r))
+        return _AxisPlan(taps, t0, cnt, True, pieces, lo - t0 * s, length)
+    # residue r meets the output rows [lo, lo + length) once, at q = lo + (r - lo) mod s, if
+    # (r - lo) mod s < length
+    rows = sorted(((r - lo) % s, r) for r in tapped if (r - lo) % s < length)
+    taps = [(r, _phase_taps(r, s, d, k)) for _, r in rows]
+    pieces, at = [], 0
+    for i, (offset, _) in enumerate(rows):
+        if offset > at:
+            pieces.append((None, offset - at))
+        pieces.append((i, (lo + offset) // s - t0))
+        at = offset + 1
+    if at < length:
+        pieces.append((None, length - at))
+    return _AxisPlan(taps, t0, cnt, False, pieces, 0, length)
+
+
+def _zeros_like_along(y, axis: int, count: int):
+    shape = list(y.shape)
+    shape[axis] = count
+    return jnp.zeros(shape, y.dtype)
+
+
+def _interleave(y, i: int, plan: _AxisPlan):
+    """Merge phase axis ``i`` and the rows of spatial axis ``i`` into that axis' output.
+
+    ``y``: ``(P0, ..., Pi, N, *rows, O)``, the phase axes after ``i`` already merged; the
+    output axis takes the rows' place, so ``y`` comes back ``(P0, ..., P(i-1), N, *rows, O)``.
+    """
+    row = 2 * i + 2  # after the i + 1 phase axes and N
+    if plan.dense:
+        y = jnp.moveaxis(y, i, row)  # (..., T, S, ...): row - 1, row
+        pieces = [lax.slice_in_dim(y, j, j + c, axis=row) if j is not None
+                  else _zeros_like_along(y, row, c) for j, c in plan.pieces]
+        y = jnp.concatenate(pieces, axis=row) if len(pieces) > 1 else pieces[0]
+        y = y.reshape(*y.shape[:row - 1], -1, *y.shape[row + 1:])
+        return lax.slice_in_dim(y, plan.start, plan.start + plan.length, axis=row - 1)
+    pieces = []
+    for j, c in plan.pieces:
+        if j is None:
+            zero = _zeros_like_along(lax.index_in_dim(y, 0, axis=i, keepdims=False), row - 1, c)
+            pieces.append(zero)
+        else:
+            one = lax.index_in_dim(y, j, axis=i, keepdims=False)
+            pieces.append(lax.slice_in_dim(one, c, c + 1, axis=row - 1))
+    return jnp.concatenate(pieces, axis=row - 1) if len(pieces) > 1 else pieces[0]
+
+
 def _polyphase(x, k, stride, dilation, pads, groups: int, precision):
-    """The transposed convolution as ``prod(stride)`` stride-1 convolutions, one per output
-    phase (polyphase decomposition), interleaved and cropped.
+    """The transposed convolution as stride-1 convolutions, one per output phase with taps
+    (polyphase decomposition), interleaved and cropped.
 
     ``k``: ``(*k, Cg_in, G * Og)`` (in/out already swapped, not flipped); ``pads``: the lax
     padding ``(e - 1 - lo, e - 1 - hi + extra)`` of the equivalent input-dilated convolution.
     Each phase ``r`` (per axis) gathers the taps with ``a * d = r (mod s)``, which are equally
     spaced: a (dilated) sub-kernel applied to the undilated input. No zero is multiplied and no
-    ``lhs_dilation`` reaches XLA (see the module docstring for why that matters).
+    ``lhs_dilation`` reaches XLA (see the module docstring for why that matters); which rows
+    of which phases make the output is :func:`_axis_plan`'s.
     """
     n, size = x.shape[0], x.shape[1:-1]
     spatial = len(size)
-    ks = k.shape[:spatial]
     o = k.shape[-1]
-    crop, out, rows, plans = [], [], [], []
-    for m, s, d, kk, (plo, phi) in zip(size, stride, dilation, ks, pads, strict=True):
-        e = (kk - 1) * d + 1
-        lo = e - 1 - plo  # cropped from the full output's start (negative: extra zeros)
-        length = (m - 1) * s + plo + phi - e + 2  # the output size
-        crop.append(lo)
-        out.append(length)
-        # phases cover full-output rows q in [min(lo, 0), lo + length) as q = r + s * t
-        start = min(lo, 0)
-        t0 = start // s  # floor
-        t1 = -(-(lo + length) // s)
-        rows.append((t0, t1 - t0))
-        plans.append([_phase_taps(r, s, d, kk) for r in range(s)])
+    plans = [_axis_plan(m, s, d, kk, plo, phi) for m, s, d, kk, (plo, phi)
+             in zip(size, stride, dilation, k.shape[:spatial], pads, strict=True)]
+    if not all(p.taps for p in plans):  # no tap reaches the output on some axis
+        return jnp.zeros((n, *(p.length for p in plans), o), x.dtype)
     dn = dimension_numbers(spatial)
     phases = []
-    for phase in np.ndindex(*stride):
-        taps = [plans[i][r] for i, r in enumerate(phase)]
-        if any(t is None for t in taps):
-            phases.append(jnp.zeros((n, *(cnt for _, cnt in rows), o), x.dtype))
-            continue
+    for combo in itertools.product(*(p.taps for p in plans)):
+        taps = [t for _, t in combo]
         sub = k[tuple(slice(f, f + (c - 1) * st + 1, st) for f, st, c, _, _ in taps)]
         sub = jnp.flip(sub, axis=tuple(range(spatial)))
-        padding = []
-        for (_, _, c, c0, dd), m, (t0, cnt) in zip(taps, size, rows, strict=True):
+        padding = []  # negative low padding: rows of x before the first row computed
+        for (_, _, c, c0, dd), m, p in zip(taps, size, plans, strict=True):
             # y[t] = sum_j x[t - c0 - j dd] sub[j] for t in [t0, t0 + cnt)
             c_last = c0 + (c - 1) * dd
-            padding.append((c_last - t0, t0 + cnt - m - c0))
+            padding.append((c_last - p.t0, p.t0 + p.cnt - m - c0))
         phases.append(lax.conv_general_dilated(
             x, sub, window_strides=(1,) * spatial, padding=tuple(padding),
             rhs_dilation=tuple(t[4] for t in taps), dimension_numbers=dn,
             feature_group_count=groups, precision=precision,
         ))
-    # (prod s, N, *T, O) -> (N, T0, s0, T1, s1, ..., O) -> (N, T0 * s0, ..., O)
-    y = jnp.stack(phases).reshape(*stride, n, *(cnt for _, cnt in rows), o)
-    perm = (spatial, *(a for i in range(spatial) for a in (spatial + 1 + i, i)), 2 * spatial + 1)
-    y = jnp.transpose(y, perm).reshape(n, *(cnt * s for (_, cnt), s in zip(rows, stride,
-                                                                          strict=True)), o)
-    index = tuple(slice(lo - t0 * s, lo - t0 * s + length)
-                  for lo, length, (t0, _), s in zip(crop, out, rows, stride, strict=True))
-    return y[(slice(None), *index)]
+    # (P0, ..., N, T0, ..., O): one axis of phases per spatial axis, merged last to first
+    y = jnp.stack(phases).reshape(*(len(p.taps) for p in plans), n, *(p.cnt for p in plans), o)
+    for i in reversed(range(spatial)):
+        y = _interleave(y, i, plans[i])
+    return y
 
 
 _ARGS_DOC = """
