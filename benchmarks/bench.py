@@ -628,7 +628,8 @@ def model_report(data: Mapping) -> list[str]:
                      "backward + `optim.SGD.step`), BatchNorm in training mode"
                      if mode == "train" else "BatchNorm in evaluation mode")
                   + "; the same weights in every implementation, plain Flax = the model's "
-                  "`nnx.Conv`s on `lax.conv_general_dilated`, jaxconv = `conv2d(algorithm="
+                  "`nnx.Conv`s on `lax.conv_general_dilated`, jaxconv = "
+                  "`jaxconv.conv_general_dilated(algorithm="
                   "\"auto\")`. Interleaved rounds in a fresh random order, median ms "
                   "(jaxconv's speedup: > 1 is jaxconv faster):", ""]
         body = []

@@ -6,8 +6,10 @@ under ``nnx.jit``; in PyTorch ``backward`` + ``torch.optim.SGD.step``) and infer
 BatchNorm) of the CIFAR-style networks of :mod:`jaxconv.models` on 32x32x3 images, float32.
 The three implementations run the same network from the same weights:
 
-- ``flax``: the model with every ``nnx.Conv`` on Flax's default ``lax.conv_general_dilated``;
-- ``jaxconv``: the same model as built, its convolutions through ``jaxconv.conv2d(algorithm="auto")``;
+- ``flax``: the model with every ``nnx.Conv`` on Flax's default ``lax.conv_general_dilated``
+  (``use_jaxconv(model, algorithm=None)``);
+- ``jaxconv``: the same model as built, its convolutions through
+  ``jaxconv.conv_general_dilated(algorithm="auto")``;
 - ``torch``: ``torch_models`` (the networks written again in PyTorch) with the Flax weights.
 
 Each is compiled (first call timed as ``compile_s``; torch's first call builds oneDNN's
@@ -113,11 +115,11 @@ def _jax_call(row: ModelRow, mode: str, impl: str) -> Callable[[], np.ndarray]:
     import optax
     from flax import nnx
 
+    from jaxconv.models import use_jaxconv
+
     model = network(row)
     if impl == "flax":
-        for _, conv in nnx.iter_graph(model):
-            if isinstance(conv, nnx.Conv):
-                conv.conv_general_dilated = jax.lax.conv_general_dilated
+        use_jaxconv(model, algorithm=None)  # every nnx.Conv back on lax.conv_general_dilated
     x, y = (jax.device_put(a) for a in inputs(row))
     if mode == "infer":
         model.eval()

@@ -16,9 +16,12 @@ optax = pytest.importorskip("optax")
 from flax import nnx  # noqa: E402
 from jax import lax  # noqa: E402
 
-import jaxconv  # noqa: E402
-from jaxconv.models import MobileNetV2, ResNet  # noqa: E402
-from jaxconv.models._layers import JaxconvConv  # noqa: E402
+from jaxconv.models import (  # noqa: E402
+    MobileNetV2,
+    ResNet,
+    flax_hook,
+    use_jaxconv,
+)
 from jaxconv.models.mobilenet import make_divisible  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,10 +52,7 @@ def _forward(model, x):
 
 def _plain_flax(model):
     """The same network (a copy) with every convolution back on ``lax.conv_general_dilated``."""
-    plain = nnx.clone(model)
-    for c in _convs(plain):
-        c.conv_general_dilated = lax.conv_general_dilated
-    return plain
+    return use_jaxconv(nnx.clone(model), algorithm=None)
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ def test_mobilenet_structure():
 
 @pytest.mark.parametrize("name", list(TINY))
 def test_shapes_batched_unbatched_and_empty(name, images):
-    model = TINY[name](rngs=0)
+    model = TINY[name](algorithm="direct", rngs=0)
     model.eval()  # one image alone has no batch statistics worth using
     y = _forward(model, images)
     assert y.shape == (2, 10) and y.dtype == jnp.float32
@@ -146,7 +146,8 @@ def test_jaxconv_model_equals_plain_flax(name, images):
     """The hook is the only difference: lax's convolutions give the same logits, both modes."""
     model = TINY[name](algorithm="direct", rngs=0)
     plain = _plain_flax(model)
-    assert all(c.conv_general_dilated == JaxconvConv("direct") for c in _convs(model))
+    assert all(c.conv_general_dilated == flax_hook.JaxconvHook("direct") for c in _convs(model))
+    assert all(c.conv_general_dilated is lax.conv_general_dilated for c in _convs(plain))
     np.testing.assert_allclose(_forward(model, images), _forward(plain, images), rtol=1e-4, atol=1e-4)
     model.eval()
     plain.eval()
@@ -179,23 +180,24 @@ def test_algorithm_reaches_every_conv():
                   MobileNetV2(width=0.1, algorithm="direct", rngs=0)):
         convs = _convs(model)
         assert len(convs) == (20 if isinstance(model, ResNet) else 52)
-        assert {c.conv_general_dilated for c in convs} == {JaxconvConv(model.algorithm)}
+        assert {c.conv_general_dilated for c in convs} == {flax_hook.JaxconvHook(model.algorithm)}
 
 
-def test_the_hook_calls_conv2d_with_the_layers_configuration(monkeypatch, images):
+def test_the_hook_gets_each_layers_configuration(monkeypatch, images):
     seen = []
-    real = jaxconv.conv2d
+    real = flax_hook.conv_general_dilated
 
-    def spy(x, k, **kw):
-        seen.append((k.shape, kw))
-        return real(x, k, **kw)
+    def spy(lhs, rhs, window_strides, padding, **kw):
+        seen.append((rhs.shape, tuple(window_strides), tuple(map(tuple, padding)), kw))
+        return real(lhs, rhs, window_strides, padding, **kw)
 
-    monkeypatch.setattr(jaxconv, "conv2d", spy)
+    monkeypatch.setattr(flax_hook, "conv_general_dilated", spy)
     nnx.eval_shape(lambda m: m(images), MobileNetV2(width=0.1, algorithm="direct", rngs=0))
-    assert len(seen) == 52 and all(kw["algorithm"] == "direct" for _, kw in seen)
-    depthwise = [kw for shape, kw in seen if shape[2] == 1 and kw["groups"] > 1]
-    assert len(depthwise) == 17 and {kw["stride"] for kw in depthwise} == {(1, 1), (2, 2)}
-    assert all(tuple(map(tuple, kw["padding"])) == ((1, 1), (1, 1)) for shape, kw in seen if shape[0] == 3)
+    assert len(seen) == 52 and all(kw["algorithm"] == "direct" for *_, kw in seen)
+    depthwise = [(s, kw) for shape, s, _, kw in seen if shape[2] == 1 and kw["feature_group_count"] > 1]
+    assert len(depthwise) == 17 and {s for s, _ in depthwise} == {(1, 1), (2, 2)}
+    assert all(pad == ((1, 1), (1, 1)) for shape, _, pad, _ in seen if shape[0] == 3)
+    assert all(pad == ((0, 0), (0, 0)) for shape, _, pad, _ in seen if shape[0] == 1)
 
 
 # ------------------------------------------------------------------------------- BatchNorm
@@ -287,15 +289,3 @@ def re_shape(shape) -> str:
     import re
 
     return re.escape(str(tuple(shape)))
-
-
-def test_hook_refuses_what_it_does_not_serve():
-    hook = JaxconvConv("direct")
-    x, k = jnp.zeros((1, 4, 4, 2)), jnp.zeros((3, 3, 2, 2))
-    with pytest.raises(ValueError, match=r"JaxconvConv: dimension_numbers must be NHWC/HWIO/NHWC"):
-        hook(x, k, (1, 1), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW"))
-    with pytest.raises(ValueError, match=r"JaxconvConv: lhs_dilation and batch_group_count must be 1, got \(2, 2\)"):
-        hook(x, k, (1, 1), "SAME", lhs_dilation=(2, 2), dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    y = hook(x + 1, k + 1, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    want = lax.conv_general_dilated(x + 1, k + 1, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    np.testing.assert_allclose(y, want)

@@ -1,15 +1,15 @@
 """What ResNet and MobileNetV2 share: jaxconv inside ``nnx.Conv``, conv + BatchNorm, checks.
 
 Every convolution is an ``nnx.Conv`` whose ``conv_general_dilated`` hook is
-:class:`JaxconvConv`: the layer keeps Flax's parameters (an HWIO ``kernel``), initializers and
-padding rules, and only the convolution itself runs through :func:`jaxconv.conv2d`. Setting the
-hook back to ``jax.lax.conv_general_dilated`` gives the same network on plain Flax (the
+:func:`jaxconv.conv_general_dilated` with the model's algorithm (what
+:func:`jaxconv.models.use_jaxconv` installs): the layer keeps Flax's parameters (an HWIO
+``kernel``), initializers and padding rules, and only the convolution itself runs through
+jaxconv. ``use_jaxconv(model, algorithm=None)`` gives the same network on plain Flax (the
 benchmarks and tests compare the two).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -17,12 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax import lax
 
 import jaxconv
 
-# The dimension numbers nnx.Conv passes for a 2-D NHWC input and an HWIO kernel.
-_NHWC = lax.ConvDimensionNumbers(lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1), out_spec=(0, 3, 1, 2))
+from .flax_hook import JaxconvHook
 
 
 def _numpy_normal(key, shape, std) -> np.ndarray:
@@ -56,39 +54,12 @@ def _constant(value: float):
     return init
 
 
-@dataclasses.dataclass(frozen=True)
-class JaxconvConv:
-    """``jax.lax.conv_general_dilated``'s signature over :func:`jaxconv.conv2d`, for ``nnx.Conv``.
-
-    Serves what ``nnx.Conv`` passes for 2-D NHWC images and HWIO kernels: strides, string or
-    explicit paddings, kernel dilation and feature groups. A frozen dataclass, so two layers with
-    the same algorithm hold equal hooks (one compilation for equal model structures).
-    """
-
-    algorithm: str = "auto"
-
-    def __call__(self, lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                 dimension_numbers=None, feature_group_count=1, batch_group_count=1,
-                 precision=None, preferred_element_type=None, out_sharding=None) -> jax.Array:
-        if lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) != _NHWC:
-            raise ValueError(f"JaxconvConv: dimension_numbers must be NHWC/HWIO/NHWC (what "
-                             f"nnx.Conv passes for 2-D images), got {dimension_numbers!r}")
-        if any(d != 1 for d in (lhs_dilation or ())) or batch_group_count != 1:
-            raise ValueError(f"JaxconvConv: lhs_dilation and batch_group_count must be 1, got "
-                             f"{lhs_dilation!r} and {batch_group_count!r}")
-        if out_sharding is not None or preferred_element_type is not None:
-            raise ValueError("JaxconvConv: out_sharding and preferred_element_type are not served")
-        return jaxconv.conv2d(lhs, rhs, stride=tuple(window_strides), padding=padding,
-                              dilation=tuple(rhs_dilation or (1, 1)), groups=feature_group_count,
-                              algorithm=self.algorithm, precision=precision)
-
-
 def conv(cin: int, cout: int, k: int, *, stride: int = 1, groups: int = 1, algorithm: str,
          rngs: nnx.Rngs) -> nnx.Conv:
     """A bias-free ``k x k`` convolution padded by ``k // 2`` on every side (as PyTorch pads)."""
     return nnx.Conv(cin, cout, (k, k), strides=stride, padding=k // 2, feature_group_count=groups,
                     use_bias=False, kernel_init=kaiming_normal,
-                    conv_general_dilated=JaxconvConv(algorithm), rngs=rngs)
+                    conv_general_dilated=JaxconvHook(algorithm), rngs=rngs)
 
 
 def batch_norm(features: int, rngs: nnx.Rngs) -> nnx.BatchNorm:

@@ -77,7 +77,7 @@ class MobileNetV2(nnx.Module):
     With ``width=1`` and 10 classes: 2,236,682 parameters (torchvision's 3,504,872 at 1000
     classes, less the larger classifier). Every convolution is an ``nnx.Conv`` (HWIO
     ``kernel``, padding ``k // 2``, no bias) whose ``conv_general_dilated`` is
-    :func:`jaxconv.conv2d` with ``algorithm``; the depthwise ones have
+    :func:`jaxconv.conv_general_dilated` with ``algorithm``; the depthwise ones have
     ``feature_group_count`` equal to their channels. BatchNorm uses batch statistics in training
     mode (the default, ``model.train()``) and running averages after ``model.eval()``.
 
@@ -85,7 +85,7 @@ class MobileNetV2(nnx.Module):
       num_classes: size of the output layer.
       width: the width multiplier (> 0; 1.0 is the paper's network).
       in_channels: channels of the input images (3 for RGB).
-      algorithm: the ``jaxconv.conv2d`` algorithm of every convolution (``"auto"`` or a name
+      algorithm: the jaxconv algorithm of every convolution (``"auto"`` or a name
         from ``jaxconv.algorithms()``).
       rngs: ``nnx.Rngs`` or an int seed for the initial weights (Kaiming normal, fan-out).
 

@@ -57,8 +57,8 @@ class ResNet(nnx.Module):
 
     ResNet-18 with 10 classes has 11,173,962 parameters (BatchNorm's running statistics are
     state, not parameters). Every convolution is an ``nnx.Conv`` (HWIO ``kernel``, padding
-    ``k // 2``, no bias) whose ``conv_general_dilated`` is :func:`jaxconv.conv2d` with
-    ``algorithm``. BatchNorm uses each batch's statistics in training mode (the default, or
+    ``k // 2``, no bias) whose ``conv_general_dilated`` is :func:`jaxconv.conv_general_dilated`
+    with ``algorithm`` (``use_jaxconv(model, algorithm=None)`` puts it back on lax's). BatchNorm uses each batch's statistics in training mode (the default, or
     ``model.train()``) and the running averages after ``model.eval()``.
 
     Args:
@@ -66,7 +66,7 @@ class ResNet(nnx.Module):
       num_classes: size of the output layer.
       width: channels of the stem and the first stage (64 in the paper; smaller for tests).
       in_channels: channels of the input images (3 for RGB).
-      algorithm: the ``jaxconv.conv2d`` algorithm of every convolution (``"auto"`` or a name
+      algorithm: the jaxconv algorithm of every convolution (``"auto"`` or a name
         from ``jaxconv.algorithms()``).
       rngs: ``nnx.Rngs`` or an int seed for the initial weights (Kaiming normal, fan-out).
 
