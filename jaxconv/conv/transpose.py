@@ -277,29 +277,21 @@ def _zeros_like_along(y, axis: int, count: int):
     return jnp.zeros(shape, y.dtype)
 
 
-def _interleave(y, i: int, plan: _AxisPlan):
-    """Merge phase axis ``i`` and the rows of spatial axis ``i`` into that axis' output.
+def _concatenate(pieces, axis: int):
+    return jnp.concatenate(pieces, axis=axis) if len(pieces) > 1 else pieces[0]
 
-    ``y``: ``(P0, ..., Pi, N, *rows, O)``, the phase axes after ``i`` already merged; the
-    output axis takes the rows' place, so ``y`` comes back ``(P0, ..., P(i-1), N, *rows, O)``.
-    """
-    row = 2 * i + 2  # after the i + 1 phase axes and N
-    if plan.dense:
-        y = jnp.moveaxis(y, i, row)  # (..., T, S, ...): row - 1, row
-        pieces = [lax.slice_in_dim(y, j, j + c, axis=row) if j is not None
-                  else _zeros_like_along(y, row, c) for j, c in plan.pieces]
-        y = jnp.concatenate(pieces, axis=row) if len(pieces) > 1 else pieces[0]
-        y = y.reshape(*y.shape[:row - 1], -1, *y.shape[row + 1:])
-        return lax.slice_in_dim(y, plan.start, plan.start + plan.length, axis=row - 1)
+
+def _pick_rows(y, i: int, row: int, plan: _AxisPlan):
+    """A sparse axis' output: its rows (axis ``row``) taken from its phases (axis ``i``) and
+    zeros, in order; the phase axis goes, the output takes the rows' place."""
     pieces = []
     for j, c in plan.pieces:
         if j is None:
-            zero = _zeros_like_along(lax.index_in_dim(y, 0, axis=i, keepdims=False), row - 1, c)
-            pieces.append(zero)
+            pieces.append(_zeros_like_along(lax.index_in_dim(y, 0, i, keepdims=False), row - 1, c))
         else:
-            one = lax.index_in_dim(y, j, axis=i, keepdims=False)
+            one = lax.index_in_dim(y, j, i, keepdims=False)
             pieces.append(lax.slice_in_dim(one, c, c + 1, axis=row - 1))
-    return jnp.concatenate(pieces, axis=row - 1) if len(pieces) > 1 else pieces[0]
+    return _concatenate(pieces, row - 1)
 
 
 def _polyphase(x, k, stride, dilation, pads, groups: int, precision):
@@ -336,11 +328,26 @@ def _polyphase(x, k, stride, dilation, pads, groups: int, precision):
             rhs_dilation=tuple(t[4] for t in taps), dimension_numbers=dn,
             feature_group_count=groups, precision=precision,
         ))
-    # (P0, ..., N, T0, ..., O): one axis of phases per spatial axis, merged last to first
+    # (P0, ..., N, T0, ..., O): one axis of phases per spatial axis
     y = jnp.stack(phases).reshape(*(len(p.taps) for p in plans), n, *(p.cnt for p in plans), o)
-    for i in reversed(range(spatial)):
-        y = _interleave(y, i, plans[i])
-    return y
+    for i in reversed(range(spatial)):  # sparse axes, last first: the phase axes before stay
+        if not plans[i].dense:
+            y = _pick_rows(y, i, y.ndim - 1 - spatial + i, plans[i])
+    dense = [i for i, p in enumerate(plans) if p.dense]
+    for a, i in enumerate(dense):  # every residue gets a slot: phases and runs of zeros
+        pieces = plans[i].pieces
+        y = _concatenate([lax.slice_in_dim(y, j, j + c, axis=a) if j is not None
+                          else _zeros_like_along(y, a, c) for j, c in pieces], a)
+    # (S.., N, *T, O) -> (N, T0, S0, T1, S1, ..., O) -> (N, T0 * S0, ..., O): the phases
+    # interleaved, one transpose for every dense axis
+    nd = len(dense)
+    perm, rows = [nd], []
+    for i in range(spatial):
+        perm += [nd + 1 + i, dense.index(i)] if i in dense else [nd + 1 + i]
+        rows.append(y.shape[nd + 1 + i] * (y.shape[dense.index(i)] if i in dense else 1))
+    y = jnp.transpose(y, (*perm, nd + 1 + spatial)).reshape(n, *rows, o)
+    return y[(slice(None), *(slice(p.start, p.start + p.length) if p.dense else slice(None)
+                             for p in plans))]
 
 
 _ARGS_DOC = """
