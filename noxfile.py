@@ -1,4 +1,5 @@
-"""Developer sessions: ``nox -s tests``, ``lint``, ``figures``, ``docs``, ``build``, ``bench``."""
+"""Developer sessions: ``nox -s tests``, ``tests_full``, ``lint``, ``figures``, ``docs``, ``build``,
+``bench``."""
 
 from __future__ import annotations
 
@@ -17,14 +18,27 @@ nox.options.reuse_existing_virtualenvs = True
 TORCH = "torch==2.13.0"
 
 
-@nox.session
-def tests(session: nox.Session) -> None:
-    """Run the test suite and the docstrings' examples (parity with torch when JAXCONV_TEST_TORCH=1)."""
+def _pytest(session: nox.Session, **env: str) -> None:
     session.install("-e", ".[test]")
     if os.environ.get("JAXCONV_TEST_TORCH") == "1":
         session.install(TORCH)
     # testpaths: tests/ and jaxconv/ (--doctest-modules, in pyproject.toml, runs every Examples block).
-    session.run("pytest", *(session.posargs or ["-n", "2"]), env={"JAX_PLATFORMS": "cpu"})
+    session.run("pytest", *(session.posargs or ["-n", "2"]), env={"JAX_PLATFORMS": "cpu", **env})
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite and the docstrings' examples (parity with torch when JAXCONV_TEST_TORCH=1).
+
+    The large products run a seeded sample that keeps every algorithm, argument, layout and dtype.
+    """
+    _pytest(session)
+
+
+@nox.session(default=False)
+def tests_full(session: nox.Session) -> None:
+    """``tests`` with every product whole (what JAXCONV_FULL_TESTS=1 does to ``nox -s tests``)."""
+    _pytest(session, JAXCONV_FULL_TESTS="1")
 
 
 @nox.session

@@ -1,4 +1,14 @@
-"""Strict test environment: float64 references available, rank promotion is an error."""
+"""Strict test environment: float64 references available, rank promotion is an error.
+
+Also the one switch between the two tiers: by default the large products (algorithm x case,
+property draws) run a seeded sample through :func:`sample`; ``JAXCONV_FULL_TESTS=1``
+(``nox -s tests_full``) runs them whole.
+"""
+
+import os
+import random
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import jax
 import numpy as np
@@ -6,6 +16,79 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+FULL = os.environ.get("JAXCONV_FULL_TESTS") == "1"
+T = TypeVar("T")
+
+
+def sample(cases: Iterable[T], k: int, seed: int = 0) -> list[T]:
+    """``k`` of ``cases`` drawn with ``seed``, in their original order; all of them when
+    ``JAXCONV_FULL_TESTS=1`` or when there are at most ``k``."""
+    cases = list(cases)
+    if FULL or len(cases) <= k:
+        return cases
+    keep = sorted(random.Random(seed).sample(range(len(cases)), k))
+    return [cases[i] for i in keep]
+
+
+def cover(items: Iterable[T], levels: Callable[[T], set], k: int = 0, seed: int = 0) -> list[T]:
+    """A sample of ``items`` that keeps every level: a greedy cover of the union of
+    ``levels(item)`` (e.g. ``{(algorithm, factor, value), ...}``), then :func:`sample` of the rest
+    up to ``k`` items in all (every item when ``JAXCONV_FULL_TESTS=1``)."""
+    items = list(items)
+    todo = set().union(*map(levels, items))
+    picked: list[int] = []
+    while todo:  # each pick covers at least one level, so this ends
+        best = max(range(len(items)), key=lambda i: len(levels(items[i]) & todo))
+        picked.append(best)
+        todo -= levels(items[best])
+    rest = [i for i in range(len(items)) if i not in picked]
+    rest = sample(rest, max(k - len(picked), 0), seed)
+    return [items[i] for i in sorted(picked + rest)]
+
+
+def _pairs(levels: dict[str, int]) -> set:
+    names = list(levels)
+    return {
+        ((a, levels[a]), (b, levels[b])) for i, a in enumerate(names) for b in names[i + 1:]
+    }
+
+
+def pairwise_cases(factors: dict[str, list], build: Callable[[dict[str, int]], T],
+                   valid: Callable[[T], bool], seed: int = 0,
+                   tries: int = 200) -> tuple[list[T], set]:
+    """Greedy all-pairs covering (AETG-style) of ``factors`` (``{name: levels}``): cases
+    ``build({name: level index})``, ``valid`` ones only, such that every pair of levels of every
+    two factors is in one case at least; returns the cases and the pairs no valid case holds."""
+    rnd = random.Random(seed)
+    names = list(factors)
+    uncovered = {
+        ((a, i), (b, j))
+        for ai, a in enumerate(names)
+        for b in names[ai + 1:]
+        for i in range(len(factors[a]))
+        for j in range(len(factors[b]))
+    }
+    cases: list[T] = []
+    infeasible = set()
+    while uncovered:
+        target = min(uncovered)
+        best, gain = None, 0
+        for _ in range(tries):
+            levels = {n: rnd.randrange(len(factors[n])) for n in names}
+            levels.update(dict(target))
+            if not valid(build(levels)):
+                continue
+            g = len(_pairs(levels) & uncovered)
+            if g > gain:
+                best, gain = levels, g
+        if best is None:
+            infeasible.add(target)
+            uncovered.discard(target)
+            continue
+        cases.append(build(best))
+        uncovered -= _pairs(best)
+    return cases, infeasible
 
 
 @pytest.fixture
@@ -17,8 +100,6 @@ def rng():
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_autotune_cache(tmp_path_factory):
     """Keep ``auto`` away from the user's real autotune cache (``~/.cache/jaxconv``)."""
-    import os
-
     old = os.environ.get("JAXCONV_CACHE_DIR")
     os.environ["JAXCONV_CACHE_DIR"] = str(tmp_path_factory.mktemp("jaxconv-cache"))
     yield

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import jax
@@ -221,11 +220,3 @@ def test_argument_errors():
         jaxconv.log_softmax(x, axis=0.5)
     # NumPy scalars are real numbers too
     np.testing.assert_allclose(jaxconv.leaky_relu(-x, np.float32(0.5)), -0.5 * x)
-
-
-@pytest.mark.parametrize("module", ["jaxconv.activations", "jaxconv.conv._conv2d"])
-def test_doctests(module):
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0, result

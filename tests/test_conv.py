@@ -1,16 +1,18 @@
 """conv2d against an independent float64 NumPy reference, for every registered algorithm.
 
-Every test that takes ``algorithm`` runs for ``"auto"`` and for each name in
-``jaxconv.conv.algorithms()`` at collection time, so an algorithm registered later is tested on
-the same products. Combinations an algorithm reports it cannot serve (its
-``Algorithm.unsupported_reason``, surfaced by conv2d as a ``ValueError``) are skipped with the
-reason.
+Every test that takes ``algorithm`` runs for each name in ``jaxconv.conv.algorithms()`` at
+collection time, so an algorithm registered later is tested on the same products, and only on
+the cases it serves (``_registry.applicable``, asked at collection time as ``conv2d`` asks it:
+no skipped rows). ``auto`` resolves to one of them; its choice is tested on cases of its own.
+
+The default run keeps, for each algorithm, every level of every factor (a greedy cover, see
+``conftest.cover``) and a seeded sample of the rest of the product; ``JAXCONV_FULL_TESTS=1``
+runs every (algorithm, case) pair.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 
@@ -18,26 +20,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import cover, pairwise_cases
 from jax.test_util import check_grads
 from ref_conv import as_pair, conv2d_ref, is_valid
 from scipy import signal
 from tolerances import assert_close
 
 import jaxconv
-from jaxconv.conv import _registry, algorithms
+from jaxconv.conv import _registry, algorithms, select
+from jaxconv.conv._canonical import canonicalize
 from jaxconv.conv._conv2d import _conv_core
 
-ALGORITHMS = ("auto", *(a.name for a in algorithms()))
+ALGORITHMS = tuple(a.name for a in algorithms())
 
 
-def run(x, kernel, bias=None, *, algorithm, **kwargs):
-    """conv2d, turning "this algorithm cannot serve these arguments" into a skip."""
-    try:
-        return jaxconv.conv2d(x, kernel, bias, algorithm=algorithm, **kwargs)
-    except ValueError as e:
-        if "cannot serve" in str(e):
-            pytest.skip(f"algorithm={algorithm!r} does not serve this case: {e}")
-        raise
+def serving(x_shape, kernel_shape, dtype=np.float64, **kwargs) -> tuple[str, ...]:
+    """The registered algorithms that serve ``conv2d(x, kernel, **kwargs)``, decided as conv2d
+    decides (on the canonical problem: NHWC, batched, mode padding applied)."""
+    *_, canon = canonicalize(
+        "conv2d", jax.ShapeDtypeStruct(x_shape, dtype), jax.ShapeDtypeStruct(kernel_shape, dtype),
+        **kwargs,
+    )
+    return _registry.applicable(canon.x_shape, canon.kernel_shape, canon.dtype, canon.config)
 
 
 # --------------------------------------------------------------------------------------------
@@ -92,47 +96,9 @@ def _valid(case: dict) -> bool:
     )
 
 
-def _pairs(levels: dict[str, int]) -> set:
-    names = list(levels)
-    return {
-        ((a, levels[a]), (b, levels[b])) for i, a in enumerate(names) for b in names[i + 1:]
-    }
-
-
-def pairwise_cases(factors, seed: int = 0, tries: int = 200) -> tuple[list[dict], set]:
-    """Greedy all-pairs covering (AETG-style); returns the cases and the infeasible pairs."""
-    rnd = random.Random(seed)
-    names = list(factors)
-    uncovered = {
-        ((a, i), (b, j))
-        for ai, a in enumerate(names)
-        for b in names[ai + 1:]
-        for i in range(len(factors[a]))
-        for j in range(len(factors[b]))
-    }
-    cases, infeasible = [], set()
-    while uncovered:
-        target = min(uncovered)
-        best, gain = None, 0
-        for _ in range(tries):
-            levels = {n: rnd.randrange(len(factors[n])) for n in names}
-            levels.update(dict(target))
-            if not _valid(_case(levels, factors)):
-                continue
-            g = len(_pairs(levels) & uncovered)
-            if g > gain:
-                best, gain = levels, g
-        if best is None:
-            infeasible.add(target)
-            uncovered.discard(target)
-            continue
-        cases.append(_case(best, factors))
-        uncovered -= _pairs(best)
-    return cases, infeasible
-
-
-PAIRWISE, INFEASIBLE = pairwise_cases(FACTORS)
-PAIRWISE_3X3, INFEASIBLE_3X3 = pairwise_cases(FACTORS_3X3)
+PAIRWISE, INFEASIBLE = pairwise_cases(FACTORS, lambda lv: _case(lv, FACTORS), _valid)
+PAIRWISE_3X3, INFEASIBLE_3X3 = pairwise_cases(FACTORS_3X3, lambda lv: _case(lv, FACTORS_3X3),
+                                              _valid)
 
 # Hand-picked edges the pairwise product does not force.
 EDGES = [
@@ -172,14 +138,20 @@ def case_id(c: dict) -> str:
     )
 
 
-def make_inputs(c: dict, rng, dtype=np.float64):
+def case_shapes(c: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(x.shape, kernel.shape)`` of a case, in its layout."""
     shape = (c["n"], c["h"], c["w"], c["c"])
     if c["data_format"] == "NCHW":
         shape = (shape[0], shape[3], shape[1], shape[2])
     if c["unbatched"]:
         shape = shape[1:]
-    x = rng.uniform(-1, 1, shape)
-    k = rng.uniform(-1, 1, (c["kh"], c["kw"], c["c"] // c["groups"], c["o"]))
+    return shape, (c["kh"], c["kw"], c["c"] // c["groups"], c["o"])
+
+
+def make_inputs(c: dict, rng, dtype=np.float64):
+    x_shape, k_shape = case_shapes(c)
+    x = rng.uniform(-1, 1, x_shape)
+    k = rng.uniform(-1, 1, k_shape)
     b = rng.uniform(-1, 1, (c["o"],)) if c["bias"] else None
     cast = lambda a: None if a is None else jnp.asarray(a, dtype)  # noqa: E731
     return cast(x), cast(k), cast(b)
@@ -204,36 +176,108 @@ def test_the_product_covers_every_pair():
     assert all(_valid(c) for c in CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=case_id)
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def case_serving(c: dict, dtype=np.float64) -> tuple[str, ...]:
+    return serving(*case_shapes(c), dtype=dtype, **conv_kwargs(c))
+
+
+def case_levels(c: dict) -> set:
+    """The levels of ``FACTORS`` a case holds (the kernel size standing for the shape)."""
+    held = {f: c[f] for f in FACTORS if f not in ("shape", "groups")}
+    held["groups"] = "depthwise" if c["groups"] == c["c"] > 1 else c["groups"]
+    held["kernel"] = (c["kh"], c["kw"])
+    levels = dict(FACTORS, kernel=[s[3:] for s in FACTORS["shape"]])
+    return {(f, repr(v)) for f, v in held.items() if v in levels[f]}
+
+
+def _product_levels(pair) -> set:
+    """Each algorithm meets every level; each edge case meets one algorithm at least."""
+    a, c = pair
+    edge = {("edge", EDGES.index(c))} if c in EDGES else set()
+    return edge | {(a, *level) for level in case_levels(c)}
+
+
+# The cover, plus a seeded sample of the rest of the product.
+PRODUCT = cover([(a, c) for c in CASES for a in case_serving(c)], _product_levels,
+                k=len(ALGORITHMS) * 9)
+
+
+def test_every_algorithm_meets_every_level_it_serves():
+    for a in ALGORITHMS:
+        want = set().union(*(case_levels(c) for c in CASES if a in case_serving(c)))
+        got = set().union(*(case_levels(c) for b, c in PRODUCT if b == a))
+        assert want and got == want, (a, want - got)
+    assert all(a in case_serving(c) for a, c in PRODUCT)
+
+
+@pytest.mark.parametrize(("algorithm", "case"), PRODUCT,
+                         ids=[f"{a}-{case_id(c)}" for a, c in PRODUCT])
 def test_matches_reference(algorithm, case, rng):
     x, k, b = make_inputs(case, rng)
-    y = run(x, k, b, algorithm=algorithm, **conv_kwargs(case))
+    y = jaxconv.conv2d(x, k, b, algorithm=algorithm, **conv_kwargs(case))
     assert y.dtype == jnp.float64
     assert_close(y, reference(case, x, k, b), algorithm=algorithm, err_msg=case_id(case))
+
+
+# auto: what conv2d runs is what select_algorithm reports (forward, and the training choice it
+# switches to under differentiation), an algorithm that serves the case, with its accuracy.
+
+AUTO_CASES = [PAIRWISE[0], PAIRWISE_3X3[1], EDGES[0], EDGES[4]]
+
+
+@pytest.mark.parametrize("case", AUTO_CASES, ids=case_id)
+def test_auto_runs_the_selected_algorithm(case, rng, monkeypatch):
+    chosen = {}
+    choose = select.choose_algorithm
+
+    def spy(*args, mode="forward", **kwargs):
+        chosen[mode] = choose(*args, mode=mode, **kwargs)
+        return chosen[mode]
+
+    monkeypatch.setattr(select, "choose_algorithm", spy)
+    x, k, b = make_inputs(case, rng)
+    y = jaxconv.conv2d(x, k, b, **conv_kwargs(case))
+    for mode in ("forward", "train"):
+        sel = jaxconv.select_algorithm(x.shape, k.shape, dtype=x.dtype, mode=mode,
+                                       **conv_kwargs(case))
+        assert chosen[mode] == sel.algorithm, (mode, chosen, sel)
+        assert sel.algorithm in case_serving(case)
+    named = jaxconv.conv2d(x, k, b, algorithm=chosen["forward"], **conv_kwargs(case))
+    np.testing.assert_array_equal(y, named)
+    assert_close(y, reference(case, x, k, b), algorithm=chosen["forward"], err_msg=case_id(case))
 
 
 # --------------------------------------------------------------------------------------------
 # SciPy cross-checks: correlate2d is the single-channel cross-correlation.
 
 
+SCIPY_CASES = [
+    ("valid", "fill", "VALID", "zeros", (3, 4)),
+    ("full", "fill", "FULL", "zeros", (2, 3)),
+    ("same", "fill", "SAME", "zeros", (3, 5)),
+    ("same", "wrap", 1, "circular", (3, 3)),
+    ("same", "wrap", (2, 1), "circular", (5, 3)),
+    # 'symm' mirrors *with* the edge; for a 1-pixel pad that is exactly replicate
+    ("same", "symm", 1, "replicate", (3, 3)),
+]
+
+
+def algorithm_pairs(configs, problem) -> list[tuple]:
+    """``(algorithm, *config)`` for every config and every algorithm serving ``problem(config)``
+    (``(x_shape, kernel_shape, conv2d kwargs)``): each algorithm meets one config at least and
+    each config one algorithm at least (every pair under ``JAXCONV_FULL_TESTS=1``)."""
+    pairs = [(a, *cfg) for cfg in configs for a in serving(*problem(cfg)[:2], **problem(cfg)[2])]
+    return cover(pairs, lambda p: {("algorithm", p[0]), ("config", repr(p[1:]))})
+
+
 @pytest.mark.parametrize(
-    ("mode", "boundary", "padding", "padding_mode", "ksize"),
-    [
-        ("valid", "fill", "VALID", "zeros", (3, 4)),
-        ("full", "fill", "FULL", "zeros", (2, 3)),
-        ("same", "fill", "SAME", "zeros", (3, 5)),
-        ("same", "wrap", 1, "circular", (3, 3)),
-        ("same", "wrap", (2, 1), "circular", (5, 3)),
-        # 'symm' mirrors *with* the edge; for a 1-pixel pad that is exactly replicate
-        ("same", "symm", 1, "replicate", (3, 3)),
-    ],
+    ("algorithm", "mode", "boundary", "padding", "padding_mode", "ksize"),
+    algorithm_pairs(SCIPY_CASES, lambda c: ((2, 7, 8, 3), (*c[4], 3, 2),
+                                            dict(padding=c[2], padding_mode=c[3]))),
 )
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_matches_scipy_correlate2d(algorithm, mode, boundary, padding, padding_mode, ksize, rng):
     x = rng.normal(size=(2, 7, 8, 3))
     k = rng.normal(size=(*ksize, 3, 2))
-    y = run(x, k, algorithm=algorithm, padding=padding, padding_mode=padding_mode)
+    y = jaxconv.conv2d(x, k, algorithm=algorithm, padding=padding, padding_mode=padding_mode)
     for n in range(2):
         for o in range(2):
             expected = sum(
@@ -251,19 +295,19 @@ K4 = np.array([[0.0, 1.0], [2.0, 3.0]]).reshape(2, 2, 1, 1)
 X9 = np.arange(9.0).reshape(1, 3, 3, 1)
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm", serving(X16.shape, K4.shape))
 def test_known_answer_valid(algorithm):
-    y = run(X16, K4, algorithm=algorithm)
+    y = jaxconv.conv2d(X16, K4, algorithm=algorithm)
     # y[i, j] = x[i, j+1] + 2 x[i+1, j] + 3 x[i+1, j+1] = 24 i + 6 j + 24
     np.testing.assert_allclose(y[0, :, :, 0], [[24, 30, 36], [48, 54, 60], [72, 78, 84]])
 
     def loss(x, k):
-        return run(x, k, algorithm=algorithm).sum()
+        return jaxconv.conv2d(x, k, algorithm=algorithm).sum()
 
     dx, dk = jax.grad(loss, argnums=(0, 1))(jnp.asarray(X16), jnp.asarray(K4))
     # d/dx: the sum of the kernel taps that touch each pixel (an algorithm whose error is
     # relative to the largest output, such as fft, leaves ~1e-16 where the answer is 0)
-    global_error = algorithm == "auto" or _registry.get(algorithm).error == "global"
+    global_error = _registry.get(algorithm).error == "global"
     atol = 1e-14 if global_error else 0
     np.testing.assert_allclose(
         dx[0, :, :, 0], [[0, 1, 1, 1], [2, 6, 6, 4], [2, 6, 6, 4], [2, 5, 5, 3]], atol=atol
@@ -272,48 +316,51 @@ def test_known_answer_valid(algorithm):
     np.testing.assert_allclose(dk[:, :, 0, 0], [[45, 54], [81, 90]])
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm", serving((1, 4, 4), (2, 2, 1, 2), stride=2, data_format="NCHW"))
 def test_known_answer_stride_bias_unbatched_nchw(algorithm):
     x = X16[0].transpose(2, 0, 1)  # (C, H, W) = (1, 4, 4)
-    y = run(x, np.ones((2, 2, 1, 2)), np.array([0.5, -1.0]), algorithm=algorithm, stride=2,
-            data_format="NCHW")
+    y = jaxconv.conv2d(x, np.ones((2, 2, 1, 2)), np.array([0.5, -1.0]), algorithm=algorithm,
+                       stride=2, data_format="NCHW")
     assert y.shape == (2, 2, 2)
     np.testing.assert_allclose(y[0], [[10.5, 18.5], [42.5, 50.5]])
     np.testing.assert_allclose(y[1], [[9, 17], [41, 49]])
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm", sorted(
+    set.intersection(*(set(serving(X9.shape, (3, 3, 1, 1), stride=2, padding=1, padding_mode=m))
+                       for m in ("zeros", "reflect", "replicate", "circular")))))
 def test_known_answer_padding_modes(algorithm):
     ones = np.ones((3, 3, 1, 1))
     kw = dict(algorithm=algorithm, stride=2, padding=1)
     # x = [[0,1,2],[3,4,5],[6,7,8]] reflect-padded by 1:
     #   4 3 4 5 4 / 1 0 1 2 1 / 4 3 4 5 4 / 7 6 7 8 7 / 4 3 4 5 4
-    reflect = run(X9, ones, padding_mode="reflect", **kw)
+    reflect = jaxconv.conv2d(X9, ones, padding_mode="reflect", **kw)
     np.testing.assert_allclose(reflect[0, :, :, 0], [[24, 30], [42, 48]])
     # replicate: rows/cols index [0,0,1,2,2]; window sum = 9 * sum(rows) + 3 * sum(cols)
-    replicate = run(X9, ones, padding_mode="replicate", **kw)
+    replicate = jaxconv.conv2d(X9, ones, padding_mode="replicate", **kw)
     np.testing.assert_allclose(replicate[0, :, :, 0], [[12, 24], [48, 60]])
     # circular: rows/cols index [2,0,1,2,0]; each window holds a permutation of every row/col
-    circular = run(X9, ones, padding_mode="circular", **kw)
+    circular = jaxconv.conv2d(X9, ones, padding_mode="circular", **kw)
     np.testing.assert_allclose(circular[0, :, :, 0], [[36, 36], [36, 36]])
-    zeros = run(X9, ones, padding_mode="zeros", **kw)
+    zeros = jaxconv.conv2d(X9, ones, padding_mode="zeros", **kw)
     # zeros: each window sees a 2x2 corner block of x
     np.testing.assert_allclose(zeros[0, :, :, 0], [[8, 12], [20, 24]])
 
     # Reflected pixels send their gradient back to the pixel they copy: padded rows map to
     # [1, 0, 1, 2, 1] and are covered [1, 1, 2, 1, 1] times -> per-row weight [1, 4, 1].
-    dx = jax.grad(lambda x: run(x, ones, padding_mode="reflect", **kw).sum())(jnp.asarray(X9))
+    dx = jax.grad(lambda x: jaxconv.conv2d(x, ones, padding_mode="reflect", **kw).sum())(
+        jnp.asarray(X9))
     np.testing.assert_allclose(dx[0, :, :, 0], [[1, 4, 1], [4, 16, 4], [1, 4, 1]])
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm", serving(X16.shape, (3, 3, 1, 1), padding="SAME"))
 def test_known_answer_3x3_same(algorithm):
     box = np.ones((3, 3, 1, 1))
-    y = run(X16, box, algorithm=algorithm, padding="SAME")
+    y = jaxconv.conv2d(X16, box, algorithm=algorithm, padding="SAME")
     np.testing.assert_allclose(
         y[0, :, :, 0], [[10, 18, 24, 18], [27, 45, 54, 39], [51, 81, 90, 63], [42, 66, 72, 50]]
     )
-    dx, dk = jax.grad(lambda x, k: run(x, k, algorithm=algorithm, padding="SAME").sum(),
+    dx, dk = jax.grad(lambda x, k: jaxconv.conv2d(x, k, algorithm=algorithm, padding="SAME").sum(),
                       argnums=(0, 1))(jnp.asarray(X16), jnp.asarray(box))
     # windows covering each pixel: (rows [2, 3, 3, 2]) x (cols [2, 3, 3, 2])
     np.testing.assert_allclose(
@@ -323,14 +370,14 @@ def test_known_answer_3x3_same(algorithm):
     np.testing.assert_allclose(dk[:, :, 0, 0], [[45, 66, 54], [84, 120, 96], [81, 114, 90]])
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm", serving((1, 4, 4, 2), (2, 2, 1, 2), groups=2, dilation=2))
 def test_known_answer_depthwise_dilated(algorithm):
     # Two channels, groups=2: channel 1 is channel 0 + 16; kernel taps only the 4 corners of a
     # 3x3 window via dilation 2 on a 2x2 kernel.
     x = np.concatenate([X16, X16 + 16], axis=-1)
     k = np.ones((2, 2, 1, 2))
     k[..., 1] = -1.0
-    y = run(x, k, algorithm=algorithm, groups=2, dilation=2)
+    y = jaxconv.conv2d(x, k, algorithm=algorithm, groups=2, dilation=2)
     # corners of x[i:i+3, j:j+3]: 4 * (4i + j) + 2*4*2 + 2*2*... = 16 i + 4 j + 20
     np.testing.assert_allclose(y[0, :, :, 0], [[20, 24], [36, 40]])
     np.testing.assert_allclose(y[0, :, :, 1], -(np.array([[20, 24], [36, 40]]) + 64))
@@ -341,8 +388,7 @@ def test_known_answer_depthwise_dilated(algorithm):
 # eps=1 are exact for first order and for forward-over-forward (jvp is jointly quadratic in
 # primals and tangents). Reverse-over-reverse as check_grads builds it, vjp(f)(p)(f(p)), is
 # *cubic* when x and kernel move together, so it is checked for (x, bias) and for kernel
-# separately: each is affine, and eps=1 is exact again. "auto" is left out: it resolves to one
-# of the registered algorithms, which are all checked.
+# separately: each is affine, and eps=1 is exact again.
 
 GRAD_CASES = [
     dict(x=(1, 3, 4, 2), k=(2, 2, 2, 1), kw=dict(padding="FULL", padding_mode="replicate")),
@@ -354,13 +400,15 @@ GRAD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", GRAD_CASES, ids=lambda c: str(c["kw"]) or "plain")
-@pytest.mark.parametrize("algorithm", ALGORITHMS[1:])
+GRAD_PAIRS = algorithm_pairs([(c,) for c in GRAD_CASES], lambda c: (c[0]["x"], c[0]["k"], c[0]["kw"]))
+
+
+@pytest.mark.parametrize(("algorithm", "case"), GRAD_PAIRS,
+                         ids=[f"{a}-{c['kw']}" for a, c in GRAD_PAIRS])
 def test_check_grads(algorithm, case, rng):
     x = rng.normal(size=case["x"])
     k = rng.normal(size=case["k"])
     b = rng.normal(size=case["k"][-1:])
-    run(x, k, b, algorithm=algorithm, **case["kw"])  # skip early if not served
 
     @jax.jit
     def f(x, k, b):
@@ -377,20 +425,19 @@ def test_check_grads(algorithm, case, rng):
 TRANSFORM_KW = dict(stride=(2, 1), padding=((1, 2), (0, 1)), padding_mode="reflect", dilation=(1, 2))
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm", serving((2, 7, 6, 3), (3, 2, 3, 4), **TRANSFORM_KW))
 def test_jit_equals_eager(algorithm, rng):
     x, k, b = rng.normal(size=(2, 7, 6, 3)), rng.normal(size=(3, 2, 3, 4)), rng.normal(size=4)
-    eager = run(x, k, b, algorithm=algorithm, **TRANSFORM_KW)
+    eager = jaxconv.conv2d(x, k, b, algorithm=algorithm, **TRANSFORM_KW)
     jitted = jax.jit(lambda x, k, b: jaxconv.conv2d(x, k, b, algorithm=algorithm, **TRANSFORM_KW))
     np.testing.assert_allclose(jitted(x, k, b), eager, rtol=1e-14, atol=1e-14)
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm", serving((2, 6, 5, 2), (2, 2, 2, 3), **TRANSFORM_KW))
 def test_vmap_equals_loop(algorithm, rng):
     x = rng.normal(size=(3, 2, 6, 5, 2))  # a batch of NHWC batches
     ks = rng.normal(size=(3, 2, 2, 2, 3))  # a batch of kernels
     k = ks[0]
-    run(x[0], k, algorithm=algorithm, **TRANSFORM_KW)
 
     def f(x, k):
         return jaxconv.conv2d(x, k, algorithm=algorithm, **TRANSFORM_KW)
@@ -406,10 +453,9 @@ def test_vmap_equals_loop(algorithm, rng):
     np.testing.assert_allclose(unbatched, f(x[0], k), rtol=1e-13)
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm", serving((1, 5, 6, 2), (2, 3, 2, 3), padding="SAME"))
 def test_under_outer_jit_and_vmap_and_grad(algorithm, rng):
     x, k = rng.normal(size=(4, 5, 6, 2)), rng.normal(size=(2, 3, 2, 3))
-    run(x, k, algorithm=algorithm, padding="SAME")
 
     def loss(k, x):
         return jnp.sum(jaxconv.conv2d(x, k, algorithm=algorithm, padding="SAME") ** 2)
@@ -442,12 +488,19 @@ def test_no_retrace_on_repeated_calls(rng):
 DTYPE_CASES = [PAIRWISE[0], PAIRWISE_3X3[1], EDGES[4]]
 
 
-@pytest.mark.parametrize("case", DTYPE_CASES, ids=case_id)
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+# Every (algorithm, dtype) pair, each case at least once (every triple in the full tier).
+DTYPE_TRIPLES = cover(
+    [(a, d, c) for c in DTYPE_CASES for d in ("float32", "bfloat16", "float16")
+     for a in case_serving(c, dtype=d)],
+    lambda t: {(t[0], t[1]), case_id(t[2])},
+)
+
+
+@pytest.mark.parametrize(("algorithm", "dtype", "case"), DTYPE_TRIPLES,
+                         ids=[f"{a}-{d}-{case_id(c)}" for a, d, c in DTYPE_TRIPLES])
 def test_low_precision_dtypes(algorithm, dtype, case, rng):
     x, k, b = make_inputs(case, rng, dtype=jnp.dtype(dtype))
-    y = run(x, k, b, algorithm=algorithm, precision="highest", **conv_kwargs(case))
+    y = jaxconv.conv2d(x, k, b, algorithm=algorithm, precision="highest", **conv_kwargs(case))
     assert y.dtype == jnp.dtype(dtype)
     assert_close(y, reference(case, x, k, b), algorithm=algorithm, err_msg=case_id(case))
 
@@ -462,13 +515,15 @@ def test_dtype_promotion(rng):
     assert jaxconv.conv2d(x32, k32, jnp.ones(1, jnp.float64)).dtype == jnp.float32
 
 
-@pytest.mark.parametrize("precision", [None, "default", "highest", jax.lax.Precision.HIGH,
-                                       ("highest", "highest")])
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+PRECISIONS = [None, "default", "highest", jax.lax.Precision.HIGH, ("highest", "highest")]
+
+
+@pytest.mark.parametrize(("algorithm", "precision"), algorithm_pairs(
+    [(p,) for p in PRECISIONS], lambda p: ((1, 6, 6, 2), (3, 3, 2, 2), dict(precision=p[0]))))
 def test_precision_is_accepted(algorithm, precision, rng):
     x = jnp.asarray(rng.normal(size=(1, 6, 6, 2)), jnp.float32)
     k = jnp.asarray(rng.normal(size=(3, 3, 2, 2)), jnp.float32)
-    y = run(x, k, algorithm=algorithm, precision=precision)
+    y = jaxconv.conv2d(x, k, algorithm=algorithm, precision=precision)
     # Lower precisions (bf16 passes on GPU/TPU) are loose; this only checks it is honoured.
     np.testing.assert_allclose(y, conv2d_ref(x, k), rtol=2e-2, atol=2e-2)
 

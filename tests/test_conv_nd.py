@@ -1,9 +1,11 @@
 """conv1d, conv3d and conv (any rank) against the independent float64 N-d NumPy reference.
 
-Every algorithm that serves 1-D / 3-D (``direct`` and ``fft``), and ``auto``, runs on a seeded
-product of shapes, groups, strides, every padding form, padding modes, dilations, bias, data
-formats and unbatched inputs (every level of every factor appears; see
-``test_the_cases_cover_every_level``). The 2-D-only algorithms must refuse with a reason.
+Every algorithm that serves 1-D / 3-D (``direct`` and ``fft``) runs on a seeded product of
+shapes, groups, strides, every padding form, padding modes, dilations, bias, data formats and
+unbatched inputs (every level of every factor appears; see ``test_the_cases_cover_every_level``),
+only on the cases it serves. The default run keeps every level for each algorithm and a seeded
+sample of the rest (``JAXCONV_FULL_TESTS=1``: every pair). ``auto`` resolves to one of them: it
+runs on its own cases. The 2-D-only algorithms must refuse with a reason.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import cover
 from jax.test_util import check_grads
 from ref_conv import conv_ref, is_valid_nd
 from tolerances import assert_close
 
 import jaxconv
 from jaxconv.conv import ConvConfig, _registry, cache, fft, select
+from jaxconv.conv._canonical import canonicalize
 
 FNS = {1: jaxconv.conv1d, 3: jaxconv.conv3d}
 LAYOUTS = {1: ("NWC", "NCW"), 3: ("NDHWC", "NCDHW")}
@@ -32,7 +36,7 @@ def serving(spatial: int) -> tuple[str, ...]:
     return _registry.applicable(x, k, np.float32, cfg)
 
 
-ALGS_ND = ("auto", *sorted(set(serving(1)) | set(serving(3))))
+ALGS_ND = tuple(sorted(set(serving(1)) | set(serving(3))))
 
 FACTORS = {
     1: {
@@ -113,14 +117,32 @@ def _id(c):
             f"{'-unbatched' if c['unbatched'] else ''}").replace(" ", "")
 
 
-def run(fn, x, kernel, bias=None, *, algorithm, **kwargs):
-    """``fn``, turning "this algorithm cannot serve these arguments" into a skip."""
-    try:
-        return fn(x, kernel, bias, algorithm=algorithm, **kwargs)
-    except ValueError as e:
-        if "cannot serve" in str(e):
-            pytest.skip(f"algorithm={algorithm!r} does not serve this case: {e}")
-        raise
+def _kw(c):
+    return dict(stride=c["stride"], padding=c["padding"], dilation=c["dilation"],
+                groups=c["groups"], padding_mode=c["padding_mode"], data_format=c["data_format"])
+
+
+def case_serving(c) -> tuple[str, ...]:
+    """The algorithms that serve a case, as ``conv`` decides (on the canonical problem)."""
+    x_shape = (c["n"], *c["size"], c["c"])
+    if c["data_format"][1] == "C":
+        x_shape = (x_shape[0], x_shape[-1], *x_shape[1:-1])
+    k_shape = (*c["ksize"], c["c"] // c["groups"], c["o"])
+    *_, canon = canonicalize("conv", jax.ShapeDtypeStruct(x_shape[c["unbatched"]:], np.float64),
+                             jax.ShapeDtypeStruct(k_shape, np.float64), spatial=c["spatial"],
+                             **_kw(c))
+    return _registry.applicable(canon.x_shape, canon.kernel_shape, canon.dtype, canon.config)
+
+
+def _levels(pair) -> set:
+    a, c = pair
+    return {(a, c["spatial"], f, repr(c[f])) for f in ("groups", "stride", "padding",
+                                                        "padding_mode", "dilation", "bias",
+                                                        "data_format", "unbatched", "ksize")}
+
+
+# Each algorithm on every level of every factor, per rank, plus a seeded sample of the rest.
+PRODUCT = cover([(a, c) for c in CASES for a in case_serving(c)], _levels, k=30)
 
 
 def test_the_cases_cover_every_level():
@@ -143,8 +165,14 @@ def test_algorithms_serving_each_rank():
     assert "direct" in serving(2) and "im2col" in serving(2)
 
 
-@pytest.mark.parametrize("case", CASES, ids=_id)
-@pytest.mark.parametrize("algorithm", ALGS_ND)
+def test_the_product_keeps_every_level():
+    full = [(a, c) for c in CASES for a in case_serving(c)]
+    assert set().union(*map(_levels, PRODUCT)) == set().union(*map(_levels, full))
+    assert {a for a, _ in PRODUCT} == set(ALGS_ND)
+
+
+@pytest.mark.parametrize(("algorithm", "case"), PRODUCT,
+                         ids=[f"{a}-{_id(c)}" for a, c in PRODUCT])
 def test_matches_reference(algorithm, case, rng):
     sp = case["spatial"]
     x = rng.normal(size=(case["n"], *case["size"], case["c"]))
@@ -154,17 +182,15 @@ def test_matches_reference(algorithm, case, rng):
         x = np.moveaxis(x, -1, 1)
     if case["unbatched"]:
         x = x[0]
-    kw = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"],
-              groups=case["groups"], padding_mode=case["padding_mode"],
-              data_format=case["data_format"])
-    y = run(FNS[sp], x, k, b, algorithm=algorithm, **kw)
+    kw = _kw(case)
+    y = FNS[sp](x, k, b, algorithm=algorithm, **kw)
     ref = conv_ref(x, k, b, **kw)
-    assert_close(y, ref, algorithm=None if algorithm == "auto" else algorithm)
+    assert_close(y, ref, algorithm=algorithm)
     # conv() with the same kernel dispatches on its rank and gives the same result
     np.testing.assert_array_equal(jaxconv.conv(x, k, b, algorithm=algorithm, **kw), y)
 
 
-@pytest.mark.parametrize("algorithm", ALGS_ND)
+@pytest.mark.parametrize("algorithm", ("auto", *ALGS_ND))
 def test_float32(algorithm, rng):
     x = rng.normal(size=(2, 40, 3)).astype(np.float32)
     k = rng.normal(size=(7, 3, 4)).astype(np.float32)

@@ -601,16 +601,6 @@ def test_cli_nan_checkpoint_is_an_error_not_a_plot(checkpoint, capsys):
 # ----------------------------------------------------------------------------- packaging
 
 
-def test_doctests():
-    import doctest
-    import importlib
-
-    for name in ("gradients", "cam", "occlusion", "backprop", "sanity"):
-        module = importlib.import_module(f"jaxconv.explain.{name}")
-        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-        assert result.attempted > 0 and result.failed == 0, (name, result)
-
-
 def test_import_is_light():
     code = (
         "import sys, jaxconv, jaxconv.explain as e; "

@@ -1,11 +1,12 @@
 """What is specific to the fast special-case algorithms ``depthwise`` and ``pointwise``.
 
 The shared products of ``tests/test_conv.py`` run both automatically (they are registered on
-import; cases they do not serve are skipped); here: denser products over what each one serves
+import, and run on the cases they serve); here: denser products over what each one serves
 (kernel sizes 1-7, channel multipliers, strides, dilations, paddings that leave rows unread or
 outputs reading only padding), gradients (against ``direct``'s and by ``check_grads`` to second
 order, forward and reverse), transformations, low-precision dtypes, refusals, and that neither
-ever calls XLA's convolution.
+ever calls XLA's convolution. The depthwise and pointwise products run as an all-pairs covering
+by default and whole under ``JAXCONV_FULL_TESTS=1``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import FULL, pairwise_cases
 from jax.test_util import check_grads
 from ref_conv import conv2d_ref, is_valid
 from tolerances import assert_close
@@ -46,13 +48,29 @@ DW_STRIDES = [1, 2, (1, 3)]
 DW_PADDINGS = ["VALID", "SAME", ((1, 2), (3, 0)), ((4, 0), (0, 5))]
 DW_DILATIONS = [1, (2, 1)]
 
-DW_CASES = [
-    c for c in itertools.product(DW_SHAPES, DW_KERNELS, DW_MULTIPLIERS, DW_STRIDES, DW_PADDINGS,
-                                 DW_DILATIONS)
+DW_FACTORS = [DW_SHAPES, DW_KERNELS, DW_MULTIPLIERS, DW_STRIDES, DW_PADDINGS, DW_DILATIONS]
+
+
+def _dw_ok(c) -> bool:
+    return _ok(c[0][1], c[0][2], *c[1], c[3], c[4], c[5])
+
+
+DW_ALL = [
+    c for c in itertools.product(*DW_FACTORS)
     # one multiplier per (kernel, stride) pair off the plain path keeps the product ~400 cases
     if (c[2] == 1 or (DW_KERNELS.index(c[1]) + DW_STRIDES.index(c[3])) % 3 == c[2] - 1)
-    and _ok(c[0][1], c[0][2], *c[1], c[3], c[4], c[5])
+    and _dw_ok(c)
 ]
+
+
+def _pairwise(factors: list[list], valid) -> tuple[list[tuple], set]:
+    """All-pairs covering of positional factors: tuples of one level of each."""
+    return pairwise_cases(dict(enumerate(factors)),
+                          lambda lv: tuple(factors[f][i] for f, i in lv.items()), valid)
+
+
+DW_PAIRWISE, DW_INFEASIBLE = _pairwise(DW_FACTORS, _dw_ok)
+DW_CASES = DW_ALL if FULL else DW_PAIRWISE
 
 
 def _dw_id(c):
@@ -72,7 +90,9 @@ def test_depthwise_matches_reference(case, rng):
 
 
 def test_depthwise_product_size():
-    assert 300 <= len(DW_CASES) <= 450, len(DW_CASES)
+    assert 300 <= len(DW_ALL) <= 450, len(DW_ALL)
+    assert not DW_INFEASIBLE, DW_INFEASIBLE
+    assert 20 <= len(DW_PAIRWISE) <= 40, len(DW_PAIRWISE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -85,15 +105,20 @@ PW_STRIDES = [1, 2, (3, 1), (2, 4)]
 PW_PADDINGS = ["VALID", "SAME", 1, ((3, 1), (0, 2)), ((0, 4), (5, 0))]
 PW_DILATIONS = [1, 3]
 
-PW_CASES = [
-    c for c in itertools.product(PW_SHAPES, PW_GROUPS, PW_STRIDES, PW_PADDINGS, PW_DILATIONS)
-    if c[4] == 1 or c[1] == 2
-]
+PW_FACTORS = [PW_SHAPES, PW_GROUPS, PW_STRIDES, PW_PADDINGS, PW_DILATIONS]
+PW_ALL = [c for c in itertools.product(*PW_FACTORS) if c[4] == 1 or c[1] == 2]
+PW_PAIRWISE, PW_INFEASIBLE = _pairwise(PW_FACTORS, lambda c: True)
+PW_CASES = PW_ALL if FULL else PW_PAIRWISE
 
 
 def _pw_id(c):
     (n, h, w, ch, o), g, s, p, d = c
     return f"{n}x{h}x{w}x{ch}-o{o}-g{g}-s{s}-p{str(p).replace(' ', '')}-d{d}"
+
+
+def test_pointwise_product_size():
+    assert len(PW_ALL) == 240 and not PW_INFEASIBLE, (len(PW_ALL), PW_INFEASIBLE)
+    assert 20 <= len(PW_PAIRWISE) <= 30, len(PW_PAIRWISE)
 
 
 @pytest.mark.parametrize("case", PW_CASES, ids=_pw_id)

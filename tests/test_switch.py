@@ -13,18 +13,16 @@ The default run draws a seeded sample; ``JAXCONV_FULL_TESTS=1`` runs every (draw
 
 from __future__ import annotations
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import sample
 
 import jaxconv
 from jaxconv.conv import _registry, select
 from jaxconv.conv._canonical import canonicalize
 
-FULL = os.environ.get("JAXCONV_FULL_TESTS") == "1"
 B = 2  # the vmapped axis
 
 
@@ -89,8 +87,7 @@ STACKS = {
 
 _DRAWS = _problems(40, seed=2026)
 _ALL = [(d, s, j) for d in range(len(_DRAWS)) for s in STACKS for j in (False, True)]
-_CASES = _ALL if FULL else [
-    _ALL[i] for i in np.random.default_rng(7).choice(len(_ALL), size=28, replace=False)]
+_CASES = sample(_ALL, 28, seed=7)
 # Every stack runs in the default sample, whatever the draw.
 _CASES += [(i % len(_DRAWS), s, bool(i % 2)) for i, s in enumerate(STACKS)
            if not any(c[1] == s for c in _CASES)]
@@ -98,7 +95,7 @@ _CASES += [(i % len(_DRAWS), s, bool(i % 2)) for i, s in enumerate(STACKS)
 
 def _ids(case):
     d, s, j = case
-    x_shape, k_shape, cfg, fwd, train = _DRAWS[d]
+    *_, fwd, train = _DRAWS[d]
     return f"{fwd}->{train}-{s}{'-jit' if j else ''}-{d}"
 
 
