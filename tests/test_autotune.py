@@ -233,3 +233,16 @@ def test_a_wrong_result_never_wins(cache_dir, monkeypatch):
     r = jaxconv.autotune(X, K, repeats=1, algorithms=["direct", "fast_but_wrong"])
     assert r.winner == "direct" and "fast_but_wrong" not in r.timings_ms
     assert "differs from direct's" in r.failed["fast_but_wrong"]
+
+
+def test_cli_top_k_and_a_problem_no_algorithm_runs(cache_dir, capsys, monkeypatch):
+    assert autotune_main(["1x8x8x2", "3x3x2x2", "--repeats", "1", "--no-cache", "--top-k", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "direct" in out and "winner: " in out
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("autotune: no algorithm could run this problem: {}")
+
+    monkeypatch.setattr("jaxconv.cli.autotune.autotune", broken)
+    assert autotune_main(["1x8x8x2", "3x3x2x2", "--no-cache"]) == 1
+    assert capsys.readouterr().err.startswith("jaxconv autotune: autotune: no algorithm")

@@ -73,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("forward", "train"), default="forward",
                         help="time the convolution, or its forward + backward pass (what auto "
                              "uses when the convolution is differentiated)")
+    parser.add_argument("--top-k", type=int, default=None, metavar="K",
+                        help="time only the cost model's K best candidates plus direct")
     args = parser.parse_args(argv)
 
     if args.case is not None:
@@ -91,10 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             result = autotune(x_shape, kernel_shape, dtype=args.dtype, repeats=args.repeats,
                               cache=not args.no_cache, padding_mode=args.padding_mode,
-                              mode=args.mode, **kwargs)
+                              mode=args.mode, top_k=args.top_k, **kwargs)
         except (ValueError, TypeError) as e:
             print(f"jaxconv autotune: {e}", file=sys.stderr)
             return 2
+        except RuntimeError as e:  # no algorithm could run the problem
+            print(f"jaxconv autotune: {e}", file=sys.stderr)
+            return 1
         print(result)
         print(f"winner: {result.winner}\n")
         path = result.path or path
