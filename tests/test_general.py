@@ -336,6 +336,37 @@ def test_empty_outputs_and_inputs_are_zeros_of_lax_shape():
                                   ref)
 
 
+# Float32 problems on which XLA:CPU's own convolution with these negative paddings gave wrong
+# values or NaN (jax 0.10.2; found by random search against float64): NHWC x, HWIO k, pads, and
+# lhs_dilation (the last: the kernel gradient through the transposed path).
+NEGATIVE_PADDING = [
+    ((2, 4, 4, 3), (3, 1, 3, 1), [(-2, 2), (-1, -1)], None),
+    ((2, 6, 4, 3), (3, 1, 3, 3), [(-2, 0), (-3, 3)], None),
+    ((2, 6, 3, 3), (3, 1, 3, 1), [(0, 0), (-3, 1)], None),
+    ((2, 3, 7, 2), (3, 2, 1, 2), [(-2, 2), (-1, 2)], (1, 2)),
+]
+
+
+@pytest.mark.parametrize(("x_shape", "k_shape", "pads", "ld"), NEGATIVE_PADDING, ids=str)
+def test_negative_padding_is_a_crop_in_float32(x_shape, k_shape, pads, ld, rng):
+    """Values and gradients right where XLA:CPU's negatively padded float32 convolution was not."""
+    x = jnp.asarray(rng.normal(size=x_shape), jnp.float32)
+    k = jnp.asarray(rng.normal(size=k_shape), jnp.float32)
+    groups = x_shape[-1] // k_shape[-2]
+    kw = dict(window_strides=(1, 1), padding=pads, lhs_dilation=ld, feature_group_count=groups,
+              dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    ct = jnp.asarray(rng.normal(size=jax.eval_shape(
+        lambda a, b: lax.conv_general_dilated(a, b, **kw), x, k).shape), jnp.float32)
+    y, grads = _value_and_vjp(lambda a, b: jaxconv.conv_general_dilated(a, b, **kw))(x, k, ct)
+    dn = lax.conv_dimension_numbers(x.shape, k.shape, kw["dimension_numbers"])
+    ref, ref_grads = _value_and_vjp(lambda a, b: _tap_sum(
+        a, b, (1, 1), pads, ld or (1, 1), (1, 1), dn, groups, 1))(
+        x.astype(jnp.float64), k.astype(jnp.float64), ct.astype(jnp.float64))
+    _assert_close(y, ref, "auto", jnp.float32, "value")
+    _assert_close(grads[0], ref_grads[0], "auto", jnp.float32, "d x")
+    _assert_close(grads[1], ref_grads[1], "auto", jnp.float32, "d k")
+
+
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_preferred_element_type_widens(dtype, rng):
     lhs = jnp.asarray(rng.normal(size=(2, 6, 6, 4)), dtype)

@@ -12,8 +12,10 @@ How each of lax's arguments maps onto jaxconv's core:
 - ``batch_group_count = B`` splits the batch into ``B`` contiguous blocks, block ``b`` convolved
   with output features ``[b * O / B, (b + 1) * O / B)``. Stacking the blocks along the channels,
   ``(B, N / B, ..., C) -> (N / B, ..., B * C)``, makes it exactly a ``groups = B`` convolution.
-- Negative padding crops: an axis with a negative side is padded/cropped literally (``lax.pad``,
-  no interior padding) and convolved unpadded; non-negative padding is jaxconv's own.
+- Negative padding crops: the input is sliced and the convolution sees only the non-negative
+  padding (XLA:CPU's float32 convolution with negative padding read out of bounds on some
+  shapes). With ``lhs_dilation`` the crop of the dilated input is a slice of the undilated one
+  plus some of the zeros between its elements (:func:`_undilated_crops`).
 - ``lhs_dilation`` (a transposed convolution) runs through the polyphase decomposition of
   :mod:`.transpose`: stride-1 convolutions of the undilated input, so no ``lhs_dilation`` (which
   aborted XLA:CPU on some shapes) reaches XLA. A window stride on top of it subsamples the
@@ -57,7 +59,7 @@ class _Plan(NamedTuple):
     rhs_perm: tuple[int, ...]  # rhs -> (*k, I, O)
     out_perm: tuple[int, ...]  # (N, *spatial, O) -> the output layout
     batch_groups: int
-    literal_pads: tuple[tuple[int, int], ...] | None  # applied by lax.pad before a "conv"
+    crops: tuple[tuple[int, int], ...] | None  # input elements dropped from each end first
     config: ConvConfig  # stride, non-negative padding, rhs dilation, groups, precision
     lhs_dilation: tuple[int, ...]
     algorithm: str
@@ -358,7 +360,7 @@ def _plan(lhs: Any, rhs: Any, window_strides: Any, padding: Any, lhs_dilation: A
         lhs_perm=(dn.lhs_spec[0], *dn.lhs_spec[2:], dn.lhs_spec[1]),
         rhs_perm=(*dn.rhs_spec[2:], dn.rhs_spec[1], dn.rhs_spec[0]),
         out_perm=_out_perm(dn.out_spec), batch_groups=b, lhs_dilation=ld, dtype=dtype,
-        out_dtype=out_dtype, out_shape=(n // b, *out_size, o), literal_pads=None,
+        out_dtype=out_dtype, out_shape=(n // b, *out_size, o), crops=None,
     )
     known = _registry.names()
     if not isinstance(algorithm, str) or (algorithm != "auto" and algorithm not in known):
@@ -366,7 +368,20 @@ def _plan(lhs: Any, rhs: Any, window_strides: Any, padding: Any, lhs_dilation: A
             f"{FN}: unknown algorithm {algorithm!r}; expected 'auto' or one of "
             f"{', '.join(map(repr, known))}"
         )
-    empty = 0 in lhs_shape or 0 in rhs_shape or 0 in out_size
+    # Negative padding becomes a crop of the input (a slice) and the convolution sees only
+    # non-negative padding: XLA:CPU's float32 convolution read out of bounds (wrong values,
+    # NaN) with a negative padding on ~1.6% of small random problems (jax 0.10.2).
+    if transposed:
+        crops = [_undilated_crops(lo, hi, d) for (lo, hi), d in zip(pads, ld, strict=True)]
+        cuts = tuple(c for c, _ in crops)
+        conv_pads = tuple(p for _, p in crops)
+    else:
+        cuts = tuple((min(lo, 0), min(hi, 0)) for lo, hi in pads)
+        conv_pads = tuple((max(lo, 0), max(hi, 0)) for lo, hi in pads)
+    seen = tuple(s + lo + hi for s, (lo, hi) in zip(size, cuts, strict=True))
+    # an empty sum or output, or a crop of the whole input on some axis (only zeros remain)
+    empty = 0 in lhs_shape or 0 in rhs_shape or 0 in out_size or min(seen) < 1
+    plan["crops"] = tuple((-lo, -hi) for lo, hi in cuts) if cuts != zero and not empty else None
     if empty or transposed:
         if transposed and not empty and algorithm not in TRANSPOSE_ALGORITHMS:
             raise ValueError(
@@ -374,16 +389,12 @@ def _plan(lhs: Any, rhs: Any, window_strides: Any, padding: Any, lhs_dilation: A
                 "convolution, run as stride-1 convolutions of XLA's); algorithms that can: "
                 f"{', '.join(map(repr, TRANSPOSE_ALGORITHMS))}"
             )
-        config = ConvConfig(stride=strides, padding=pads, dilation=rd, groups=groups,
+        config = ConvConfig(stride=strides, padding=conv_pads, dilation=rd, groups=groups,
                             precision=precision)
         kind = "zeros" if empty else "transposed"
         return _Plan(kind=kind, config=config, algorithm="direct", train_algorithm="direct",
                      **plan)
 
-    # an axis with a negative side is padded / cropped literally, then convolved unpadded
-    literal = tuple(p if min(p) < 0 else (0, 0) for p in pads)
-    conv_pads = tuple((0, 0) if min(p) < 0 else p for p in pads)
-    seen = tuple(s + lo + hi for s, (lo, hi) in zip(size, literal, strict=True))
     x_shape = (n // b, *seen, b * c)
     k_shape = (*ksize, i, o)
     _, _, _, canon = canonicalize(
@@ -393,8 +404,24 @@ def _plan(lhs: Any, rhs: Any, window_strides: Any, padding: Any, lhs_dilation: A
     )
     name = resolve_algorithm(FN, algorithm, canon)
     train = resolve_algorithm(FN, algorithm, canon, mode="train") if algorithm == "auto" else name
-    plan["literal_pads"] = literal if literal != zero else None
     return _Plan(kind="conv", config=canon.config, algorithm=name, train_algorithm=train, **plan)
+
+
+def _undilated_crops(lo: int, hi: int, d: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """A padding of the ``d``-dilated input as ``(crop of the input, padding >= 0)``.
+
+    Cropping ``c = q * d + r`` rows of the dilated input drops ``q`` input elements (``r = 0``)
+    or drops ``q + 1`` and leaves ``d - r`` of the zeros next to the last one dropped. Crops
+    come back as ``(lo, hi)`` pads <= 0 of the undilated input.
+    """
+    def side(p: int) -> tuple[int, int]:
+        if p >= 0:
+            return 0, p
+        q, r = divmod(-p, d)
+        return (-q, 0) if r == 0 else (-q - 1, d - r)
+
+    (clo, plo), (chi, phi) = side(lo), side(hi)
+    return (clo, chi), (plo, phi)
 
 
 def _out_perm(out_spec: Sequence[int]) -> tuple[int, ...]:
@@ -420,12 +447,15 @@ def _general_core(lhs, rhs, *, plan: _Plan):
         x = x.reshape(b, x.shape[0] // b, *x.shape[1:])
         x = jnp.moveaxis(x, 0, -2).reshape(*x.shape[1:-1], b * x.shape[-1])
     cfg = plan.config
+    if plan.crops is not None:
+        # a slice, not a negative lax.pad: XLA folds pads into the convolution's window, which
+        # would bring the negative padding back (and the gradients of pads next to
+        # convolutions aborted XLA:CPU's algebraic simplifier on some shapes)
+        x = x[(slice(None), *(slice(lo, n - hi) for (lo, hi), n
+                              in zip(plan.crops, x.shape[1:-1], strict=True)))]
     if plan.kind == "transposed":
         y = _transposed(x, k, cfg, plan.lhs_dilation, plan.out_shape[1:-1])
     else:
-        if plan.literal_pads is not None:
-            x = lax.pad(x, jnp.zeros((), x.dtype),
-                        ((0, 0, 0), *((lo, hi, 0) for lo, hi in plan.literal_pads), (0, 0, 0)))
         y = _conv_core(
             x, k, None, config=cfg, mode_pads=None, padding_mode="zeros",
             data_format=layouts(x.ndim - 2)[0], unbatched=False, algorithm=plan.algorithm,
