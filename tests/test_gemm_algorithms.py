@@ -3,6 +3,8 @@
 The shared products of ``tests/test_conv.py`` cover their results, gradients and transformations;
 here: im2col's chunking (a tiny chunk size against ``direct``), winograd's refusals, winograd's
 float32 error against a float64 reference, gradients against ``direct``'s, the cost helpers.
+The chunk-size products keep every config at the smallest chunk and every chunk size once by
+default (every pair under ``JAXCONV_FULL_TESTS=1``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import cover
 from ref_conv import conv2d_ref
 
 import jaxconv
@@ -29,8 +32,17 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 700, 6000, 10**9])
-@pytest.mark.parametrize("config", CONFIGS, ids=str)
+def chunk_pairs(configs, chunks) -> list[tuple]:
+    """``(config, chunk_bytes)``: each config at the smallest chunk, each chunk size once."""
+    def levels(pair):
+        config, chunk = pair
+        return {("chunk", chunk)} | ({("smallest", str(config))} if chunk == chunks[0] else set())
+
+    return cover([(c, b) for c in configs for b in chunks], levels)
+
+
+@pytest.mark.parametrize(("config", "chunk_bytes"), chunk_pairs(CONFIGS, [1, 700, 6000, 10**9]),
+                         ids=str)
 def test_im2col_chunks_match_direct(config, chunk_bytes, rng):
     x = jnp.asarray(rng.normal(size=(4, 13, 11, 4)))
     k = jnp.asarray(rng.normal(size=(3, 2, 4 // config.groups, 8)))
@@ -239,14 +251,17 @@ def test_winograd_plan_chunks():
 # ---------------------------------------------------------------------------------------- mec
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 900, 5000, None])
-@pytest.mark.parametrize("config", [
+MEC_CONFIGS = [
     *CONFIGS,
     # kh = 3, dh = 2, sh = 2: every tap reads the even rows; the odd phase is skipped
     ConvConfig(stride=(2, 1), padding=((2, 1), (0, 0)), dilation=(2, 1)),
     # sh = 3 > kh * dh: one phase per tap
     ConvConfig(stride=(3, 3), padding=((1, 1), (1, 1))),
-], ids=str)
+]
+
+
+@pytest.mark.parametrize(("config", "chunk_bytes"), chunk_pairs(MEC_CONFIGS, [1, 900, 5000, None]),
+                         ids=str)
 def test_mec_chunks_and_phases_match_the_reference(config, chunk_bytes, rng):
     """Whole batch, groups of images and row blocks of one image all give the reference."""
     x = rng.normal(size=(5, 13, 11, 4))
