@@ -7,6 +7,7 @@ dtypes) with a message naming the function, the argument, the rule and the value
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -53,6 +54,26 @@ def check_int32(fn: str, name: str, values: Sequence[int], shown: Any) -> None:
     """``ValueError`` unless every ``|value|`` fits in int32 (XLA's sizes and strides)."""
     if any(abs(v) > INT32_MAX for v in values):
         raise ValueError(f"{fn}: {name} must be at most 2**31 - 1, got {shown!r}")
+
+
+def check_elements(fn: str, name: str, value: Any, what: str, shape: Sequence[int],
+                   builder: str = "the op") -> None:
+    """``ValueError`` naming ``name`` unless an array of ``shape`` has at most 2**31 - 1 elements.
+
+    For the *products* an op hands XLA (a padded input, an output, an intermediate), not only
+    each axis: every extent may fit int32 while their product overflows int64, and XLA then
+    aborts the process ("overflow in static extent product") -- even when a later extent is 0,
+    since it multiplies in order, so an empty axis counts as 1 here. The int32 bound is also
+    cuDNN's (int32 tensor descriptors) and keeps any byte count far from overflowing. The
+    message reads ``"{fn}: {name} {value} {what} AxBxC = count elements; ..."``.
+    """
+    count = math.prod(max(int(d), 1) for d in shape)
+    if count > INT32_MAX:
+        empty = " (an empty axis counted as 1)" if 0 in shape else ""
+        raise ValueError(
+            f"{fn}: {name} {value} {what} {'x'.join(map(str, shape))} = {count} elements{empty}; "
+            f"an array {builder} builds must have at most 2**31 - 1"
+        )
 
 
 def explicit_pads(fn: str, name: str, value: Any, n: int = 2) -> tuple[tuple[int, int], ...] | None:

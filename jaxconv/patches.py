@@ -52,6 +52,14 @@ def _geometry(fn: str, size: tuple[int, ...], window: Any, stride: Any, padding:
     return window, stride, dilation, pads, out
 
 
+def _check_sizes(fn: str, n: int, size: tuple[int, int], c: int, pads) -> None:
+    """The padded image (``unfold`` pads ``x``, ``fold`` sums into a padded buffer) and the
+    image itself must have at most 2**31 - 1 elements (:func:`jaxconv._args.check_elements`)."""
+    padded = tuple(m + lo + hi for m, (lo, hi) in zip(size, pads, strict=True))
+    _args.check_elements(fn, "the image", f"{size[0]}x{size[1]}", "has", (n, *size, c), fn)
+    _args.check_elements(fn, "padding", pads, "pads the image to", (n, *padded, c), fn)
+
+
 @functools.partial(
     jax.jit, static_argnames=("window", "stride", "dilation", "pads", "out", "unbatched")
 )
@@ -108,7 +116,8 @@ def unfold(
       module docstring for the mapping to torch's ``(c, i, j)`` order.
 
     Raises:
-      ValueError: bad rank, sizes, negative padding, or a window larger than the padded input.
+      ValueError: bad rank, sizes, negative padding, a window larger than the padded input, or
+        a padded image or patches of more than ``2**31 - 1`` elements.
       TypeError: non-float ``x``, malformed arguments.
 
     Examples:
@@ -125,6 +134,10 @@ def unfold(
     unbatched, (_, h, w, _) = _args.image_rank(fn, "x", x, "NHWC")
     _args.check_float(fn, "x", x)
     window, stride, dilation, pads, out = _geometry(fn, (h, w), window, stride, padding, dilation)
+    n, c = (1 if unbatched else int(x.shape[0])), int(x.shape[-1])
+    _check_sizes(fn, n, (h, w), c, pads)
+    _args.check_elements(fn, "window", window, f"with stride {stride} gives patches of",
+                         (n, *out, window[0] * window[1] * c), fn)
     return _unfold_core(
         x, window=window, stride=stride, dilation=dilation, pads=pads, out=out,
         unbatched=unbatched,
@@ -153,7 +166,8 @@ def fold(
 
     Raises:
       ValueError: bad rank, a last axis not divisible by ``kh * kw``, ``H_out``/``W_out`` not
-        matching ``output_size``, bad sizes or padding.
+        matching ``output_size``, bad sizes or padding, an image or padded image of more than
+        ``2**31 - 1`` elements.
       TypeError: non-float ``patches``, malformed arguments.
 
     Examples:
@@ -189,6 +203,8 @@ def fold(
             f"gives {out[0]}x{out[1]} (window {window}, stride {stride}, padding {pads}, "
             f"dilation {dilation})"
         )
+    _check_sizes(fn, 1 if unbatched else int(arr.shape[0]), size, depth // (window[0] * window[1]),
+                 pads)
     return _fold_core(
         arr, size=size, window=window, stride=stride, dilation=dilation, pads=pads, out=out,
         unbatched=unbatched,

@@ -74,6 +74,94 @@ def test_named_algorithms_on_empty_inputs_match_direct(x_shape, kernel_shape, kw
         np.testing.assert_array_equal(g, g_ref)
 
 
+# ------------------------------------------------------------------------------ size products
+
+# Each extent fits int32 but a product does not: XLA aborted the process on these (SIGABRT,
+# "overflow in static extent product"), so they are only ever traced abstractly here
+# (jax.eval_shape on shape stand-ins: nothing is compiled or allocated). The checks must raise
+# before any of that.
+BIG = 2**30 - 100  # padding: padded extents 2**31 - 196, fitting int32
+LIMIT = r"; an array {} builds must have at most 2\*\*31 - 1"
+
+
+def _abstract(f, *shapes):
+    """``f`` traced on float32 shape stand-ins (raises what its validation raises)."""
+    return jax.eval_shape(f, *(jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes))
+
+
+@pytest.mark.parametrize(
+    ("fn", "x_shape", "k_shape", "kwargs", "match"),
+    [
+        (jaxconv.conv2d, (1, 4, 4, 1), (3, 3, 1, 1), dict(padding=BIG),
+         r"^conv2d: padding \(\(1073741724, 1073741724\), \(1073741724, 1073741724\)\) pads the "
+         r"input to 1x2147483452x2147483452x1 = 4611685176613836304 elements"),
+        (jaxconv.conv3d, (1, 4, 4, 4, 1), (3, 3, 3, 1, 1), dict(padding=2**21),
+         r"^conv3d: padding .* pads the input to 1x4194308x4194308x4194308x1 = \d+ elements"),
+        # XLA multiplies extents in order: a later 0 did not save it from the overflow
+        (jaxconv.conv3d, (1, 4, 4, 4, 0), (3, 3, 3, 0, 1), dict(padding=2**21),
+         r"^conv3d: padding .* 1x4194308x4194308x4194308x0 = \d+ elements \(an empty axis "
+         r"counted as 1\)"),
+        (jaxconv.conv2d, (1, 4, 4, 1), (3, 3, 1, 1), dict(padding=BIG, padding_mode="replicate"),
+         r"^conv2d: padding .* pads the input to 1x2147483452x2147483452x1 = \d+ elements"),
+        (jaxconv.conv2d, (1, 2**15, 2**15, 1), (1, 1, 1, 4), dict(padding="SAME"),
+         r"^conv2d: kernel \(1, 1, 1, 4\) with stride \(1, 1\) and dilation \(1, 1\) on the "
+         r"padded input 32768x32768 gives an output of 1x32768x32768x4 = 4294967296 elements"),
+        (jaxconv.conv1d, (2**16, 2**16, 1), (1, 1, 1), {},
+         r"^conv1d: x \(channels-last shape \(65536, 65536, 1\)\) has 65536x65536x1 = "
+         r"4294967296 elements"),
+    ],
+)
+def test_convolution_size_products(fn, x_shape, k_shape, kwargs, match):
+    with pytest.raises(ValueError, match=match + LIMIT.format("the convolution")):
+        _abstract(lambda x, k: fn(x, k, **kwargs), x_shape, k_shape)
+
+
+def test_shape_only_entry_points_check_the_products_too():
+    with pytest.raises(ValueError, match=r"^select_algorithm: padding .* pads the input to "):
+        jaxconv.select_algorithm((1, 4, 4, 1), (3, 3, 1, 1), padding=BIG)
+
+
+@pytest.mark.parametrize(
+    ("f", "shape", "match"),
+    [
+        (lambda x: jaxconv.unfold(x, 3, padding=BIG), (1, 4, 4, 1),
+         r"^unfold: padding \(\(1073741724, 1073741724\), \(1073741724, 1073741724\)\) pads the "
+         r"image to 1x2147483452x2147483452x1 = 4611685176613836304 elements"),
+        (lambda x: jaxconv.unfold(x, 4), (2**14, 2**14, 4),
+         r"^unfold: window \(4, 4\) with stride \(1, 1\) gives patches of 1x16381x16381x64 = "
+         r"17173578304 elements"),
+        (lambda p: jaxconv.fold(p, 2**16, 1), (2**16, 2**16, 1),
+         r"^fold: the image 65536x65536 has 1x65536x65536x1 = 4294967296 elements"),
+        (lambda p: jaxconv.fold(p, 4, 1, padding=BIG), (2**31 - 196, 2**31 - 196, 1),
+         r"^fold: padding .* pads the image to 1x2147483452x2147483452x1 = \d+ elements"),
+    ],
+)
+def test_patches_size_products(f, shape, match):
+    name = match[1:match.index(":")]
+    with pytest.raises(ValueError, match=match + LIMIT.format(name)):
+        _abstract(f, shape)
+
+
+@pytest.mark.parametrize(
+    ("f", "x_shape", "k_shape", "match"),
+    [
+        (lambda x, k: jaxconv.conv_transpose2d(x, k, stride=2), (1, 2**11, 2**11, 1),
+         (2, 2, 256, 1),
+         r"^conv_transpose2d: stride \(2, 2\) on input \(2048, 2048\) \(kernel \(2, 2\), padding "
+         r"\(\(0, 0\), \(0, 0\)\), dilation \(1, 1\)\) gives an output of 1x4096x4096x256 = "
+         r"4294967296 elements"),
+        # an output of 2**30 elements, interleaved from phases of 6 rows per axis for its 4
+        (lambda x, k: jaxconv.conv_transpose3d(x, k, stride=3, padding=((2, 0),) * 3),
+         (2**14, 2, 2, 2, 1), (3, 3, 3, 2**10, 1),
+         r"^conv_transpose3d: stride \(3, 3, 3\) on input \(2, 2, 2\) .* interleaves its phases "
+         r"in 16384x6x6x6x1024 = 3623878656 elements"),
+    ],
+)
+def test_transposed_size_products(f, x_shape, k_shape, match):
+    with pytest.raises(ValueError, match=match + LIMIT.format("the transposed convolution")):
+        _abstract(f, x_shape, k_shape)
+
+
 # ------------------------------------------------------------------------------ transposed cost
 
 

@@ -4,7 +4,8 @@
 name, so each error message names the function the user called. It runs before tracing, on
 anything with ``shape``/``ndim``/``dtype`` (arrays, tracers, ``jax.ShapeDtypeStruct``), and
 returns hashable static configuration for the jitted core. It is written for any number of
-spatial axes (``spatial=1, 2, 3``); the 2-D messages name height and width.
+spatial axes (``spatial=1, 2, 3``); the 2-D messages name height and width. Sizes are checked
+per axis (int32 extents) and as products (:func:`check_sizes`).
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ def canonicalize(fn: str, x: Any, kernel: Any, bias: Any = None, *, stride: Any 
             f"dilation {dilation}) is larger than the padded input {'x'.join(map(str, padded))} "
             f"(input {'x'.join(map(str, size))}, padding {pads}); the output would be empty"
         )
+    check_sizes(fn, (n, *size, c), pads, kshape, stride, dilation)
 
     if bias is not None:
         bias = _args.as_array(fn, "bias", bias)
@@ -195,6 +197,27 @@ def canonicalize(fn: str, x: Any, kernel: Any, bias: Any = None, *, stride: Any 
     x_shape = (n, *seen, c)
     return x, kernel, bias, Canonical(x_shape, kshape, dtype, config, mode_pads, padding_mode,
                                       unbatched, data_format)
+
+
+def check_sizes(fn: str, x_shape: tuple[int, ...], pads: Any, kernel_shape: tuple[int, ...],
+                stride: tuple[int, ...], dilation: tuple[int, ...]) -> None:
+    """``ValueError`` unless the padded input and the output (channels-last ``x_shape``, after
+    the per-axis checks) each have at most 2**31 - 1 elements (:func:`jaxconv._args.check_elements`)."""
+    n, size, c = x_shape[0], x_shape[1:-1], x_shape[-1]
+    ksize, o = kernel_shape[:-2], kernel_shape[-1]
+    padded = tuple(m + lo + hi for m, (lo, hi) in zip(size, pads, strict=True))
+    if padded == size:
+        _args.check_elements(fn, "x", f"(channels-last shape {x_shape})", "has", x_shape,
+                             "the convolution")
+    else:
+        _args.check_elements(fn, "padding", pads, "pads the input to", (n, *padded, c),
+                             "the convolution")
+    out = tuple((p - (k - 1) * d - 1) // s + 1
+                for p, k, d, s in zip(padded, ksize, dilation, stride, strict=True))
+    _args.check_elements(
+        fn, "kernel", kernel_shape,
+        f"with stride {stride} and dilation {dilation} on the padded input "
+        f"{'x'.join(map(str, padded))} gives an output of", (n, *out, o), "the convolution")
 
 
 def shape_specs(fn: str, x_shape: Any, kernel_shape: Any, dtype: Any) -> list[jax.ShapeDtypeStruct]:

@@ -74,6 +74,13 @@ def conv2d(
       ``H_out = floor((H + pad_top + pad_bottom - ((kh - 1) * dh + 1)) / sh) + 1`` (same for W).
       The dtype is the promotion of ``x``'s and ``kernel``'s (float types only).
 
+    Raises:
+      ValueError: bad sizes or values, naming the argument, before tracing. Every padded extent
+        must fit int32, and the padded input and the output must each have at most
+        ``2**31 - 1`` elements (an empty axis counted as 1): a product past it made XLA abort
+        the process although each axis fit.
+      TypeError: malformed arguments, non-float dtypes.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import jaxconv

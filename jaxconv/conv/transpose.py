@@ -143,6 +143,17 @@ def _conv_transpose(fn: str, spatial: int, x: Any, kernel: Any, bias: Any, *, st
         )
     if max(out) > _args.INT32_MAX:
         raise ValueError(f"{fn}: the output size {out} must fit in int32 (< 2**31)")
+    # lax padding of the stride-dilated input: d * (k - 1) - p per side, extra at the end
+    lax_pads = tuple(
+        (e - 1 - lo, e - 1 - hi + x_) for e, (lo, hi), x_ in zip(eff, pads, extra, strict=True)
+    )
+    where = f"on input {size} (kernel {ksize}, padding {pads}, dilation {dilation})"
+    builder = "the transposed convolution"
+    _args.check_elements(fn, "stride", stride, f"{where} gives an output of",
+                         (xs[0], *out, c_out), builder)
+    plans = _plans(size, stride, dilation, ksize, lax_pads)
+    _args.check_elements(fn, "stride", stride, f"{where} interleaves its phases in",
+                         (xs[0], *(p.built for p in plans), c_out), builder)
     if bias is not None:
         bias = _args.as_array(fn, "bias", bias)
         _args.check_float(fn, "bias", bias)
@@ -158,10 +169,6 @@ def _conv_transpose(fn: str, spatial: int, x: Any, kernel: Any, bias: Any, *, st
         )
     precision = canonical_precision(fn, precision)
     dtype = jnp.result_type(*(jax.dtypes.canonicalize_dtype(a.dtype) for a in (x, kernel)))
-    # lax padding of the stride-dilated input: d * (k - 1) - p per side, extra at the end
-    lax_pads = tuple(
-        (e - 1 - lo, e - 1 - hi + x_) for e, (lo, hi), x_ in zip(eff, pads, extra, strict=True)
-    )
     return _transpose_core(
         x, kernel, bias, stride=stride, pads=lax_pads, dilation=dilation, groups=groups,
         data_format=data_format, unbatched=unbatched, precision=precision,
@@ -224,17 +231,26 @@ class _AxisPlan(NamedTuple):
     start: int
     length: int
 
+    @property
+    def built(self) -> int:
+        """Rows of this axis in the largest array assembled from it: the phases stacked (each
+        ``cnt`` rows), their dense interleaving (``stride * cnt``) or the output."""
+        if self.dense:
+            return self.cnt * sum(c for _, c in self.pieces)
+        return max(self.cnt * len(self.taps), self.length)
+
 
 def _axis_plan(m: int, s: int, d: int, k: int, plo: int, phi: int) -> _AxisPlan:
     """The phases one axis needs: input ``m``, stride ``s``, dilation ``d``, kernel ``k``, lax
     pads ``(plo, phi)`` of the equivalent input-dilated convolution.
 
-    Only the rows of each phase that reach the output are computed. With ``stride <= output``
-    (dense) every residue gets a slot, zeros where no tap falls, interleaving is a reshape and
-    the output a slice of at most ``output + 2 * stride`` rows. With a longer stride each
-    residue meets the output at most once and most have no tap: the output is assembled from
-    the single rows of the phases with taps and blocks of zeros. Nothing grows with the stride
-    but the output (a 1-sample input at stride 10**5 had built 10**5 phases).
+    Only the rows of each phase that reach the output are computed. When the output spans many
+    strides (dense) every residue gets a slot, zeros where no tap falls, interleaving is a
+    reshape and the output a slice of at most twice its rows. Otherwise (the output spans at
+    most about two strides) each residue meets it at most three times and most have no tap:
+    the output is assembled from single rows of the phases with taps and blocks of zeros.
+    Nothing grows with the stride but the output (a 1-sample input at stride 10**5 had built
+    10**5 phases).
     """
     e = (k - 1) * d + 1
     lo = e - 1 - plo  # cropped from the full output's start (negative: extra zeros)
@@ -242,7 +258,7 @@ def _axis_plan(m: int, s: int, d: int, k: int, plo: int, phi: int) -> _AxisPlan:
     t0 = lo // s  # floor
     cnt = -(-(lo + length) // s) - t0
     tapped = sorted({a * d % s for a in range(k)})  # at most k residues have taps
-    if s <= length:
+    if s * cnt <= 2 * length:
         taps = [(r, _phase_taps(r, s, d, k)) for r in tapped]
         pieces, r = [], 0
         for i, (ri, _) in enumerate(taps):
@@ -256,19 +272,25 @@ def _axis_plan(m: int, s: int, d: int, k: int, plo: int, phi: int) -> _AxisPlan:
         if r < s:
             pieces.append((None, s - r))
         return _AxisPlan(taps, t0, cnt, True, pieces, lo - t0 * s, length)
-    # residue r meets the output rows [lo, lo + length) once, at q = lo + (r - lo) mod s, if
-    # (r - lo) mod s < length
-    rows = sorted(((r - lo) % s, r) for r in tapped if (r - lo) % s < length)
-    taps = [(r, _phase_taps(r, s, d, k)) for _, r in rows]
-    pieces, at = [], 0
-    for i, (offset, _) in enumerate(rows):
-        if offset > at:
-            pieces.append((None, offset - at))
-        pieces.append((i, (lo + offset) // s - t0))
-        at = offset + 1
-    if at < length:
-        pieces.append((None, length - at))
+    # residue r meets the output rows [lo, lo + length) at lo + (r - lo) mod s + j * s
+    taps = [(r, _phase_taps(r, s, d, k)) for r in tapped if (r - lo) % s < length]
+    rows = sorted((q, i) for i, (r, _) in enumerate(taps)
+                  for q in range(lo + (r - lo) % s, lo + length, s))
+    pieces, at = [], lo
+    for q, i in rows:
+        if q > at:
+            pieces.append((None, q - at))
+        pieces.append((i, q // s - t0))
+        at = q + 1
+    if at < lo + length:
+        pieces.append((None, lo + length - at))
     return _AxisPlan(taps, t0, cnt, False, pieces, 0, length)
+
+
+def _plans(size, stride, dilation, ksize, pads) -> list[_AxisPlan]:
+    """One :func:`_axis_plan` per spatial axis (``pads``: the lax pads, one pair per axis)."""
+    return [_axis_plan(m, s, d, k, plo, phi) for m, s, d, k, (plo, phi)
+            in zip(size, stride, dilation, ksize, pads, strict=True)]
 
 
 def _zeros_like_along(y, axis: int, count: int):
@@ -308,8 +330,7 @@ def _polyphase(x, k, stride, dilation, pads, groups: int, precision):
     n, size = x.shape[0], x.shape[1:-1]
     spatial = len(size)
     o = k.shape[-1]
-    plans = [_axis_plan(m, s, d, kk, plo, phi) for m, s, d, kk, (plo, phi)
-             in zip(size, stride, dilation, k.shape[:spatial], pads, strict=True)]
+    plans = _plans(size, stride, dilation, k.shape[:spatial], pads)
     if not all(p.taps for p in plans):  # no tap reaches the output on some axis
         return jnp.zeros((n, *(p.length for p in plans), o), x.dtype)
     dn = dimension_numbers(spatial)
@@ -318,13 +339,20 @@ def _polyphase(x, k, stride, dilation, pads, groups: int, precision):
         taps = [t for _, t in combo]
         sub = k[tuple(slice(f, f + (c - 1) * st + 1, st) for f, st, c, _, _ in taps)]
         sub = jnp.flip(sub, axis=tuple(range(spatial)))
-        padding = []  # negative low padding: rows of x before the first row computed
+        padding, crop = [], []
         for (_, _, c, c0, dd), m, p in zip(taps, size, plans, strict=True):
-            # y[t] = sum_j x[t - c0 - j dd] sub[j] for t in [t0, t0 + cnt)
-            c_last = c0 + (c - 1) * dd
-            padding.append((c_last - p.t0, p.t0 + p.cnt - m - c0))
+            # y[t] = sum_j x[t - c0 - j dd] sub[j] for t in [t0, t0 + cnt): lax padding
+            # (lo, hi); a negative side is a crop of x instead (XLA:CPU's float32 convolution
+            # with negative padding read out of bounds on some shapes, jax 0.10.2)
+            lo, hi = c0 + (c - 1) * dd - p.t0, p.t0 + p.cnt - m - c0
+            padding.append((max(lo, 0), max(hi, 0)))
+            crop.append((max(-lo, 0), m - max(-hi, 0)))
+        if any(a >= b for a, b in crop):  # every row computed reads only zeros
+            phases.append(jnp.zeros((n, *(p.cnt for p in plans), o), x.dtype))
+            continue
         phases.append(lax.conv_general_dilated(
-            x, sub, window_strides=(1,) * spatial, padding=tuple(padding),
+            x[(slice(None), *(slice(a, b) for a, b in crop))], sub,
+            window_strides=(1,) * spatial, padding=tuple(padding),
             rhs_dilation=tuple(t[4] for t in taps), dimension_numbers=dn,
             feature_group_count=groups, precision=precision,
         ))
@@ -377,6 +405,12 @@ _ARGS_DOC = """
       ``out = (in - 1) * stride - (pad_lo + pad_hi) + dilation * (k - 1) + output_padding + 1``
       (PyTorch's formula, with ``pad_lo = pad_hi = padding`` for an int). The dtype is the
       promotion of ``x``'s and ``kernel``'s.
+
+    Raises:
+      ValueError: bad sizes or values, naming the argument, before tracing; among them an
+        output, or the phases interleaved into it (at most twice its extent per axis), of
+        more than ``2**31 - 1`` elements.
+      TypeError: malformed arguments, non-float dtypes.
 """
 
 
