@@ -537,29 +537,22 @@ def test_channel_padded_refuses_with_reason(xs, ks, config, reason):
     assert reason in channel_padded.check(xs, ks, jnp.float32, config)
 
 
-@pytest.mark.parametrize(("xs", "ks", "kwargs", "rule"), [
-    ((8, 128, 128, 3), (7, 7, 3, 32), dict(stride=2, padding=3), "channel_padded"),  # a stem
-    ((8, 64, 64, 3), (3, 3, 3, 17), dict(padding="SAME"), "channel_padded"),  # the slow ranges
-    ((8, 64, 64, 3), (3, 3, 3, 80), dict(padding="SAME"), "channel_padded"),
-    ((8, 64, 64, 3), (3, 3, 3, 16), dict(padding="SAME"), "direct"),  # XLA's 3 channels fast
-    ((8, 64, 64, 3), (3, 3, 3, 33), dict(padding="SAME"), "direct"),
-    ((4, 112, 112, 3), (3, 3, 3, 64), dict(padding="SAME"), "direct"),  # VGG's first layer
-    ((2, 224, 224, 3), (7, 7, 3, 64), dict(stride=2, padding=3), "direct"),  # ResNet's stem
-    ((1, 320, 400, 3), (15, 15, 3, 3), dict(), None),  # the cat, a large kernel: fft's
-    ((1, 8, 8, 3), (3, 3, 3, 24), dict(), None),  # too small to matter
-    ((4, 112, 112, 5), (3, 3, 5, 24), dict(padding="SAME"), None),  # measured for C = 3 only
-    ((4, 112, 112, 3), (1, 1, 3, 24), dict(), None),  # a GEMM
+@pytest.mark.parametrize(("xs", "ks", "config", "slow"), [
+    ((8, 64, 64, 3), (3, 3, 3, 17), ConvConfig(), True),  # the slow ranges: 17-32, 65-80
+    ((8, 64, 64, 3), (3, 3, 3, 32), ConvConfig(), True),
+    ((8, 64, 64, 3), (3, 3, 3, 80), ConvConfig(), True),
+    ((8, 128, 128, 3), (7, 7, 3, 32), ConvConfig(stride=(2, 2)), True),  # a stem
+    ((8, 64, 64, 3), (3, 3, 3, 16), ConvConfig(), False),  # XLA's 3 channels fast
+    ((8, 64, 64, 3), (3, 3, 3, 33), ConvConfig(), False),
+    ((4, 112, 112, 5), (3, 3, 5, 24), ConvConfig(), False),  # measured for C = 3 only
+    ((8, 64, 64, 6), (3, 3, 3, 24), ConvConfig(groups=2), False),
 ])
-def test_auto_routes_rgb_images_by_output_count(xs, ks, kwargs, rule):
-    sel = jaxconv.select_algorithm(xs, ks, backend="cpu", **kwargs)
-    if rule is None:
-        assert "3-channel" not in sel.reason, sel
-    else:
-        assert sel.algorithm == rule and "3-channel" in sel.reason, sel
-    # training: XLA's own gradient above 32 outputs at its fast counts, else mec's rule or the
-    # model (padded stems' gradients measured slower than XLA's)
-    sel = jaxconv.select_algorithm(xs, ks, backend="cpu", mode="train", **kwargs)
-    if rule == "direct" and ks[-1] > 32:
-        assert sel.algorithm == "direct" and "training a 3-channel" in sel.reason, sel
-    else:
-        assert "3-channel" not in sel.reason, sel
+def test_slow_rgb_outputs_are_a_cost_term_of_direct(xs, ks, config, slow):
+    """XLA:CPU's slow 3-channel output counts are no rule of auto's: a term of direct's cost,
+    equal to its flops where the path is slow, which the fit prices."""
+    from jaxconv.conv import cost_model, direct
+
+    assert direct.slow_rgb_path(xs, ks, config) == slow
+    terms = cost_model.cost_terms("direct", xs, ks, config)
+    flops = max(v for t, v in terms.items() if t.startswith("flop") and t != "flop_rgb_slow")
+    assert terms["flop_rgb_slow"] == (flops if slow else 0.0)
