@@ -252,7 +252,7 @@ def test_cost_model_file_errors(tmp_path):
     for text in ["[" * 100000, '{"schema": 1e999}', '{"a": ' + "9" * 400 + "}", "\xff",
                  '{"schema": "jaxconv-cost-model", "version": 2, "fits": {"cpu": []}}']:
         bad.write_text(text)
-        with pytest.raises(cost_model.CostModelError, match="cm.json"):
+        with pytest.raises(cost_model.CostModelError, match=r"cm\.json"):
             cost_model.read(bad)
 
 
