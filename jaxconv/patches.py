@@ -134,7 +134,8 @@ def unfold(
     unbatched, (_, h, w, _) = _args.image_rank(fn, "x", x, "NHWC")
     _args.check_float(fn, "x", x)
     window, stride, dilation, pads, out = _geometry(fn, (h, w), window, stride, padding, dilation)
-    n, c = (1 if unbatched else int(x.shape[0])), int(x.shape[-1])
+    shape = jnp.shape(x)
+    n, c = (1 if unbatched else int(shape[0])), int(shape[-1])
     _check_sizes(fn, n, (h, w), c, pads)
     _args.check_elements(fn, "window", window, f"with stride {stride} gives patches of",
                          (n, *out, window[0] * window[1] * c), fn)
@@ -203,7 +204,8 @@ def fold(
             f"gives {out[0]}x{out[1]} (window {window}, stride {stride}, padding {pads}, "
             f"dilation {dilation})"
         )
-    _check_sizes(fn, 1 if unbatched else int(arr.shape[0]), size, depth // (window[0] * window[1]),
+    _check_sizes(fn, 1 if unbatched else int(arr.shape[0]), (size[0], size[1]),
+                 depth // (window[0] * window[1]),
                  pads)
     return _fold_core(
         arr, size=size, window=window, stride=stride, dilation=dilation, pads=pads, out=out,

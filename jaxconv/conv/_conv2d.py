@@ -340,7 +340,8 @@ def _switch_when_differentiated(x, kernel, config, algorithm, train_algorithm):
 
 @_switch_when_differentiated.defjvp
 def _switch_jvp(config, algorithm, train_algorithm, primals, tangents):
-    y = _registry.get(algorithm).fn(*primals, config)
+    x, kernel = primals
+    y = _registry.get(algorithm).fn(x, kernel, config)
     train = _registry.get(train_algorithm).fn
     _, dy = jax.jvp(lambda a, b: train(a, b, config), primals, tangents)
     return y, dy

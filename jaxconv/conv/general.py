@@ -236,9 +236,9 @@ def _padding(padding: Any, size: tuple[int, ...], eff: tuple[int, ...],
     if (isinstance(padding, Sequence) and len(padding) == n
             and all(isinstance(p, Sequence) and not isinstance(p, str) and len(p) == 2
                     and all(_args.is_int(v) for v in p) for p in padding)):
-        pads = tuple((int(lo), int(hi)) for lo, hi in padding)
-        _args.check_int32(FN, "padding", [v for p in pads for v in p], padding)
-        return pads
+        explicit = tuple((int(lo), int(hi)) for lo, hi in padding)
+        _args.check_int32(FN, "padding", [v for p in explicit for v in p], padding)
+        return explicit
     raise TypeError(
         f"{FN}: padding must be one of {', '.join(map(repr, STRING_PADDINGS))} or {n} (low, high) "
         f"pairs of ints, got {padding!r}"

@@ -260,7 +260,8 @@ def _axis_plan(m: int, s: int, d: int, k: int, plo: int, phi: int) -> _AxisPlan:
     tapped = sorted({a * d % s for a in range(k)})  # at most k residues have taps
     if s * cnt <= 2 * length:
         taps = [(r, _phase_taps(r, s, d, k)) for r in tapped]
-        pieces, r = [], 0
+        pieces: list[tuple[int | None, int]] = []
+        r = 0
         for i, (ri, _) in enumerate(taps):
             if ri > r:
                 pieces.append((None, ri - r))
@@ -276,7 +277,8 @@ def _axis_plan(m: int, s: int, d: int, k: int, plo: int, phi: int) -> _AxisPlan:
     taps = [(r, _phase_taps(r, s, d, k)) for r in tapped if (r - lo) % s < length]
     rows = sorted((q, i) for i, (r, _) in enumerate(taps)
                   for q in range(lo + (r - lo) % s, lo + length, s))
-    pieces, at = [], lo
+    pieces = []
+    at = lo
     for q, i in rows:
         if q > at:
             pieces.append((None, q - at))
