@@ -107,3 +107,19 @@ def _isolated_autotune_cache(tmp_path_factory):
         os.environ.pop("JAXCONV_CACHE_DIR", None)
     else:
         os.environ["JAXCONV_CACHE_DIR"] = old
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """An empty autotune cache folder of the test's own; memoized choices forgotten on both sides."""
+    from jaxconv.conv import cache, select
+
+    d = tmp_path / "cache"
+    monkeypatch.setenv("JAXCONV_CACHE_DIR", str(d))
+    monkeypatch.delenv(select.AUTOTUNE_ENV, raising=False)
+    cache.clear_memory_cache()
+    select.clear_caches()
+    yield d
+    cache.clear_memory_cache()
+    select.clear_caches()
+    select.set_autotune(None)

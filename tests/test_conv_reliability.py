@@ -23,16 +23,9 @@ X, K = (1, 8, 8, 2), (3, 3, 2, 2)
 
 
 @pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch):
-    d = tmp_path / "cache"
-    monkeypatch.setenv("JAXCONV_CACHE_DIR", str(d))
-    monkeypatch.delenv(select.AUTOTUNE_ENV, raising=False)
-    cache.clear_memory_cache()
-    select.clear_caches()
-    yield d
-    cache.clear_memory_cache()
-    select.clear_caches()
-    select.set_autotune(None)
+def _fresh_cache(cache_dir):
+    """Every test here gets its own, empty autotune cache (``cache_dir`` in conftest.py)."""
+    return cache_dir
 
 
 # ------------------------------------------------------------------------------ sizes

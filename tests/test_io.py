@@ -16,7 +16,7 @@ import pytest
 import jaxconv
 from jaxconv import _io, cli
 from jaxconv._io import JSONFileError, read_json, write_json_atomic
-from jaxconv.conv import cache, cost_model, select
+from jaxconv.conv import cache, cost_model
 from jaxconv.conv._registry import ConvConfig
 
 X, K = (1, 8, 8, 2), (3, 3, 2, 2)
@@ -131,18 +131,6 @@ def test_one_atomic_json_writer():
 
 
 # ------------------------------------------------------------------------------ the autotune cache
-
-
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    d = tmp_path / "cache"
-    monkeypatch.setenv("JAXCONV_CACHE_DIR", str(d))
-    monkeypatch.delenv(select.AUTOTUNE_ENV, raising=False)
-    cache.clear_memory_cache()
-    select.clear_caches()
-    yield d
-    cache.clear_memory_cache()
-    select.clear_caches()
 
 
 def _valid_cache(**entry_changes):
