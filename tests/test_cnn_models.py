@@ -157,7 +157,7 @@ def test_jaxconv_model_equals_plain_flax(name, images):
 @pytest.mark.parametrize("name", list(TINY))
 def test_outputs_equal_the_pytorch_network(name, rng):
     """The same weights in the PyTorch network written from the papers: same logits."""
-    import torch
+    torch = pytest.importorskip("torch")
 
     tm = _torch_models()
     model = TINY[name](rngs=1)
