@@ -11,6 +11,7 @@ by default and whole under ``JAXCONV_FULL_TESTS=1``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 
@@ -218,6 +219,25 @@ def test_depthwise_both_input_gradient_forms(shapes, scatter_max_taps, monkeypat
     got = jax.jvp(lambda x, k: depthwise.conv_depthwise(x, k, config), (x, k), t)[1]
     want = jax.jvp(lambda x, k: conv_direct(x, k, config), (x, k), t)[1]
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("max_fused_taps", [4, 64], ids=["chunks-of-4", "default"])
+def test_depthwise_tap_chunks_match_direct(max_fused_taps, monkeypatch, rng):
+    """Kernels with more taps than one fusion sums (here 9x9 = 81, and 7x5 = 35 in chunks of 4,
+    the last one short) are summed chunk by chunk: values and both gradients as direct's."""
+    monkeypatch.setattr(depthwise, "MAX_FUSED_TAPS", max_fused_taps)
+    for xs, ks, config in [((1, 20, 17, 1), (9, 9, 1, 1), ConvConfig(padding=((4, 4), (4, 4)))),
+                           ((2, 11, 12, 3), (7, 5, 1, 3),
+                            ConvConfig(stride=(2, 1), dilation=(1, 2), groups=3))]:
+        x, k = jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks))
+        if xs[-1] == 1:
+            config = dataclasses.replace(config, groups=1)
+        y, pull = jax.vjp(lambda x, k: depthwise.conv_depthwise(x, k, config), x, k)
+        want, pull_want = jax.vjp(lambda x, k: conv_direct(x, k, config), x, k)
+        np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+        ct = jnp.asarray(rng.normal(size=y.shape))
+        for g, w in zip(pull(ct), pull_want(ct), strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
 # Second order through depthwise's custom JVP compiles for seconds per case: the default run

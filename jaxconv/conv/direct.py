@@ -45,6 +45,11 @@ def zero_result(x, kernel, config: ConvConfig):
     return jnp.zeros((x.shape[0], *out, kernel.shape[-1]), x.dtype)
 
 
+#: The paths XLA:CPU's convolution takes, each priced on its own: unpadded, zero-padded,
+#: strided or dilated, grouped, 3-D, 1x1.
+KINDS = ("", "_padded", "_strided", "_grouped", "_volume", "_1x1")
+
+
 def direct_cost_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> dict[str, float]:
     """Cost-model terms of XLA's convolution (see ``cost_model.py``)."""
     n, c = x_shape[0], x_shape[-1]
@@ -60,17 +65,26 @@ def direct_cost_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -
     strided = any(s > 1 for s in config.stride) or any(d > 1 for d in config.dilation)
     # XLA:CPU's grouped convolution (groups > 1) takes yet another path: its gradient was
     # measured 10-20x slower than the dense one's on the same flops.
-    kind = ("_grouped" if config.groups > 1 else "_strided" if strided
+    # And a 3-D convolution through another again (measured ~2.3x the 2-D padded constant),
+    # and a 1x1 kernel at stride 1 through a plain GEMM (~3x faster per flop than the unpadded
+    # path on a thin RGB image or LeNet's first layer, with which it would otherwise share one).
+    one_by_one = math.prod(kernel_shape[:-2]) == 1 and not strided and not config.padded
+    kind = ("_grouped" if config.groups > 1 else "_volume" if len(out) == 3
+            else "_1x1" if one_by_one else "_strided" if strided
             else "_padded" if config.padded else "")
     flop, patch = 2.0 * taps * cg * o, float(taps * c)
     terms = {"call": 1.0, "byte": float(n * padded_in * c + n * math.prod(out) * o),
              # the kernel, read on every call: with a few small images and many channels it
              # weighs as much as the activations (4x7x7x512, 3x3: a 9 MiB kernel)
              "kernel_byte": 4.0 * math.prod(kernel_shape)}
-    for k in ("", "_padded", "_strided", "_grouped"):
+    pixels = float(n * math.prod(out))
+    for k in KINDS:
         terms["flop" + k] = flop if k == kind else 0.0
         # elements of the (virtual) patch matrix XLA:CPU packs: dominant when O is small
         terms["patch" + k] = patch if k == kind else 0.0
+        # a cost per output position, whatever the channels: the unpadded path on an RGB image
+        # spends ~90 ns on each (the cat, 320x400x3, 3x3 or 7x7: the same ~12 ms)
+        terms["pixel" + k] = pixels if k == kind else 0.0
     terms["flop_rgb_slow"] = flop if slow_rgb_path(x_shape, kernel_shape, config) else 0.0
     return terms
 

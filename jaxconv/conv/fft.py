@@ -477,7 +477,10 @@ def fft_model_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> 
     gemm = cg * (o // config.groups) > ELEMENTWISE_MAX_CO
     return {
         "call": 1.0,
-        "fft_flop": per_fft * blocks * (c + o),
+        # XLA:CPU's 3-D transforms run at ~3x the time per flop of its 1-D and 2-D ones
+        # (measured on 16^3-32^3 volumes), so they get their own constant
+        "fft_flop": per_fft * blocks * (c + o) if len(ksize) < 3 else 0.0,
+        "fft_flop_volume": per_fft * blocks * (c + o) if len(ksize) == 3 else 0.0,
         "transform": float(blocks * (c + o)),  # per transform overhead (many small images)
         "gemm_flop": contraction if gemm else 0.0,
         # the per-frequency GEMMs have only `blocks` rows: for few rows they are bound by

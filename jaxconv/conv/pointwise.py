@@ -90,12 +90,15 @@ def conv_pointwise(x, kernel, config: ConvConfig):
 
 
 def pointwise_cost_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> dict[str, float]:
-    """Cost-model terms of ``pointwise``: the GEMM's flops, the pixels it reads and writes."""
+    """Cost-model terms of ``pointwise``: the GEMM's flops, the pixels it reads and writes, and
+    with a stride the whole input its strided slice reads (and its gradient writes back)."""
     n, c = x_shape[0], x_shape[-1]
     cg, o = kernel_shape[-2:]
     out = config.output_hw(x_shape[1:-1], kernel_shape[:-2])
     pixels = n * math.prod(out)
-    return {"call": 1.0, "flop": 2.0 * pixels * cg * o, "byte": 4.0 * pixels * (c + o)}
+    strided = any(s > 1 for s in config.stride)
+    return {"call": 1.0, "flop": 2.0 * pixels * cg * o, "byte": 4.0 * pixels * (c + o),
+            "strided_byte": 4.0 * n * math.prod(x_shape[1:-1]) * c if strided else 0.0}
 
 
 POINTWISE = register(
