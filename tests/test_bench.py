@@ -395,3 +395,24 @@ def test_bench_tiny_models_sweep(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "## models — training step" in report and "| ResNet-18 width 2 8x8 b2 |" in report
     assert (tmp_path / "conv_vs_kernel.png").stat().st_size > 0
+
+
+def test_heldout_summary_known_answer(tmp_path):
+    """``benchmarks/heldout.py``'s table on two synthetic rows: auto's own call and its pick's
+    timing over the fastest algorithm's, per family and overall; the plot is written."""
+    import heldout
+
+    rows = [
+        {"label": "cnn a", "family": "cnn", "picked": "mec", "fastest": "direct", "skipped": [],
+         "ms": {"direct": 1.0, "mec": 2.0, "auto": 4.0, "xla": 1.0}},
+        {"label": "filter b", "family": "filter", "picked": "fft", "fastest": "fft",
+         "skipped": [], "ms": {"fft": 1.0, "depthwise": 9.0, "auto": 1.0, "xla": 10.0}},
+    ]
+    text = heldout.summarize(rows)
+    lines = {line.split()[0]: line.split() for line in text.splitlines()[1:4]}
+    assert lines["cnn"][2:5] == ["4.000", "4.00", "4.00"] and lines["cnn"][5] == "2.000"
+    assert lines["filter"][2] == "1.000" and lines["filter"][5] == "1.000"
+    assert lines["all"][2] == "2.000" and lines["all"][7] == "2.00"  # gm of 4 and 1; worst pick
+    assert "auto below 0.9x XLA where XLA takes > 0.5 ms: 1 of 2" in text
+    heldout.plot(rows, tmp_path / "regret.png")
+    assert (tmp_path / "regret.png").stat().st_size > 0
