@@ -2,7 +2,7 @@
 
 The timed code is the pytest-benchmark suite beside this file (``test_bench_*.py``). This module
 holds what the suite and the report share — the sweep built from the benchmark cases
-(:data:`jaxconv.conv.cases.CASES`), its points, the FLOP count, the machine description — plus
+(:data:`jaxconv.convolution.cases.CASES`), its points, the FLOP count, the machine description — plus
 the report builder and ``main(argv)``, which runs the suite in-process with a progress bar and
 writes under ``--out`` (default ``bench-results/``):
 
@@ -47,8 +47,8 @@ from typing import Any
 import jax
 import models_case
 
-from jaxconv.conv import ConvConfig
-from jaxconv.conv.cases import CASES, Problem
+from jaxconv.convolution import ConvConfig
+from jaxconv.convolution.cases import CASES, Problem
 
 ROOT = Path(__file__).resolve().parent.parent  # the clone: benchmarks/ and pyproject.toml
 BASELINE = "lax"
@@ -145,7 +145,7 @@ class Row:
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    """A benchmark case (:data:`jaxconv.conv.cases.CASES`) at one size: rows, passes, peers."""
+    """A benchmark case (:data:`jaxconv.convolution.cases.CASES`) at one size: rows, passes, peers."""
 
     name: str
     title: str
@@ -269,7 +269,7 @@ def peer_versions() -> dict[str, str | None]:
 
 def jaxconv_algorithms(row: Row) -> list[str]:
     """Registered jaxconv algorithms (registry order) that serve ``row`` in float32."""
-    from jaxconv.conv import algorithms
+    from jaxconv.convolution import algorithms
 
     def serves(a) -> bool:
         try:
@@ -338,7 +338,7 @@ def machine_info() -> dict[str, Any]:
     import jaxlib
 
     import jaxconv
-    from jaxconv.conv import cost_model
+    from jaxconv.convolution import cost_model
 
     try:
         affinity = len(os.sched_getaffinity(0))
@@ -359,7 +359,7 @@ def machine_info() -> dict[str, Any]:
         "backend": backend,
         "devices": [f"{d.device_kind} ({d.platform})" for d in jax.devices()],
         "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
-        "algorithms": [a.name for a in importlib.import_module("jaxconv.conv").algorithms()],
+        "algorithms": [a.name for a in importlib.import_module("jaxconv.convolution").algorithms()],
         "cost_model_fitted": fit.provenance.get("measured_at") if fit else None,
     }
 

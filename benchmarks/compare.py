@@ -1,7 +1,7 @@
 """auto against the fastest registered algorithm, XLA and torch, side by side, layer by layer.
 
     python benchmarks/compare.py cnn,untuned,deep fwd,fwd+bwd 7     # cases, passes, rounds
-    python benchmarks/compare.py layer fwd                          # any case of jaxconv.conv.cases
+    python benchmarks/compare.py layer fwd                          # any case of jaxconv.convolution.cases
     python benchmarks/compare.py models train,infer 7               # whole networks
 
 
@@ -12,7 +12,7 @@ threads get a rest after its call), in a fresh random order each round (a call r
 memory-hungry one runs slower), so load from other processes and neighbours hit them alike;
 the median of the rounds is printed, with the ratios auto / fastest algorithm, XLA / auto and
 torch / auto and their geometric means over the case. ``fwd+bwd`` times the gradients
-of ``sum(y * y) / 2`` (``jaxconv.conv.tuning.timing_loss``: a varying cotangent, as in
+of ``sum(y * y) / 2`` (``jaxconv.convolution.tuning.timing_loss``: a varying cotangent, as in
 training) with respect to x and kernel, where ``auto`` switches to its training choice.
 ``untuned``: realistic layers (ResNet-50, MobileNetV2, VGG, a 224x224 stem) that the cost
 model was not fitted on; ``deep``: small images with many channels, not fitted on either.
@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 
 import jaxconv
-from jaxconv.conv import _registry, cases
-from jaxconv.conv.cases import Problem
-from jaxconv.conv.tuning import timing_loss
+from jaxconv.convolution import _registry, cases
+from jaxconv.convolution.cases import Problem
+from jaxconv.convolution.tuning import timing_loss
 
 torch.set_num_threads(2)
 

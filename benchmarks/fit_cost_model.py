@@ -1,15 +1,15 @@
 """Fit the constants of ``algorithm="auto"``'s cost model from scratch, and write ``cost_model.json``.
 
-The only writer of ``jaxconv/conv/cost_model.json``. One command measures, fits and writes:
+The only writer of ``jaxconv/convolution/cost_model.json``. One command measures, fits and writes:
 
     python benchmarks/fit_cost_model.py                        # measure, fit, write (<= 30 min)
     python benchmarks/fit_cost_model.py --problems 12 --rounds 2 --out /tmp/cm.json   # a quick check
     python benchmarks/fit_cost_model.py --save raw.json        # also keep the raw timings
     python benchmarks/fit_cost_model.py --load raw.json        # refit without measuring
 
-The grid: ``--problems`` draws of the "fit" split of ``jaxconv.conv.cases.sample`` (seed
+The grid: ``--problems`` draws of the "fit" split of ``jaxconv.convolution.cases.sample`` (seed
 ``--seed``; the held-out split is never drawn here) plus the named benchmark problems
-(``jaxconv.conv.cases.CASES``). On each problem every applicable algorithm with cost terms is
+(``jaxconv.convolution.cases.CASES``). On each problem every applicable algorithm with cost terms is
 compiled and timed forward and forward + backward (``tuning.timed_function``: the gradients of
 ``tuning.timing_loss``), in interleaved rounds in a fresh random order
 (``tuning.interleaved_medians``); medians are fitted.
@@ -43,8 +43,8 @@ import numpy as np
 from scipy.optimize import nnls
 
 import jaxconv  # noqa: F401  (registers every algorithm)
-from jaxconv.conv import _registry, cache, cases, cost_model, select, tuning
-from jaxconv.conv.cases import Problem
+from jaxconv.convolution import _registry, cache, cases, cost_model, select, tuning
+from jaxconv.convolution.cases import Problem
 
 DEFAULT_OUT = Path(cost_model.__file__).resolve().with_name(cost_model.DATA_FILE)
 FIT_SEED = 20261206

@@ -4,12 +4,12 @@
     python benchmarks/heldout.py 48 7 --seed 3   # N draws, rounds, another draw
     python benchmarks/heldout.py 24 5 --json out.json --plot regret.png
 
-Draws ``N`` problems of the "heldout" split of ``jaxconv.conv.cases.sample`` (disjoint from what
+Draws ``N`` problems of the "heldout" split of ``jaxconv.convolution.cases.sample`` (disjoint from what
 ``benchmarks/fit_cost_model.py`` fits on, by construction) and times, on each, every applicable
 registered algorithm, ``auto`` (``jaxconv.conv`` as a user calls it), XLA
 (``lax.conv_general_dilated`` in channels-last layout) and, when it is installed, torch
 (``torch.nn.functional.conv1d/2d/3d``, 2 threads), in interleaved rounds in a fresh random order
-(``jaxconv.conv.tuning.interleaved_medians``), float32, forward. Prints each problem's row, then
+(``jaxconv.convolution.tuning.interleaved_medians``), float32, forward. Prints each problem's row, then
 ``auto`` / fastest algorithm per family and overall (geometric mean, 90th percentile, worst;
 ``auto`` timed as its own call, and its pick's timing beside the others), and ``auto`` against
 XLA and torch. Algorithms whose buffers would exceed 2 GB are not run (they are
@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxconv
-from jaxconv.conv import _registry, cases, cost_model, select, tuning
+from jaxconv.convolution import _registry, cases, cost_model, select, tuning
 
 HELDOUT_SEED = 7
 MAX_BUFFER_BYTES = 2e9
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(r)
     print(summarize(rows))
     if args.json:
-        from jaxconv.conv import cache
+        from jaxconv.convolution import cache
 
         cache.write_json_atomic(args.json, {"jax": jax.__version__, "seed": args.seed,
                                             "rounds": args.rounds, "rows": rows})

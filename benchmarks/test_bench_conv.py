@@ -20,7 +20,7 @@ import pytest
 from jax import lax
 
 import jaxconv
-from jaxconv.conv.tuning import timing_loss
+from jaxconv.convolution.tuning import timing_loss
 
 # Error allowed against XLA, relative to max|XLA result| (FFT error scales with the largest
 # output, not per element). GPUs and TPUs run XLA's float32 conv in TF32 / bf16 passes.

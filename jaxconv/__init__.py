@@ -29,7 +29,7 @@ from .activations import (
     softplus,
     tanh,
 )
-from .conv import (
+from .convolution import (
     Selection,
     algorithms,
     autotune,
@@ -46,9 +46,6 @@ from .conv import (
     set_autotune,
 )
 from .patches import fold, unfold
-
-# ``jaxconv.conv`` is the N-d convolution *function* (it shadows the ``jaxconv.conv`` subpackage
-# as an attribute); the subpackage stays importable: ``from jaxconv.conv import autotune``.
 from .pooling import (
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,

@@ -37,7 +37,7 @@ import numpy as np
 from jax.typing import DTypeLike
 
 from . import activations as _activations
-from .conv import conv2d
+from .convolution import conv2d
 from .pooling import avg_pool2d, max_pool2d
 
 FN = "layers"

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from . import _args
-from .conv._canonical import Padding
+from .convolution._canonical import Padding
 from .pooling._window import NAMED_PADDINGS, Size, tap_views
 
 __all__ = ["fold", "unfold"]

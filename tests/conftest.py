@@ -112,7 +112,7 @@ def _isolated_autotune_cache(tmp_path_factory):
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
     """An empty autotune cache folder of the test's own; memoized choices forgotten on both sides."""
-    from jaxconv.conv import cache, select
+    from jaxconv.convolution import cache, select
 
     d = tmp_path / "cache"
     monkeypatch.setenv("JAXCONV_CACHE_DIR", str(d))

@@ -14,8 +14,8 @@ import pytest
 
 import jaxconv
 from jaxconv.cli.autotune import main as autotune_main
-from jaxconv.conv import AutotuneResult, _registry
-from jaxconv.conv import cache as at
+from jaxconv.convolution import AutotuneResult, _registry
+from jaxconv.convolution import cache as at
 
 X, K = (1, 8, 8, 2), (3, 3, 2, 2)
 
@@ -204,8 +204,8 @@ def test_training_is_timed_with_a_varying_cotangent(name):
     """The timed backward pass is the gradient of sum(y^2) / 2 (cotangent y, which varies),
     not of sum(y): a constant cotangent let XLA fold away part of mec's gradient. Known answer
     for a 1x1 kernel w: y = w x, so d/dx = w^2 x and d/dw = w sum(x^2)."""
-    from jaxconv.conv import tuning
-    from jaxconv.conv._registry import ConvConfig
+    from jaxconv.convolution import tuning
+    from jaxconv.convolution._registry import ConvConfig
 
     x = np.arange(1.0, 7.0, dtype=np.float32).reshape(1, 2, 3, 1)
     w = np.full((1, 1, 1, 1), 3.0, np.float32)
@@ -215,7 +215,7 @@ def test_training_is_timed_with_a_varying_cotangent(name):
 
 
 def test_top_k_times_the_models_best_plus_direct(cache_dir):
-    from jaxconv.conv import select
+    from jaxconv.convolution import select
 
     sel = jaxconv.select_algorithm(X, K)
     r = jaxconv.autotune(X, K, repeats=1, cache=False, top_k=1)

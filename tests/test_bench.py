@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from jaxconv.conv import algorithms
-from jaxconv.conv.cases import CASES
+from jaxconv.convolution import algorithms
+from jaxconv.convolution.cases import CASES
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the runner is a script of the clone, not the package

@@ -1,6 +1,6 @@
 """conv2d against an independent float64 NumPy reference, for every registered algorithm.
 
-Every test that takes ``algorithm`` runs for each name in ``jaxconv.conv.algorithms()`` at
+Every test that takes ``algorithm`` runs for each name in ``jaxconv.convolution.algorithms()`` at
 collection time, so an algorithm registered later is tested on the same products, and only on
 the cases it serves (``_registry.applicable``, asked at collection time as ``conv2d`` asks it:
 no skipped rows). ``auto`` resolves to one of them; its choice is tested on cases of its own.
@@ -27,9 +27,9 @@ from scipy import signal
 from tolerances import assert_close
 
 import jaxconv
-from jaxconv.conv import _registry, algorithms, select
-from jaxconv.conv._canonical import canonicalize
-from jaxconv.conv._conv2d import _conv_core
+from jaxconv.convolution import _registry, algorithms, select
+from jaxconv.convolution._canonical import canonicalize
+from jaxconv.convolution._conv2d import _conv_core
 
 ALGORITHMS = tuple(a.name for a in algorithms())
 

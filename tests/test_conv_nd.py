@@ -20,8 +20,8 @@ from ref_conv import conv_ref, is_valid_nd
 from tolerances import assert_close
 
 import jaxconv
-from jaxconv.conv import ConvConfig, _registry, cache, fft, select
-from jaxconv.conv._canonical import canonicalize
+from jaxconv.convolution import ConvConfig, _registry, cache, fft, select
+from jaxconv.convolution._canonical import canonicalize
 
 FNS = {1: jaxconv.conv1d, 3: jaxconv.conv3d}
 LAYOUTS = {1: ("NWC", "NCW"), 3: ("NDHWC", "NCDHW")}
@@ -360,7 +360,7 @@ def test_cost_terms_are_rank_generic(spatial):
     k = (*(3,) * spatial, 4, 8)
     cfg = ConvConfig(stride=(1,) * spatial, padding=((1, 1),) * spatial,
                      dilation=(1,) * spatial)
-    from jaxconv.conv import cost_model
+    from jaxconv.convolution import cost_model
 
     for name in ("direct", "fft"):
         terms = cost_model.cost_terms(name, x, k, cfg)

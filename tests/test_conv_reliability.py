@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import jaxconv
-from jaxconv.conv import _registry, cache, calibration, cost_model, select
-from jaxconv.conv._registry import ConvConfig
+from jaxconv.convolution import _registry, cache, calibration, cost_model, select
+from jaxconv.convolution._registry import ConvConfig
 
 X, K = (1, 8, 8, 2), (3, 3, 2, 2)
 

@@ -10,8 +10,8 @@ from ref_conv import conv2d_ref
 from tolerances import assert_close
 
 import jaxconv
-from jaxconv.conv import _registry, dft
-from jaxconv.conv._registry import ConvConfig
+from jaxconv.convolution import _registry, dft
+from jaxconv.convolution._registry import ConvConfig
 
 
 @pytest.mark.parametrize(("h", "w"), [(8, 8), (7, 9), (1, 5), (12, 1)])

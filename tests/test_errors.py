@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import jaxconv
-from jaxconv.conv import _registry
+from jaxconv.convolution import _registry
 
 X = jnp.zeros((2, 5, 6, 3), jnp.float32)  # NHWC, C=3
 K = jnp.zeros((3, 3, 3, 4), jnp.float32)  # HWIO, O=4

@@ -25,9 +25,9 @@ from ref_conv import conv2d_ref, is_valid
 from tolerances import assert_close
 
 import jaxconv
-from jaxconv.conv import _registry, depthwise, pointwise
-from jaxconv.conv._registry import ConvConfig
-from jaxconv.conv.direct import conv_direct
+from jaxconv.convolution import _registry, depthwise, pointwise
+from jaxconv.convolution._registry import ConvConfig
+from jaxconv.convolution.direct import conv_direct
 
 
 def _kw(stride, padding, dilation, groups):
@@ -552,7 +552,7 @@ def test_channel_padded_matches_direct_and_its_gradients(c, kwargs, rng):
      "serves 2-D convolutions (got 1 spatial dims)"),
 ])
 def test_channel_padded_refuses_with_reason(xs, ks, config, reason):
-    from jaxconv.conv import channel_padded
+    from jaxconv.convolution import channel_padded
 
     assert reason in channel_padded.check(xs, ks, jnp.float32, config)
 
@@ -570,7 +570,7 @@ def test_channel_padded_refuses_with_reason(xs, ks, config, reason):
 def test_slow_rgb_outputs_are_a_cost_term_of_direct(xs, ks, config, slow):
     """XLA:CPU's slow 3-channel output counts are no rule of auto's: a term of direct's cost,
     equal to its flops where the path is slow, which the fit prices."""
-    from jaxconv.conv import cost_model, direct
+    from jaxconv.convolution import cost_model, direct
 
     assert direct.slow_rgb_path(xs, ks, config) == slow
     terms = cost_model.cost_terms("direct", xs, ks, config)

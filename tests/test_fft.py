@@ -13,9 +13,9 @@ from ref_conv import conv2d_ref
 from tolerances import assert_close
 
 import jaxconv
-from jaxconv.conv import _registry, fft
-from jaxconv.conv._registry import ConvConfig
-from jaxconv.conv.direct import conv_direct
+from jaxconv.convolution import _registry, fft
+from jaxconv.convolution._registry import ConvConfig
+from jaxconv.convolution.direct import conv_direct
 
 
 def _smooth(m: int, radices=(2, 3, 5, 7)) -> bool:

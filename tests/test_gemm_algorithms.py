@@ -20,9 +20,9 @@ from conftest import cover
 from ref_conv import conv2d_ref
 
 import jaxconv
-from jaxconv.conv import cost_model, im2col, mec, winograd
-from jaxconv.conv._registry import ConvConfig
-from jaxconv.conv.direct import conv_direct
+from jaxconv.convolution import cost_model, im2col, mec, winograd
+from jaxconv.convolution._registry import ConvConfig
+from jaxconv.convolution.direct import conv_direct
 
 CONFIGS = [
     ConvConfig(),

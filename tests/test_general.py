@@ -24,9 +24,9 @@ from jax.sharding import PartitionSpec as P
 from tolerances import tolerance
 
 import jaxconv
-from jaxconv.conv import _registry
-from jaxconv.conv._registry import ConvConfig
-from jaxconv.conv.general import _general_core
+from jaxconv.convolution import _registry
+from jaxconv.convolution._registry import ConvConfig
+from jaxconv.convolution.general import _general_core
 from jaxconv.models import use_jaxconv
 from jaxconv.models.flax_hook import JaxconvHook
 
@@ -648,7 +648,7 @@ def test_use_jaxconv_errors():
 
 
 def test_exported():
-    from jaxconv.conv import conv_general_dilated
+    from jaxconv.convolution import conv_general_dilated
 
     assert "conv_general_dilated" in jaxconv.__all__
     assert jaxconv.conv_general_dilated is conv_general_dilated

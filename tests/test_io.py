@@ -16,8 +16,8 @@ import pytest
 import jaxconv
 from jaxconv import _io, cli
 from jaxconv._io import JSONFileError, read_json, write_json_atomic
-from jaxconv.conv import cache, cost_model
-from jaxconv.conv._registry import ConvConfig
+from jaxconv.convolution import cache, cost_model
+from jaxconv.convolution._registry import ConvConfig
 
 X, K = (1, 8, 8, 2), (3, 3, 2, 2)
 
@@ -214,7 +214,7 @@ def test_show_cli_with_crafted_state_files(cache_dir, tmp_path, capsys, name):
 @pytest.mark.filterwarnings("always::UserWarning")
 @pytest.mark.parametrize("name", ["deep-brackets", "400-digit-int"])
 def test_calibrate_cli_repairs_a_crafted_calibration(cache_dir, capsys, monkeypatch, name):
-    from jaxconv.conv import calibration
+    from jaxconv.convolution import calibration
 
     monkeypatch.setattr(calibration, "problems", lambda: [((1, 8, 8, 2), K, ConvConfig())])
     cache_dir.mkdir()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import jaxconv
-from jaxconv.conv import _registry
-from jaxconv.conv._canonical import canonicalize
+from jaxconv.convolution import _registry
+from jaxconv.convolution._canonical import canonicalize
 
 # ------------------------------------------------------------------------------ empty inputs
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import jaxconv
-from jaxconv.conv import _registry, cases, cost_model, select
-from jaxconv.conv._registry import ConvConfig
+from jaxconv.convolution import _registry, cases, cost_model, select
+from jaxconv.convolution._registry import ConvConfig
 
 LAYER = ((8, 64, 64, 32), (7, 7, 32, 32))
 ARTICLE = ((1, 320, 400, 3), (15, 15, 3, 3))

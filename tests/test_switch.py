@@ -20,8 +20,8 @@ import pytest
 from conftest import sample
 
 import jaxconv
-from jaxconv.conv import _registry, select
-from jaxconv.conv._canonical import canonicalize
+from jaxconv.convolution import _registry, select
+from jaxconv.convolution._canonical import canonicalize
 
 B = 2  # the vmapped axis
 

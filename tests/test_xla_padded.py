@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import jaxconv
-from jaxconv.conv import _registry, cost_model
-from jaxconv.conv._registry import ConvConfig
-from jaxconv.conv.direct import conv_direct
-from jaxconv.conv.xla_padded import EXTRA_BOTTOM_ROWS, conv_xla_padded, padded_config
+from jaxconv.convolution import _registry, cost_model
+from jaxconv.convolution._registry import ConvConfig
+from jaxconv.convolution.direct import conv_direct
+from jaxconv.convolution.xla_padded import EXTRA_BOTTOM_ROWS, conv_xla_padded, padded_config
 
 CONFIGS = [
     ConvConfig(),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from jaxconv.conv import _registry
+from jaxconv.convolution import _registry
 
 # (rtol, atol relative to max|ref|) per dtype: the default for every algorithm (and for ops that
 # are not convolutions). An algorithm that needs other tolerances says so, with the reason, on

@@ -135,7 +135,7 @@ def info_main(argv: Sequence[str] | None = None) -> int:
     import jaxlib
 
     import jaxconv
-    from jaxconv.conv import algorithms
+    from jaxconv.convolution import algorithms
 
     print(f"jaxconv   {jaxconv.__version__}")
     print(f"jax       {jax.__version__}")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..conv import autotune, cache, cases
+from ..convolution import autotune, cache, cases
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:

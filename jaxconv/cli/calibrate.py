@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..conv import calibration, cost_model
+from ..convolution import calibration, cost_model
 from . import UsageError
 
 

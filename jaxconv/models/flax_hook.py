@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import jax
 from flax import nnx
 
-from ..conv import _registry
-from ..conv.general import conv_general_dilated
+from ..convolution import _registry
+from ..convolution.general import conv_general_dilated
 
 __all__ = ["use_jaxconv"]
 

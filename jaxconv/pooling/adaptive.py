@@ -13,7 +13,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from .. import _args
-from ..conv._canonical import from_channels_last, to_channels_last
+from ..convolution._canonical import from_channels_last, to_channels_last
 from . import _window
 
 OutputSize = int | Sequence[int | None]

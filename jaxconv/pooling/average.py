@@ -15,7 +15,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from .. import _args
-from ..conv._canonical import Padding, from_channels_last, to_channels_last
+from ..convolution._canonical import Padding, from_channels_last, to_channels_last
 from . import _window
 from ._window import Size, Window
 

@@ -16,7 +16,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from .. import _args
-from ..conv._canonical import from_channels_last, to_channels_last
+from ..convolution._canonical import from_channels_last, to_channels_last
 from . import _window
 from ._window import Size, Window
 

@@ -17,7 +17,7 @@ and backward pass (``mode="train"``). Four mechanisms, in this order, and nothin
    the MXU), for other dtypes, on a backend without a fit, and for an empty problem, ``direct``
    is kept; only a measurement (1.) moves it there.
 4. **Estimates, with one hedge.** Every candidate gets an estimate from the cost model
-   (:class:`~jaxconv.conv.cost_model.CostModel`: its cost terms times fitted constants); one
+   (:class:`~jaxconv.convolution.cost_model.CostModel`: its cost terms times fitted constants); one
    without constants for its terms is listed as such, never taken as free. The lowest estimate
    wins, but it displaces ``direct`` only when it is below ``hedge`` times ``direct``'s estimate,
    where ``hedge`` is one over the fit's median estimation error (stored with the constants).
@@ -251,7 +251,7 @@ def select(x_shape, kernel_shape, dtype, config: ConvConfig, backend: str | None
            model: cost_model.CostModel | str | None = "default") -> Selection:
     """The :class:`Selection` for canonical NHWC ``x_shape``, HWIO ``kernel_shape``, ``config``.
 
-    ``model``: the :class:`~jaxconv.conv.cost_model.CostModel` to estimate with (default: the
+    ``model``: the :class:`~jaxconv.convolution.cost_model.CostModel` to estimate with (default: the
     bundled fit for ``backend``, calibrated for this device; ``None``: no model).
     """
     backend = jax.default_backend() if backend is None else backend

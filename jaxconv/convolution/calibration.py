@@ -10,7 +10,7 @@ measured to estimated forward time. A per-algorithm factor is all a minute of me
 full refit over a large grid is ``benchmarks/fit_cost_model.py``.
 
 The factors are stored in ``calibration.json`` beside the autotune cache, keyed by backend,
-device kind and jax version, and applied by :func:`jaxconv.conv.cost_model.constants` from then
+device kind and jax version, and applied by :func:`jaxconv.convolution.cost_model.constants` from then
 on (in every process).
 """
 

@@ -3,7 +3,7 @@
 ``jaxconv.autotune(x_shape, kernel_shape, **conv_kwargs)`` times each algorithm that can serve
 the (NHWC, HWIO) problem on the current default device (compile excluded, ``block_until_ready``,
 median of ``repeats``) and stores the winner and all timings in the autotune cache
-(:mod:`jaxconv.conv.cache`). ``conv2d(..., algorithm="auto")`` and ``jaxconv.select_algorithm``
+(:mod:`jaxconv.convolution.cache`). ``conv2d(..., algorithm="auto")`` and ``jaxconv.select_algorithm``
 consult that cache before the cost model.
 """
 
