@@ -1,6 +1,6 @@
 """auto against the fastest registered algorithm, XLA and torch, side by side, layer by layer.
 
-    python benchmarks/compare.py cnn,untuned,deep fwd,fwd+bwd 7     # cases, passes, rounds
+    python benchmarks/compare.py cnn,networks,deep fwd,fwd+bwd 7    # cases, passes, rounds
     python benchmarks/compare.py layer fwd                          # any case of jaxconv.convolution.cases
     python benchmarks/compare.py models train,infer 7               # whole networks
 
@@ -14,8 +14,8 @@ the median of the rounds is printed, with the ratios auto / fastest algorithm, X
 torch / auto and their geometric means over the case. ``fwd+bwd`` times the gradients
 of ``sum(y * y) / 2`` (``jaxconv.convolution.tuning.timing_loss``: a varying cotangent, as in
 training) with respect to x and kernel, where ``auto`` switches to its training choice.
-``untuned``: realistic layers (ResNet-50, MobileNetV2, VGG, a 224x224 stem) that the cost
-model was not fitted on; ``deep``: small images with many channels, not fitted on either.
+Any case of ``jaxconv.convolution.cases.CASES``: ``networks`` holds layers of ResNet-50, MobileNetV2
+and VGG, ``deep`` small images with many channels.
 ``models``: the training step and inference of the CIFAR-style ResNet-18 and MobileNetV2 at
 batch 16 and 64, plain Flax vs jaxconv vs PyTorch with the same weights, compile times too
 (``models_case.py``; passes ``train``, ``infer``).
@@ -40,31 +40,6 @@ from jaxconv.convolution.tuning import timing_loss
 
 torch.set_num_threads(2)
 
-UNTUNED = [
-    Problem("r50 3x3 64", (8, 56, 56, 64), (3, 3, 64, 64), padding="SAME"),
-    Problem("r50 3x3 128", (8, 28, 28, 128), (3, 3, 128, 128), padding="SAME"),
-    Problem("r50 3x3 256", (4, 14, 14, 256), (3, 3, 256, 256), padding="SAME"),
-    Problem("r50 1x1 64→256", (8, 56, 56, 64), (1, 1, 64, 256), padding="SAME"),
-    Problem("r50 1x1/2 256→512", (8, 56, 56, 256), (1, 1, 256, 512), stride=2),
-    Problem("mbv2 dw3x3 144", (8, 56, 56, 144), (3, 3, 1, 144), padding="SAME", groups=144),
-    Problem("mbv2 dw3x3/2 96", (8, 112, 112, 96), (3, 3, 1, 96), stride=2, padding="SAME", groups=96),
-    Problem("stem 7x7/2 224", (2, 224, 224, 3), (7, 7, 3, 64), stride=2, padding=3),
-    Problem("vgg 3x3 3→64", (4, 112, 112, 3), (3, 3, 3, 64), padding="SAME"),
-    Problem("5x5 32→32", (8, 32, 32, 32), (5, 5, 32, 32), padding=2),
-]
-
-# Deep layers: a few small images with many channels, where the kernel weighs as much as the
-# activations (ResNet-50's last stage, batch-1 inference, a 4x4 map); not in the fitted grid.
-DEEP = [
-    Problem("r50 3x3 512", (4, 7, 7, 512), (3, 3, 512, 512), padding="SAME"),
-    Problem("8x8 256", (8, 8, 8, 256), (3, 3, 256, 256), padding="SAME"),
-    Problem("14x14 256 b1", (1, 14, 14, 256), (3, 3, 256, 256), padding="SAME"),
-    Problem("4x4 256 b16", (16, 4, 4, 256), (3, 3, 256, 256), padding="SAME"),
-    Problem("28x28 128 b1", (1, 28, 28, 128), (3, 3, 128, 128), padding="SAME"),
-    Problem("12x12 192→320", (4, 12, 12, 192), (3, 3, 192, 320), padding="SAME"),
-    Problem("5x5 10x10 128", (4, 10, 10, 128), (5, 5, 128, 128), padding="SAME"),
-]
-SETS = {"untuned": UNTUNED, "deep": DEEP}
 
 
 def torch_fn(p: Problem, c, mode: str, x: np.ndarray, w: np.ndarray):
@@ -176,7 +151,7 @@ if __name__ == "__main__":
             sys.exit(f"compare.py: models takes the passes {','.join(models_case.MODES)}")
         out["models"] = run_models(model_modes, rounds)
     for w in which:
-        probs = SETS[w] if w in SETS else list(cases.problems(w))
+        probs = list(cases.problems(w))
         if any(p.spatial != 2 for p in probs):
             sys.exit(f"compare.py: {w!r} is not a 2-D case; time it with "
                      f"`python benchmarks/bench.py --cases {w}`")

@@ -126,6 +126,42 @@ CASES: dict[str, Case] = {
 }
 
 
+CASES["networks"] = Case(
+    "networks", "layers of ResNet-50, MobileNetV2 and VGG, a 224x224 stem, a 5x5 layer",
+    (
+        Problem("r50 3x3 64", (8, 56, 56, 64), (3, 3, 64, 64), padding="SAME"),
+        Problem("r50 3x3 128", (8, 28, 28, 128), (3, 3, 128, 128), padding="SAME"),
+        Problem("r50 3x3 256", (4, 14, 14, 256), (3, 3, 256, 256), padding="SAME"),
+        Problem("r50 1x1 64→256", (8, 56, 56, 64), (1, 1, 64, 256), padding="SAME"),
+        Problem("r50 1x1/2 256→512", (8, 56, 56, 256), (1, 1, 256, 512), stride=2),
+        Problem("mbv2 dw3x3 144", (8, 56, 56, 144), (3, 3, 1, 144), padding="SAME", groups=144),
+        Problem("mbv2 dw3x3/2 96", (8, 112, 112, 96), (3, 3, 1, 96), stride=2, padding="SAME",
+                groups=96),
+        Problem("stem 7x7/2 224", (2, 224, 224, 3), (7, 7, 3, 64), stride=2, padding=3),
+        Problem("vgg 3x3 3→64", (4, 112, 112, 3), (3, 3, 3, 64), padding="SAME"),
+        Problem("5x5 32→32", (8, 32, 32, 32), (5, 5, 32, 32), padding=2),
+    ),
+    quick=("r50 3x3 128", "r50 1x1 64→256"),
+    tiny=(Problem("1x1/2 8→16", (2, 8, 8, 8), (1, 1, 8, 16), stride=2),),
+)
+
+# A few small images with many channels, where the kernel weighs as much as the activations
+# (ResNet-50's last stage, batch-1 inference, a 4x4 map).
+CASES["deep"] = Case(
+    "deep", "small images with many channels (ResNet-50's last stage, batch 1, a 4x4 map)",
+    (
+        Problem("r50 3x3 512", (4, 7, 7, 512), (3, 3, 512, 512), padding="SAME"),
+        Problem("8x8 256", (8, 8, 8, 256), (3, 3, 256, 256), padding="SAME"),
+        Problem("14x14 256 b1", (1, 14, 14, 256), (3, 3, 256, 256), padding="SAME"),
+        Problem("4x4 256 b16", (16, 4, 4, 256), (3, 3, 256, 256), padding="SAME"),
+        Problem("28x28 128 b1", (1, 28, 28, 128), (3, 3, 128, 128), padding="SAME"),
+        Problem("12x12 192→320", (4, 12, 12, 192), (3, 3, 192, 320), padding="SAME"),
+        Problem("5x5 10x10 128", (4, 10, 10, 128), (5, 5, 128, 128), padding="SAME"),
+    ),
+    quick=("8x8 256",),
+    tiny=(Problem("4x4 32", (2, 4, 4, 32), (3, 3, 32, 32), padding="SAME"),),
+)
+
 CASES["signal"] = Case(
     "signal", "a 1-D signal 1x65536x1 through a 4097-tap kernel, VALID (conv1d)",
     (Problem("4097", (1, 65536, 1), (4097, 1, 1)),),
