@@ -19,3 +19,16 @@ def test_api_reference_lists_every_public_name():
     )
     missing = sorted(set(jaxconv.__all__) - documented)
     assert not missing, f"docs/api.rst has no autodoc entry for {missing}"
+
+
+def test_conv_is_the_function_and_the_subpackage_has_its_own_name():
+    """``jaxconv.conv`` is the N-d convolution function, whatever was imported before; the
+    algorithms, selector and autotuner are reached through ``jaxconv.convolution``."""
+    import importlib
+
+    import jaxconv.convolution
+
+    sub = importlib.import_module("jaxconv.convolution")
+    assert callable(jaxconv.conv) and not hasattr(jaxconv.conv, "__path__")
+    assert jaxconv.convolution is sub and hasattr(sub, "__path__")
+    assert sub.autotune is jaxconv.autotune and sub.cost_model.bundled()
