@@ -221,9 +221,9 @@ def test_depthwise_both_input_gradient_forms(shapes, scatter_max_taps, monkeypat
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("max_fused_taps", [4, 64], ids=["chunks-of-4", "default"])
+@pytest.mark.parametrize("max_fused_taps", [16, 64], ids=["chunks-of-16", "default"])
 def test_depthwise_tap_chunks_match_direct(max_fused_taps, monkeypatch, rng):
-    """Kernels with more taps than one fusion sums (here 9x9 = 81, and 7x5 = 35 in chunks of 4,
+    """Kernels with more taps than one fusion sums (here 9x9 = 81, and 7x5 = 35 in chunks of 16,
     the last one short) are summed chunk by chunk: values and both gradients as direct's."""
     monkeypatch.setattr(depthwise, "MAX_FUSED_TAPS", max_fused_taps)
     for xs, ks, config in [((1, 20, 17, 1), (9, 9, 1, 1), ConvConfig(padding=((4, 4), (4, 4)))),
