@@ -38,7 +38,7 @@ from jax import lax
 
 from .._args import accumulation_dtype
 from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
-from .direct import conv_direct, zero_result
+from .direct import conv_direct, direct_cost_terms, zero_result
 
 #: Largest patch chunk, in bytes, built at once on GPU/TPU (bounds working memory there).
 MAX_PATCH_BYTES = 256 * 2**20
@@ -217,14 +217,25 @@ def gemm_gradients(fn):
     return functools.wraps(fn)(conv)
 
 
+def input_gradient_terms(x_shape: Shape, kernel_shape: Shape,
+                         config: ConvConfig) -> dict[str, float]:
+    """The cost terms :func:`gemm_gradients` adds in training: its input gradient is XLA's
+    transposed convolution, which runs as fast or as slow as ``direct``'s path for the problem
+    (a strided 1x1 layer's input gradient took 3-9x what the GEMMs did). ``direct``'s flops per
+    path, renamed ``dx_*``; a forward fit sets their constants to zero."""
+    return {"dx_" + k: v for k, v in direct_cost_terms(x_shape, kernel_shape, config).items()
+            if k.startswith("flop")}
+
+
 def im2col_model_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> dict[str, float]:
-    """Cost-model terms of ``im2col``, from :func:`im2col_cost_terms`."""
+    """Cost-model terms of ``im2col``, from :func:`im2col_cost_terms`, and its input gradient's."""
     t = im2col_cost_terms(x_shape, kernel_shape, config, itemsize=4)
     return {
         "call": 1.0,
         "flop": float(t["flops"]),
         "patch_byte": float(t["patch_bytes"]),
         "chunk": float(t["chunks"]),  # one lax.map iteration each
+        **input_gradient_terms(x_shape, kernel_shape, config),
     }
 
 
