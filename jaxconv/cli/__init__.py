@@ -1,6 +1,7 @@
 """The ``jaxconv`` command: ``jaxconv COMMAND [ARGS...]``.
 
-Each command lives beside the code it drives and exposes ``main(argv) -> int``; it is imported
+Each command is one module of this package (``jaxconv/cli/<command>.py``, registered in
+:data:`COMMANDS`) and exposes ``main(argv) -> int``; it is imported
 only when run, so ``jaxconv info`` stays fast and a missing optional dependency only affects the
 command that needs it.
 
