@@ -43,7 +43,8 @@ import numpy as np
 from scipy.optimize import nnls
 
 import jaxconv  # noqa: F401  (registers every algorithm)
-from jaxconv.convolution import _registry, cache, cases, cost_model, select, tuning
+from jaxconv import _io
+from jaxconv.convolution import _registry, cases, cost_model, select, tuning
 from jaxconv.convolution.cases import Problem
 
 DEFAULT_OUT = Path(cost_model.__file__).resolve().with_name(cost_model.DATA_FILE)
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
 def cost_model_io_write(path: Path, data: Any) -> None:
     """JSON to ``path`` atomically (the library's writer)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_json_atomic(path, data)
+    _io.write_json_atomic(path, data)
 
 
 if __name__ == "__main__":

@@ -170,10 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(r)
     print(summarize(rows))
     if args.json:
-        from jaxconv.convolution import cache
+        from jaxconv import _io
 
-        cache.write_json_atomic(args.json, {"jax": jax.__version__, "seed": args.seed,
-                                            "rounds": args.rounds, "rows": rows})
+        _io.write_json_atomic(args.json, {"jax": jax.__version__, "seed": args.seed,
+                                          "rounds": args.rounds, "rows": rows})
     if args.plot:
         plot(rows, args.plot)
     return 0

@@ -240,10 +240,6 @@ def folder_lock(path: Path) -> Iterator[None]:
 _write_lock = threading.Lock()
 
 
-# Deprecated alias (the calibration store still imports it from here): use _io's.
-write_json_atomic = _io.write_json_atomic
-
-
 def store(key: dict[str, Any], entry: dict[str, Any]) -> Path:
     """Add ``entry`` under ``key`` to the cache file, merged with what is there under a lock."""
     path = cache_path()
