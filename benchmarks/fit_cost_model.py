@@ -7,6 +7,10 @@ The only writer of ``jaxconv/convolution/cost_model.json``. One command measures
     python benchmarks/fit_cost_model.py --save raw.json        # also keep the raw timings
     python benchmarks/fit_cost_model.py --load raw.json        # refit without measuring
 
+The timings behind the bundled ``cost_model.json`` are ``benchmarks/cost_model_timings.json``
+(written by ``--save``): ``--load benchmarks/cost_model_timings.json`` refits them to the
+bundled constants exactly (``tests/test_select.py`` checks it). Replace both together.
+
 The grid: ``--problems`` draws of the "fit" split of ``jaxconv.convolution.cases.sample`` (seed
 ``--seed``; the held-out split is never drawn here) plus the named benchmark problems
 (``jaxconv.convolution.cases.CASES``). On each problem every applicable algorithm with cost terms is

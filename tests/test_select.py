@@ -284,3 +284,28 @@ def test_sampled_fit_and_heldout_sets_are_disjoint():
     assert cases.sample(8, seed=3) == cases.sample(8, seed=3)
     with pytest.raises(ValueError, match="sample: split must be one of"):
         cases.sample(1, seed=0, split="train")
+
+
+def test_bundled_cost_model_refits_from_its_timings():
+    """``cost_model.json`` is what ``benchmarks/fit_cost_model.py`` fits from the timings it
+    measured (kept in ``benchmarks/cost_model_timings.json``): refitting them gives the bundled
+    constants and hedge exactly, and the recorded provenance names that measurement."""
+    import json
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        import fit_cost_model
+    finally:
+        sys.path.remove(str(bench))
+    raw = json.loads((bench / "cost_model_timings.json").read_text(encoding="utf-8"))
+    constants, hedge, _ = fit_cost_model.fit(raw["rows"])
+    bundled = cost_model.read()["cpu"]
+    refit = {m: {a: {t: float(f"{v:.4g}") for t, v in c.items()} for a, c in per.items()}
+             for m, per in constants.items()}
+    assert refit == {m: {a: dict(c) for a, c in per.items()}
+                     for m, per in bundled.constants.items()}
+    assert hedge == dict(bundled.hedge)
+    assert bundled.provenance["measured_at"] == raw["measured_at"]
