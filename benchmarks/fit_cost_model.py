@@ -6,6 +6,7 @@ The only writer of ``jaxconv/convolution/cost_model.json``. One command measures
     python benchmarks/fit_cost_model.py --problems 12 --rounds 2 --out /tmp/cm.json   # a quick check
     python benchmarks/fit_cost_model.py --save raw.json        # also keep the raw timings
     python benchmarks/fit_cost_model.py --load raw.json        # refit without measuring
+    python benchmarks/fit_cost_model.py --load a.json b.json --save ab.json   # merge two runs
 
 The timings behind the bundled ``cost_model.json`` are ``benchmarks/cost_model_timings.json``
 (written by ``--save``): ``--load benchmarks/cost_model_timings.json`` refits them to the
@@ -21,8 +22,9 @@ compiled and timed forward and forward + backward (``tuning.timed_function``: th
 The fit: for each algorithm and mode, non-negative least squares on the *relative* error of the
 estimate (``sum_t c_t a_t / measured - 1``), so a 0.1 ms problem weighs as much as a 100 ms one,
 as regret does. The error is measured by 3-fold cross-validation over problems (fitted on two
-thirds, estimated on the third) and recorded per algorithm; the selector's ``hedge`` is one over
-the median cross-validated error factor over all rows of the mode. The record names the
+thirds, estimated on the third) and recorded per algorithm; the selector's ``hedge`` is the one
+that loses least when the selector picks from those cross-validated estimates (geometric mean of
+picked over fastest time, over a grid of hedges from 0.6 to 1). The record names the
 machine, date, jax version, grid and seed.
 """
 
@@ -153,21 +155,21 @@ def _problem(d: dict[str, Any]) -> Problem:
                    padding, d["dilation"], d["groups"])
 
 
-def _amounts(name: str, problem: Problem) -> dict[str, float]:
+def _amounts(name: str, problem: Problem, mode: str) -> dict[str, float]:
     canon = problem.canonical()
-    return cost_model.cost_terms(name, canon.x_shape, canon.kernel_shape, canon.config)
+    return cost_model.cost_terms(name, canon.x_shape, canon.kernel_shape, canon.config, mode)
 
 
 def _solve(rows: list[dict], name: str, terms: list[str]) -> dict[str, float]:
-    a = np.array([[_amounts(name, _problem(r["problem"])).get(t, 0.0) / r["seconds"]
+    a = np.array([[_amounts(name, _problem(r["problem"]), r["mode"]).get(t, 0.0) / r["seconds"]
                    for t in terms] for r in rows])
     scale = np.maximum(a.max(axis=0), 1e-300)  # column scaling: terms span 1 to 1e12 units
     coef, _ = nnls(a / scale, np.ones(len(rows)), maxiter=50 * len(terms))
     return {t: float(c / s) for t, c, s in zip(terms, coef, scale, strict=True)}
 
 
-def _estimate(consts: dict[str, float], name: str, problem: Problem) -> float:
-    return sum(consts[t] * v for t, v in _amounts(name, problem).items())
+def _estimate(consts: dict[str, float], name: str, problem: Problem, mode: str) -> float:
+    return sum(consts[t] * v for t, v in _amounts(name, problem, mode).items())
 
 
 def fit(rows: list[dict]) -> tuple[dict, dict, dict]:
@@ -179,12 +181,12 @@ def fit(rows: list[dict]) -> tuple[dict, dict, dict]:
     fold = {json.dumps(r["problem"], sort_keys=True): i % 3
             for i, r in enumerate({json.dumps(r["problem"], sort_keys=True): r for r in rows}.values())}
     for mode in cost_model.MODES:
-        factors = []
+        held: dict[str, dict[str, tuple[float, float]]] = {}  # problem -> alg -> (CV est, time)
         for name in modelled():
             mine = [r for r in rows if r["alg"] == name and r["mode"] == mode]
             if not mine:
                 continue
-            terms = sorted({t for r in mine for t in _amounts(name, _problem(r["problem"]))})
+            terms = sorted({t for r in mine for t in _amounts(name, _problem(r["problem"]), mode)})
             constants[mode][name] = _solve(mine, name, terms)
             own = []
             for f in range(3):
@@ -194,13 +196,35 @@ def fit(rows: list[dict]) -> tuple[dict, dict, dict]:
                     continue
                 consts = _solve(train, name, terms)
                 for r in test:
-                    est = max(_estimate(consts, name, _problem(r["problem"])), 1e-12)
+                    est = max(_estimate(consts, name, _problem(r["problem"]), mode), 1e-12)
                     own.append(max(est / r["seconds"], r["seconds"] / est))
+                    held.setdefault(json.dumps(r["problem"], sort_keys=True), {})[name] = (
+                        est, r["seconds"])
             if own:
                 error[mode][name] = round(float(np.median(own)), 3)
-                factors += own
-        hedge[mode] = round(1.0 / float(np.median(factors)), 3) if factors else 1.0
+        hedge[mode] = choose_hedge(list(held.values()))
     return constants, hedge, error
+
+
+#: The hedges :func:`choose_hedge` tries.
+HEDGES = tuple(round(0.6 + 0.025 * i, 3) for i in range(17))
+
+
+def choose_hedge(problems: list[dict[str, tuple[float, float]]]) -> float:
+    """The hedge whose picks from cross-validated estimates lose least: per problem
+    ``{algorithm: (estimate, measured)}``, the :data:`HEDGES` value with the lowest geometric
+    mean of picked time / fastest time (the largest among equals: the least hedging)."""
+    def regret(h: float) -> float:
+        logs = []
+        for algs in problems:
+            est = {a: e for a, (e, _) in algs.items()}
+            best = min(est, key=est.get)
+            if best != "direct" and "direct" in est and est[best] >= h * est["direct"]:
+                best = "direct"
+            logs.append(math.log(algs[best][1] / min(t for _, t in algs.values())))
+        return float(np.mean(logs)) if logs else 0.0
+    scores = {h: round(regret(h), 9) for h in HEDGES}
+    return max(h for h in HEDGES if scores[h] == min(scores.values()))
 
 
 def record(rows: list[dict], constants, hedge, error, args, machine: str, measured_at: str) -> dict:
@@ -219,7 +243,8 @@ def record(rows: list[dict], constants, hedge, error, args, machine: str, measur
                      "flop_range": list(cases.FLOP_RANGE)},
             "method": "per algorithm and mode: non-negative least squares on the relative error "
                       "of the estimate; error = median max(est/meas, meas/est) by 3-fold "
-                      "cross-validation over problems; hedge = 1 / the median error of the mode",
+                      "cross-validation over problems; hedge = the value of 0.6..1 whose picks "
+                      "from the cross-validated estimates have the lowest geometric-mean regret",
             "cv_error": error,
         },
     }
@@ -245,6 +270,28 @@ def print_choices(rows: list[dict], model: cost_model.CostModel) -> None:
                   f"worst {max(r):.2f} ({len(r)} problems)")
 
 
+def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Raw timing files of one machine as one: rows of the same problem, algorithm and mode
+    become one row at the geometric mean of their medians (more rounds, less noise; a problem
+    timed in one run only keeps its row)."""
+    if len(runs) == 1:
+        return runs[0]
+    cpus = {r["machine"].split(";")[0] for r in runs}  # the rest is the load at the start
+    if len(cpus) != 1:
+        raise SystemExit(f"fit_cost_model: --load files come from different machines: {cpus}")
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for run in runs:
+        for row in run["rows"]:
+            key = (json.dumps(row["problem"], sort_keys=True), row["alg"], row["mode"])
+            groups.setdefault(key, []).append(row)
+    rows = [{**rs[0], "seconds": float(np.exp(np.mean([np.log(r["seconds"]) for r in rs])))}
+            for rs in groups.values()]
+    return {"rows": rows, "machine": " | ".join(r["machine"] for r in runs),
+            "measured_at": ", ".join(r["measured_at"] for r in runs),
+            "seed": runs[0]["seed"], "problems": max(r["problems"] for r in runs),
+            "rounds": sum(r["rounds"] for r in runs)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--problems", type=int, default=80, help="sampled fit problems (default 80)")
@@ -253,15 +300,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-min", type=float, default=26.0, help="measuring time limit")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--save", type=Path, help="also write the raw timings here")
-    ap.add_argument("--load", type=Path, help="refit these raw timings instead of measuring")
+    ap.add_argument("--load", type=Path, nargs="+",
+                    help="refit these raw timings instead of measuring (several runs of one "
+                         "machine merge: geometric mean per problem, algorithm and mode)")
     ap.add_argument("--dry-run", action="store_true", help="print the record, write nothing")
     args = ap.parse_args(argv)
     if jax.default_backend() != "cpu":
         raise SystemExit("fit_cost_model: fits the cpu backend; run with JAX_PLATFORMS=cpu")
     if args.load:
-        raw = json.loads(args.load.read_text(encoding="utf-8"))
+        raw = merge_runs([json.loads(p.read_text(encoding="utf-8")) for p in args.load])
         rows, machine, measured_at = raw["rows"], raw["machine"], raw["measured_at"]
         args.seed, args.problems, args.rounds = raw["seed"], raw["problems"], raw["rounds"]
+        if args.save:
+            cost_model_io_write(args.save, raw)
     else:
         machine = cpu_description()
         measured_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

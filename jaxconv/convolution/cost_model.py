@@ -57,16 +57,24 @@ def _dtype_scale(term: str, dtype: Any) -> float:
     return size / 4.0 if ("flop" in term or "byte" in term) else 1.0
 
 
-def cost_terms(name: str, x_shape: Any, kernel_shape: Any, config: ConvConfig) -> dict[str, float]:
+def cost_terms(name: str, x_shape: Any, kernel_shape: Any, config: ConvConfig,
+               mode: str = "forward") -> dict[str, float]:
     """The cost terms of algorithm ``name`` for channels-last ``x_shape`` and ``kernel_shape``.
 
     The algorithm's own terms (:attr:`Algorithm.cost_terms`), counted as for float32
     (``flop``-like terms in floating-point operations, ``byte``-like terms in bytes of float32
-    data), plus one term every algorithm shares, ``thin_flop``: the direct sum's flops over
-    ``min(C / groups, O)``. Thin problems (an RGB image, a depthwise layer, a 1x1 kernel onto
-    3 channels) make thin GEMMs and short vectors, whose time per flop grows as the narrower
-    side shrinks; the fit gives each algorithm its own price for that. Raises ``KeyError`` for
-    an algorithm without cost terms.
+    data), plus the terms every algorithm shares:
+
+    - ``thin_flop``: the direct sum's flops over ``min(C / groups, O)``. Thin problems (an RGB
+      image, a depthwise layer, a 1x1 kernel onto 3 channels) make thin GEMMs and short
+      vectors, whose time per flop grows as the narrower side shrinks;
+    - ``pixel``: output positions, unless the algorithm prices them itself (``direct``, per
+      path): a cost per position whatever the channels (a 1x1 kernel from 3 onto 3 channels on
+      the cat took ``pointwise`` 1.7 ms, ~13 ns a position, 10x its flop-and-byte estimate).
+
+    The fit gives each algorithm its own price for each. Terms named ``dx_*`` price the input
+    gradient and exist in ``mode="train"`` only. Raises ``KeyError`` for an algorithm without
+    cost terms.
     """
     fn = _registry.get(name).cost_terms
     if fn is None:
@@ -78,6 +86,10 @@ def cost_terms(name: str, x_shape: Any, kernel_shape: Any, config: ConvConfig) -
     cg, o = kernel_shape[-2:]
     flop = 2.0 * x_shape[0] * math.prod(out) * math.prod(kernel_shape[:-2]) * cg * o
     terms["thin_flop"] = flop / max(1, min(cg, o))
+    if not any(t.startswith("pixel") for t in terms):
+        terms["pixel"] = float(x_shape[0] * math.prod(out))
+    if mode == "forward":
+        terms = {t: v for t, v in terms.items() if not t.startswith("dx_")}
     return terms
 
 
@@ -108,7 +120,7 @@ class CostModel:
         if consts is None or _registry.get(name).cost_terms is None:
             return None
         total = 0.0
-        for term, amount in cost_terms(name, x_shape, kernel_shape, config).items():
+        for term, amount in cost_terms(name, x_shape, kernel_shape, config, mode).items():
             if amount == 0:
                 continue
             if term not in consts:
@@ -120,7 +132,8 @@ class CostModel:
                 mode: str = "forward") -> list[str]:
         """The terms of ``name`` on this problem that have no constant in ``mode``."""
         consts = self.constants.get(mode, {}).get(name, {})
-        return [t for t in cost_terms(name, x_shape, kernel_shape, config) if t not in consts]
+        return [t for t in cost_terms(name, x_shape, kernel_shape, config, mode)
+                if t not in consts]
 
     def scaled(self, scales: Mapping[str, Mapping[str, float]]) -> CostModel:
         """A copy whose constants of algorithm ``a`` in mode ``m`` are multiplied by

@@ -86,6 +86,11 @@ def direct_cost_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -
         # spends ~90 ns on each (the cat, 320x400x3, 3x3 or 7x7: the same ~12 ms)
         terms["pixel" + k] = pixels if k == kind else 0.0
     terms["flop_rgb_slow"] = flop if slow_rgb_path(x_shape, kernel_shape, config) else 0.0
+    # Training only: the input gradient of a strided convolution is XLA's convolution of the
+    # zero-inserted output gradient, whose flops count on the input's grid, s^2 times the
+    # forward's at stride s (ResNet-50's 1x1/2 256->512 layer: 4-5x its forward time).
+    stride = math.prod(config.stride)
+    terms["dx_flop_dilated"] = flop * stride if stride > 1 else 0.0
     return terms
 
 

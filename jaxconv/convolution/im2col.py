@@ -222,9 +222,11 @@ def input_gradient_terms(x_shape: Shape, kernel_shape: Shape,
     """The cost terms :func:`gemm_gradients` adds in training: its input gradient is XLA's
     transposed convolution, which runs as fast or as slow as ``direct``'s path for the problem
     (a strided 1x1 layer's input gradient took 3-9x what the GEMMs did). ``direct``'s flops per
-    path, renamed ``dx_*``; a forward fit sets their constants to zero."""
-    return {"dx_" + k: v for k, v in direct_cost_terms(x_shape, kernel_shape, config).items()
-            if k.startswith("flop")}
+    path, renamed ``dx_*``, and its training-only ``dx_flop_dilated``; ``dx_*`` terms exist in
+    training only (:func:`~jaxconv.convolution.cost_model.cost_terms`)."""
+    return {(k if k.startswith("dx_") else "dx_" + k): v
+            for k, v in direct_cost_terms(x_shape, kernel_shape, config).items()
+            if k.startswith(("flop", "dx_"))}
 
 
 def im2col_model_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> dict[str, float]:

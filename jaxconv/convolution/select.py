@@ -20,7 +20,8 @@ and backward pass (``mode="train"``). Four mechanisms, in this order, and nothin
    (:class:`~jaxconv.convolution.cost_model.CostModel`: its cost terms times fitted constants); one
    without constants for its terms is listed as such, never taken as free. The lowest estimate
    wins, but it displaces ``direct`` only when it is below ``hedge`` times ``direct``'s estimate,
-   where ``hedge`` is one over the fit's median estimation error (stored with the constants).
+   where ``hedge`` (per mode, stored with the constants) is the value the fit found to lose
+   least when it picked from cross-validated estimates; ``1.0`` means no hedge paid off.
 
 No rule names an algorithm: what was once a rule (depthwise on small kernels, a 1x1 kernel is
 one GEMM, XLA:CPU's slow 3-channel output counts, a 1-D tap threshold) is now a cost term that
