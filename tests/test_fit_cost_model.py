@@ -1,0 +1,79 @@
+"""The fit's own pieces (``benchmarks/fit_cost_model.py``): the hedge it chooses, how it merges
+runs, and the training-only terms it fits."""
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from jaxconv.convolution import cost_model
+from jaxconv.convolution._registry import ConvConfig
+
+_BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def fit_cost_model():
+    sys.path.insert(0, str(_BENCH))
+    try:
+        import fit_cost_model
+    finally:
+        sys.path.remove(str(_BENCH))
+    return fit_cost_model
+
+
+def test_hedge_is_none_when_the_estimates_rank_right(fit_cost_model):
+    # {algorithm: (estimate, measured)}: the lower estimate is the faster algorithm every time
+    problems = [{"direct": (1.0, 1.0), "fft": (0.95, 0.9)}, {"direct": (1.0, 1.0), "fft": (2.0, 3.0)}]
+    assert fit_cost_model.choose_hedge(problems) == 1.0
+
+
+def test_hedge_keeps_direct_where_near_ties_go_wrong(fit_cost_model):
+    # fft estimated 10% below direct but 1.5x slower: a hedge under 0.9 keeps direct; a real
+    # 2x win (estimated 0.5) must still get through, so the chosen hedge lies in (0.5, 0.9]
+    problems = [{"direct": (1.0, 1.0), "fft": (0.9, 1.5)}] * 3 + [
+        {"direct": (1.0, 1.0), "fft": (0.5, 0.5)}]
+    h = fit_cost_model.choose_hedge(problems)
+    assert 0.5 < h <= 0.9
+    assert h == max(x for x in fit_cost_model.HEDGES if x <= 0.9)  # the least hedging that works
+
+
+def test_runs_merge_at_the_geometric_mean(fit_cost_model):
+    row = {"problem": {"label": "p"}, "family": "cnn", "alg": "direct", "mode": "forward"}
+    a = {"rows": [{**row, "seconds": 1.0}, {**row, "alg": "fft", "seconds": 3.0}],
+         "machine": "cpu X; load average 0.1", "measured_at": "t1", "seed": 1, "problems": 4,
+         "rounds": 3}
+    b = {**a, "rows": [{**row, "seconds": 4.0}], "machine": "cpu X; load average 2",
+         "measured_at": "t2"}
+    merged = fit_cost_model.merge_runs([a, b])
+    by_alg = {r["alg"]: r["seconds"] for r in merged["rows"]}
+    assert by_alg == pytest.approx({"direct": 2.0, "fft": 3.0})
+    assert merged["measured_at"] == "t1, t2" and merged["rounds"] == 6
+    with pytest.raises(SystemExit, match="different machines"):
+        fit_cost_model.merge_runs([a, {**b, "machine": "cpu Y"}])
+
+
+@pytest.mark.parametrize("name", ["direct", "im2col"])
+def test_input_gradient_terms_are_training_only(name):
+    x, k = (2, 16, 16, 8), (3, 3, 8, 4)
+    strided = ConvConfig(stride=(2, 2), padding=((1, 1), (1, 1)))
+    fwd = cost_model.cost_terms(name, x, k, strided, "forward")
+    train = cost_model.cost_terms(name, x, k, strided, "train")
+    assert not any(t.startswith("dx_") for t in fwd)
+    assert {t: v for t, v in train.items() if not t.startswith("dx_")} == fwd
+    flop = 2.0 * 2 * 8 * 8 * 9 * 8 * 4  # the forward's: 8x8 outputs at stride 2
+    assert train["dx_flop_dilated"] == pytest.approx(4 * flop)  # on the 16x16 input grid
+    dense = cost_model.cost_terms(name, x, k, ConvConfig(padding=((1, 1), (1, 1))), "train")
+    assert dense["dx_flop_dilated"] == 0.0
+
+
+def test_every_algorithm_prices_output_positions():
+    x, k = (1, 20, 24, 3), (1, 1, 3, 3)
+    for name in ("pointwise", "im2col", "mec", "fft"):
+        assert cost_model.cost_terms(name, x, k, ConvConfig())["pixel"] == 20 * 24, name
+    direct = cost_model.cost_terms("direct", x, k, ConvConfig())
+    # priced per path: "pixel" is its unpadded path's, the 1x1 path has its own
+    assert direct["pixel"] == 0.0 and direct["pixel_1x1"] == 20 * 24
+    assert math.isfinite(cost_model.model("cpu").estimate(
+        "pointwise", x, k, "float32", ConvConfig()))
