@@ -64,7 +64,8 @@ def _load(args):
     img = load_image(args.image, size=(32, 32), mode="L")
     if not Path(args.checkpoint).exists():
         raise FileNotFoundError(f"no such checkpoint {args.checkpoint!r}")
-    model, _ = load_checkpoint(args.checkpoint)
+    # LeNet-5's only: a ResNet or MobileNetV2 checkpoint is refused before a model is built
+    model, _ = load_checkpoint(args.checkpoint, model="lenet5")
     ink = 1.0 - img if args.invert else img
     x = (BACKGROUND + (FOREGROUND - BACKGROUND) * ink).astype(np.float32)[None]  # (1, 32, 32, 1)
     return model, img, x

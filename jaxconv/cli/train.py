@@ -1,5 +1,5 @@
 """``jaxconv train``: train LeNet-5, ResNet-18 or MobileNetV2 on digits, MNIST or CIFAR-10 and
-write the metrics, plots (and LeNet-5's checkpoint)."""
+write the checkpoint, metrics and plots."""
 
 from __future__ import annotations
 
@@ -42,8 +42,12 @@ def build_parser(prog: str = "jaxconv train") -> argparse.ArgumentParser:
                    help="jaxconv.conv2d algorithm: auto (default: chosen per layer) or a name "
                         "from jaxconv.algorithms()")
     p.add_argument("--out", default=None, metavar="DIR",
-                   help="write checkpoint.msgpack, metrics.json and PNG plots here")
-    p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.msgpack")
+                   help="write checkpoint.msgpack (every model: parameters, BatchNorm "
+                        "statistics, Adam state; after every epoch), metrics.json and PNG "
+                        "plots here")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from DIR/checkpoint.msgpack (the same --model, --variant "
+                        "and --width required)")
     p.add_argument("--data-dir", "--mnist-dir", default=None, metavar="DIR", dest="data_dir",
                    help="folder with the MNIST IDX files or the CIFAR-10 archive (default: "
                         "download into the cache)")
@@ -122,5 +126,4 @@ def _usage():
                      "num_processes", "process_id", "width", "model", "data"):
             message = message.replace(f"{name} must", f"--{name.replace('_', '-')} must")
         raise UsageError(message.replace("--learning-rate", "--lr")
-                         .replace("resume=True needs out=DIR", "--resume needs --out DIR")
-                         .replace("resume=True is for", "--resume is for")) from None
+                         .replace("resume=True needs out=DIR", "--resume needs --out DIR")) from None

@@ -1,5 +1,5 @@
 """Models built from jaxconv's ops (Flax NNX): LeNet-5, a CIFAR-style ResNet (18, 34) and
-MobileNetV2, their training loop and LeNet-5's checkpoints.
+MobileNetV2, their training loop and their checkpoints.
 
 The models and the checkpoint functions need Flax. The training loop lives in
 :mod:`jaxconv.models.train` (``from jaxconv.models.train import train``; it also needs optax and

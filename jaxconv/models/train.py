@@ -42,10 +42,15 @@ from jax.sharding import PartitionSpec as P
 import jaxconv
 from jaxconv._io import atomic_write, check_output, save_figure
 
-from .checkpoint import CheckpointError, check_checkpoint, load_checkpoint, save_checkpoint
-from .lenet import VARIANTS, LeNet5
-from .mobilenet import MobileNetV2
-from .resnet import ResNet
+from .checkpoint import (
+    CheckpointError,
+    build,
+    default_width,
+    load_checkpoint,
+    resume_state,
+    save_checkpoint,
+)
+from .lenet import VARIANTS
 
 __all__ = ["DATA", "DEFAULTS", "MODELS", "confusion_matrix", "initialize_distributed",
            "learning_rate_at", "train"]
@@ -310,7 +315,8 @@ def train(
         backward (see :func:`jaxconv.select_algorithm` with ``mode="train"``).
       out: folder for ``checkpoint.msgpack`` (after every epoch), ``metrics.json`` and the PNG
         plots ``training_curves.png`` and ``confusion_matrix.png``; ``None`` writes nothing.
-      resume: continue from ``out/checkpoint.msgpack`` when it exists (same variant required).
+      resume: continue from ``out/checkpoint.msgpack`` when it exists (the same model, LeNet-5
+        variant and width required: another raises :class:`CheckpointError`).
       progress: show a tqdm progress bar with loss and accuracy.
       learning_rate: peak learning rate; default per variant.
       augment: random small rotations, scalings and shifts of a fraction ``AUGMENT_PROB`` of
@@ -327,11 +333,13 @@ def train(
       the metrics dict also written to ``metrics.json``: ``test_accuracy``, ``test_size``,
       ``train_seconds``, ``devices``, ``processes``, ``model``, ``variant``, ``epochs``,
       ``history`` (one dict per epoch), ``confusion_matrix`` and the configuration.
-      Checkpoints (``out``, ``resume``) are LeNet-5's only.
+      Every model checkpoints (``out``, ``resume``): its parameters, BatchNorm running
+      statistics (ResNet, MobileNetV2) and Adam state, in :mod:`jaxconv.models.checkpoint`'s
+      format.
 
     Raises:
       ValueError: bad arguments; :class:`~jaxconv.models.CheckpointError` for a checkpoint of
-        another variant when resuming.
+        another model, variant, width, class count or channel count when resuming.
     """
     epochs, batch_size, learning_rate = _check_args(
         data=data, variant=variant, epochs=epochs, batch_size=batch_size,
@@ -339,13 +347,16 @@ def train(
         width=width)
     data_dir = mnist_dir if data_dir is None else data_dir
     out_dir = Path(out) if out is not None else None
-    ckpt = out_dir / CHECKPOINT if out_dir is not None and model == "lenet5" else None
+    ckpt = out_dir / CHECKPOINT if out_dir is not None else None
     if out_dir is not None:  # before any work: every file this run will write can be written
-        for name in (CHECKPOINT, METRICS) if ckpt is not None else (METRICS,):
+        for name in (CHECKPOINT, METRICS):
             check_output(out_dir / name, "train", make_parents=True)
+    # The model a checkpoint must hold to be resumed: name, LeNet-5 variant or width.
+    asked = ({"model": model, "variant": variant} if model == "lenet5" else
+             {"model": model, "width": default_width(model) if width is None else width})
     resume_extra = None
     if resume and ckpt is not None and ckpt.is_file():  # a bad checkpoint fails before training
-        resume_extra = _check_resume(ckpt, variant)
+        resume_extra = resume_state(ckpt, **asked)
 
     devs = _devices(devices)
     n_dev = len(devs)
@@ -367,8 +378,8 @@ def train(
     total_steps = epochs * steps_per_epoch
 
     name = model
-    net = _build(name, num_classes, x_train.shape[-1], variant=variant, width=width,
-                 algorithm=algorithm, rngs=nnx.Rngs(seed))
+    net = build(name, num_classes, x_train.shape[-1], variant=variant, width=width,
+                algorithm=algorithm, rngs=nnx.Rngs(seed))
     net.eval()
     eval_graphdef = nnx.graphdef(net)
     net.train()
@@ -377,14 +388,15 @@ def train(
     start_epoch, history, prior_seconds = 0, [], 0.0
     main_process = jax.process_index() == 0
     if resume_extra is not None and ckpt is not None:
-        restored, info = load_checkpoint(ckpt, variant=variant, algorithm=algorithm,
+        restored, info = load_checkpoint(ckpt, **asked, algorithm=algorithm,
                                          opt_state=opt_state)
-        if restored.num_classes != num_classes:
-            raise CheckpointError(
-                f"train: {ckpt} holds a model of {restored.num_classes} classes but the data "
-                f"has {num_classes}; train a new model (without --resume)"
-            )
-        graphdef, params, rest = _split(restored)
+        for what, have, need in (("classes", getattr(restored, "num_classes", 0), num_classes),
+                                 ("input channels", getattr(restored, "in_channels", 1),
+                                  x_train.shape[-1])):
+            if have != need:
+                raise CheckpointError(f"train: {ckpt} holds a model of {have} {what} but the "
+                                      f"data has {need}; train a new model (without --resume)")
+        _, params, rest = _split(restored)  # training's graphdef: the restored one is in eval mode
         if info["opt_state"] is not None:
             opt_state = info["opt_state"]
         start_epoch = resume_extra["epoch"]
@@ -506,19 +518,6 @@ def _title(name: str, variant: str) -> str:
     return f"LeNet-5 ({variant})" if name == "lenet5" else TITLES[name]
 
 
-def _build(name: str, num_classes: int, in_channels: int, *, variant: str, width, algorithm: str,
-           rngs) -> nnx.Module:
-    """The model ``name`` (:data:`MODELS`) for ``in_channels``-channel images."""
-    if name == "lenet5":
-        return LeNet5(num_classes, variant=variant, algorithm=algorithm, rngs=rngs)
-    kwargs = {} if width is None else {"width": width}
-    if name == "resnet18":
-        return ResNet.resnet18(num_classes, in_channels=in_channels, algorithm=algorithm,
-                               rngs=rngs, **kwargs)
-    return MobileNetV2(num_classes, in_channels=in_channels, algorithm=algorithm, rngs=rngs,
-                       **kwargs)
-
-
 def _check_args(*, data, variant, epochs, batch_size, learning_rate, algorithm, resume, out,
                 model="lenet5", width=None):
     """``train``'s arguments checked (before any work); returns the defaulted
@@ -536,8 +535,8 @@ def _check_args(*, data, variant, epochs, batch_size, learning_rate, algorithm, 
         if model == "lenet5":
             raise ValueError(f"train: width is for resnet18 and mobilenetv2, not lenet5, got "
                              f"width={width!r}")
-        nnx.eval_shape(lambda: _build(model, 10, 3, variant=variant, width=width,
-                                      algorithm="auto", rngs=nnx.Rngs(0)))  # the model's checks
+        nnx.eval_shape(lambda: build(model, 10, 3, variant=variant, width=width,
+                                     algorithm="auto", rngs=nnx.Rngs(0)))  # the model's checks
     recipe = _recipe(model, variant)
     if epochs is None:
         epochs = recipe.get(f"{data}_epochs" if isinstance(data, str) else "", recipe["epochs"])
@@ -556,26 +555,7 @@ def _check_args(*, data, variant, epochs, batch_size, learning_rate, algorithm, 
                          f"got {algorithm!r}")
     if resume and out is None:
         raise ValueError("train: resume=True needs out=DIR, the folder holding the checkpoint")
-    if resume and model != "lenet5":
-        raise ValueError(f"train: resume=True is for lenet5 (checkpoints are LeNet-5's), got "
-                         f"model {model!r}")
     return epochs, batch_size, learning_rate
-
-
-def _check_resume(ckpt: Path, variant: str) -> dict:
-    """The checkpoint's training state (epoch, history, seconds), checked; CheckpointError else."""
-    extra = check_checkpoint(ckpt, variant=variant)
-    epoch, history = extra.get("epoch", 0), extra.get("history", [])
-    seconds = extra.get("train_seconds", 0.0)
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise CheckpointError(f"train: {ckpt}: extra 'epoch' must be an int >= 0, got {epoch!r}")
-    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
-        raise CheckpointError(f"train: {ckpt}: extra 'history' must be a list of dicts")
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        raise CheckpointError(
-            f"train: {ckpt}: extra 'train_seconds' must be a number, got {seconds!r}"
-        )
-    return {"epoch": epoch, "history": list(history), "train_seconds": float(seconds)}
 
 
 def _plots(out_dir: Path, history: list[dict], cm: np.ndarray, title: str) -> list[str]:
