@@ -38,6 +38,10 @@ def _images(n=4, size=8, seed=0):
     return np.random.default_rng(seed).normal(0.5, 1.0, (n, size, size, 1)).astype(np.float32)
 
 
+# One compilation per model structure (eager BatchNorm nets compile op by op: seconds).
+_predict = nnx.jit(lambda model, x: model(x))
+
+
 def _pure(model, kind):
     return jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(model, kind)))
 
@@ -51,8 +55,9 @@ def _assert_trees_equal(a, b):
 @pytest.mark.parametrize("name", ["resnet18", "mobilenetv2"])
 def test_round_trip_keeps_params_batch_stats_and_predictions(tmp_path, name):
     model = _nets()[name]
-    model(_images(seed=1))  # a training-mode pass moves the running statistics off 0 / 1
-    model(_images(seed=2))
+    stats = nnx.state(model, nnx.BatchStat)  # running statistics as training leaves them
+    rng = np.random.default_rng(1)
+    nnx.update(model, jax.tree.map(lambda a: rng.uniform(0.5, 2.0, a.shape).astype(a.dtype), stats))
     tx = optax.adam(1e-3)
     opt_state = tx.init(nnx.state(model, nnx.Param))
     path = save_checkpoint(tmp_path / f"{name}.msgpack", model, opt_state=opt_state,
@@ -70,14 +75,15 @@ def test_round_trip_keeps_params_batch_stats_and_predictions(tmp_path, name):
     assert info["extra"] == {"epoch": 4}
     _assert_trees_equal(_pure(restored, nnx.Param), _pure(model, nnx.Param))
     stats = _pure(model, nnx.BatchStat)
-    assert any(np.abs(s).max() > 0 for s in jax.tree.leaves(stats))  # not just the initial zeros
+    assert not any(np.all(s == 0) or np.all(s == 1) for s in jax.tree.leaves(stats))  # not fresh
     _assert_trees_equal(_pure(restored, nnx.BatchStat), stats)
     _assert_trees_equal(info["opt_state"], opt_state)
     # Returned in evaluation mode: BatchNorm on the restored running statistics.
     assert restored.stem.bn.use_running_average
     model.eval()
     x = _images(seed=3)
-    np.testing.assert_array_equal(np.asarray(restored(x)), np.asarray(model(x)))
+    np.testing.assert_array_equal(np.asarray(_predict(restored, x)),
+                                  np.asarray(_predict(model, x)))
     assert [p.name for p in tmp_path.iterdir()] == [f"{name}.msgpack"]  # atomic: no .part left
 
 
@@ -90,10 +96,15 @@ def _digits():
     return d.x_train[:32], d.y_train[:32], d.x_test[:16], d.y_test[:16]
 
 
-@pytest.mark.parametrize(("name", "width"), [("resnet18", 2), ("mobilenetv2", 0.25)])
-def test_train_writes_and_resumes_a_checkpoint(tmp_path, name, width):
+@pytest.mark.parametrize(("name", "width"), [
+    ("resnet18", 2),
+    pytest.param("mobilenetv2", 0.25, marks=pytest.mark.slow),  # ~30 s: compiling its step
+])
+def test_train_writes_and_resumes_a_checkpoint(tmp_path, monkeypatch, name, width):
+    import jaxconv.models.train as train_module
     from jaxconv.models.train import train
 
+    monkeypatch.setattr(train_module, "_plots", lambda *a: [])  # matplotlib: not the point here
     data = _digits()
     kwargs = dict(data=data, model=name, width=width, batch_size=16, out=tmp_path, seed=3,
                   progress=False, devices=1, algorithm="direct", augment=False)
@@ -107,7 +118,7 @@ def test_train_writes_and_resumes_a_checkpoint(tmp_path, name, width):
     _assert_trees_equal(_pure(net, nnx.Param), _pure(saved, nnx.Param))
     _assert_trees_equal(_pure(net, nnx.BatchStat), _pure(saved, nnx.BatchStat))
     x = data[2][:4]
-    np.testing.assert_array_equal(np.asarray(net(x)), np.asarray(saved(x)))
+    np.testing.assert_array_equal(np.asarray(_predict(net, x)), np.asarray(_predict(saved, x)))
     assert again["history"] == m1["history"]
 
     _, m2 = train(epochs=2, resume=True, **kwargs)
@@ -144,6 +155,23 @@ def test_another_model_or_width_is_a_clear_error(tmp_path, monkeypatch):
         train_module.train(model="resnet18", out=tmp_path, resume=True, progress=False)
     with pytest.raises(CheckpointError, match=r"holds a 'resnet18' model but a 'lenet5' one"):
         train_module.train(out=tmp_path, resume=True, progress=False)
+
+
+def test_resuming_on_data_of_other_classes_or_channels_is_refused(tmp_path):
+    from jaxconv.models.train import train
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 8, 8, 1)).astype(np.float32), np.arange(8, dtype=np.int32)
+    data = (x, y, x, y)  # 10 classes (at least), one channel
+    for net, message in [
+        (ResNet.resnet18(7, width=2, in_channels=1, rngs=0), r"of 7 classes but the data has 10"),
+        (ResNet.resnet18(10, width=2, in_channels=3, rngs=0),
+         r"of 3 input channels but the data has 1"),
+    ]:
+        save_checkpoint(tmp_path / "checkpoint.msgpack", net, extra={"epoch": 1})
+        with pytest.raises(CheckpointError, match=r"checkpoint\.msgpack holds a model " + message):
+            train(data=data, model="resnet18", width=2, batch_size=4, out=tmp_path, resume=True,
+                  progress=False, devices=1)
 
 
 def test_crafted_batch_stats_and_widths_are_refused(tmp_path):
@@ -194,7 +222,7 @@ def test_lenet5_first_format_still_loads(tmp_path):
     restored, info = load_checkpoint(path, variant="classic", opt_state=opt_state)
     assert isinstance(restored, LeNet5) and restored.variant == "classic"
     x = _images(2, 32)
-    np.testing.assert_array_equal(np.asarray(restored(x)), np.asarray(model(x)))
+    np.testing.assert_array_equal(np.asarray(_predict(restored, x)), np.asarray(_predict(model, x)))
     _assert_trees_equal(info["opt_state"], opt_state)
     assert load_checkpoint(path, model="lenet5")[1]["extra"]["epoch"] == 3
     with pytest.raises(CheckpointError, match=r"old\.msgpack holds a 'classic' LeNet5 but a "
@@ -206,4 +234,5 @@ def test_lenet5_first_format_still_loads(tmp_path):
     # Saving it again writes the current format, which loads the same.
     again = save_checkpoint(tmp_path / "new.msgpack", restored)
     assert serialization.msgpack_restore(again.read_bytes())["format"] == FORMAT
-    np.testing.assert_array_equal(np.asarray(load_checkpoint(again)[0](x)), np.asarray(model(x)))
+    np.testing.assert_array_equal(np.asarray(_predict(load_checkpoint(again)[0], x)),
+                                  np.asarray(_predict(model, x)))
