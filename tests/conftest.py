@@ -1,8 +1,9 @@
 """Strict test environment: float64 references available, rank promotion is an error.
 
 Also the one switch between the two tiers: by default the large products (algorithm x case,
-property draws) run a seeded sample through :func:`sample`; ``JAXCONV_FULL_TESTS=1``
-(``nox -s tests_full``) runs them whole.
+property draws) run a seeded sample through :func:`sample`, and XLA compiles without its LLVM
+optimizations (:data:`FAST_COMPILE`); ``JAXCONV_FULL_TESTS=1`` (``nox -s tests_full``) runs
+the products whole, compiled as users compile them.
 """
 
 import os
@@ -10,14 +11,23 @@ import random
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-import jax
-import numpy as np
-import pytest
+FULL = os.environ.get("JAXCONV_FULL_TESTS") == "1"
+
+# The default tier compiles without XLA:CPU's LLVM optimizations: the thousands of tiny programs
+# the tests build compile in about half the time, and run the same operations (unoptimized
+# machine code, not other arithmetic). The full tier compiles as users do. Set before jax makes
+# its CPU client; a run that names an optimization level in XLA_FLAGS keeps it.
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+if not FULL and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-FULL = os.environ.get("JAXCONV_FULL_TESTS") == "1"
 T = TypeVar("T")
 
 
