@@ -1,9 +1,9 @@
 """Strict test environment: float64 references available, rank promotion is an error.
 
 Also the one switch between the two tiers: by default the large products (algorithm x case,
-property draws) run a seeded sample through :func:`sample`, and XLA compiles without its LLVM
-optimizations (:data:`FAST_COMPILE`); ``JAXCONV_FULL_TESTS=1`` (``nox -s tests_full``) runs
-the products whole, compiled as users compile them.
+property draws) run a seeded sample through :func:`sample` / :func:`cover`, and XLA compiles
+fast (:data:`FAST_COMPILE`); ``JAXCONV_FULL_TESTS=1`` (``nox -s tests_full``) runs the products
+whole, compiled as users compile them.
 """
 
 import os
@@ -13,11 +13,13 @@ from typing import TypeVar
 
 FULL = os.environ.get("JAXCONV_FULL_TESTS") == "1"
 
-# The default tier compiles without XLA:CPU's LLVM optimizations: the thousands of tiny programs
-# the tests build compile in about half the time, and run the same operations (unoptimized
-# machine code, not other arithmetic). The full tier compiles as users do. Set before jax makes
-# its CPU client; a run that names an optimization level in XLA_FLAGS keeps it.
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+# The default tier compiles fast: without XLA:CPU's LLVM optimizations, and with its older fusion
+# code generator instead of the MLIR fusion emitters. The thousands of tiny programs the tests
+# build compile in about a quarter of the time, and run the same HLO (other machine code, not
+# other operations). The full tier compiles as users do. Set before jax makes its CPU client; a
+# run that names an optimization level in XLA_FLAGS keeps its own flags.
+FAST_COMPILE = ("--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true "
+                "--xla_cpu_use_fusion_emitters=false")
 if not FULL and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
 
@@ -29,6 +31,9 @@ jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 T = TypeVar("T")
+
+# A long end-to-end test whose lines a cheaper default-tier test also runs: full tier only.
+full_only = pytest.mark.skipif(not FULL, reason="full tier only (JAXCONV_FULL_TESTS=1)")
 
 
 def sample(cases: Iterable[T], k: int, seed: int = 0) -> list[T]:
@@ -55,6 +60,15 @@ def cover(items: Iterable[T], levels: Callable[[T], set], k: int = 0, seed: int 
     rest = [i for i in range(len(items)) if i not in picked]
     rest = sample(rest, max(k - len(picked), 0), seed)
     return [items[i] for i in sorted(picked + rest)]
+
+
+def every_level(cases: Iterable[tuple], k: int = 0, seed: int = 0) -> list[tuple]:
+    """:func:`cover` of a product of tuples: every value of every position in one case at least,
+    ``k`` cases in all (every case when ``JAXCONV_FULL_TESTS=1``)."""
+    cases = list(cases)
+    if FULL:
+        return cases
+    return cover(cases, lambda c: {(i, repr(v)) for i, v in enumerate(c)}, k, seed)
 
 
 def _pairs(levels: dict[str, int]) -> set:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import full_only
 
 from jaxconv.convolution import algorithms
 from jaxconv.convolution.cases import CASES
@@ -259,6 +260,7 @@ def test_missing_peers_listed(monkeypatch):
     assert not any(p.impl == "torch" for p in bench.points(["layer"], size="tiny"))
 
 
+@full_only  # ~50 s in a child process; report, plot and points are tested above on fakes
 def test_bench_tiny_sweep_writes_json_report_and_plot(tmp_path):
     """``python benchmarks/bench.py`` end to end at tiny sizes (a smoke test, not a timing)."""
     pytest.importorskip("pytest_benchmark")

@@ -5,8 +5,9 @@ import, and run on the cases they serve); here: denser products over what each o
 (kernel sizes 1-7, channel multipliers, strides, dilations, paddings that leave rows unread or
 outputs reading only padding), gradients (against ``direct``'s and by ``check_grads`` to second
 order, forward and reverse), transformations, low-precision dtypes, refusals, and that neither
-ever calls XLA's convolution. The depthwise and pointwise products run as an all-pairs covering
-by default and whole under ``JAXCONV_FULL_TESTS=1``.
+ever calls XLA's convolution. The depthwise and pointwise products run whole under
+``JAXCONV_FULL_TESTS=1``; by default, a sample of their all-pairs covering that keeps every level
+of every factor (and the long gradient sweeps one case per form, see each test).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import FULL, pairwise_cases
+from conftest import FULL, every_level, pairwise_cases
 from jax.test_util import check_grads
 from ref_conv import conv2d_ref, is_valid
 from tolerances import assert_close
@@ -71,7 +72,7 @@ def _pairwise(factors: list[list], valid) -> tuple[list[tuple], set]:
 
 
 DW_PAIRWISE, DW_INFEASIBLE = _pairwise(DW_FACTORS, _dw_ok)
-DW_CASES = DW_ALL if FULL else DW_PAIRWISE
+DW_CASES = DW_ALL if FULL else every_level(DW_PAIRWISE, k=10)
 
 
 def _dw_id(c):
@@ -109,7 +110,7 @@ PW_DILATIONS = [1, 3]
 PW_FACTORS = [PW_SHAPES, PW_GROUPS, PW_STRIDES, PW_PADDINGS, PW_DILATIONS]
 PW_ALL = [c for c in itertools.product(*PW_FACTORS) if c[4] == 1 or c[1] == 2]
 PW_PAIRWISE, PW_INFEASIBLE = _pairwise(PW_FACTORS, lambda c: True)
-PW_CASES = PW_ALL if FULL else PW_PAIRWISE
+PW_CASES = PW_ALL if FULL else every_level(PW_PAIRWISE, k=10)
 
 
 def _pw_id(c):
@@ -201,10 +202,18 @@ DW_GRAD_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("scatter_max_taps", [0, 100], ids=["gather", "scatter"])
-@pytest.mark.parametrize("shapes", DW_GRAD_CONFIGS, ids=lambda c: str(c[2]))
+# The gather form compiles for seconds per config: the default run gathers on the strided,
+# dilated config and the one padded beyond the kernel's reach, and scatters on every config.
+DW_GRAD_FORMS = [
+    (shapes, taps) for i, shapes in enumerate(DW_GRAD_CONFIGS) for taps in (0, 100)
+    if FULL or taps == 100 or i in (1, 2)
+]
+
+
+@pytest.mark.parametrize(("shapes", "scatter_max_taps"), DW_GRAD_FORMS,
+                         ids=[f"{c[2]}-{'scatter' if t else 'gather'}" for c, t in DW_GRAD_FORMS])
 def test_depthwise_both_input_gradient_forms(shapes, scatter_max_taps, monkeypatch, rng):
-    """Both forms of the input gradient (chosen by kernel size) against direct's, every config."""
+    """Both forms of the input gradient (chosen by kernel size) against direct's."""
     monkeypatch.setattr(depthwise, "SCATTER_MAX_TAPS", scatter_max_taps)
     xs, ks, config = shapes
     x, k = jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks))
@@ -221,14 +230,19 @@ def test_depthwise_both_input_gradient_forms(shapes, scatter_max_taps, monkeypat
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+TAP_CHUNK_CASES = [((1, 20, 17, 1), (9, 9, 1, 1), ConvConfig(padding=((4, 4), (4, 4)))),
+                   ((2, 11, 12, 3), (7, 5, 1, 3),
+                    ConvConfig(stride=(2, 1), dilation=(1, 2), groups=3))]
+
+
 @pytest.mark.parametrize("max_fused_taps", [16, 64], ids=["chunks-of-16", "default"])
 def test_depthwise_tap_chunks_match_direct(max_fused_taps, monkeypatch, rng):
     """Kernels with more taps than one fusion sums (here 9x9 = 81, and 7x5 = 35 in chunks of 16,
-    the last one short) are summed chunk by chunk: values and both gradients as direct's."""
+    the last one short) are summed chunk by chunk: values and both gradients as direct's. The
+    default run sums 9x9 in the default chunks (64 + 17) and 7x5 in chunks of 16 (16 + 16 + 3)."""
     monkeypatch.setattr(depthwise, "MAX_FUSED_TAPS", max_fused_taps)
-    for xs, ks, config in [((1, 20, 17, 1), (9, 9, 1, 1), ConvConfig(padding=((4, 4), (4, 4)))),
-                           ((2, 11, 12, 3), (7, 5, 1, 3),
-                            ConvConfig(stride=(2, 1), dilation=(1, 2), groups=3))]:
+    cases = TAP_CHUNK_CASES if FULL else TAP_CHUNK_CASES[max_fused_taps == 16:][:1]
+    for xs, ks, config in cases:
         x, k = jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks))
         y, pull = jax.vjp(functools.partial(depthwise.conv_depthwise, config=config), x, k)
         want, pull_want = jax.vjp(functools.partial(conv_direct, config=config), x, k)
@@ -247,7 +261,8 @@ _SLOW_SECOND_ORDER = {(1, 19, 6, 2), (1, 35, 5, 2), (2, 19, 6, 2), (1, 7, 7, 1)}
 
 @pytest.mark.parametrize("case", [
     pytest.param(c, marks=pytest.mark.slow) if c[1] in _SLOW_SECOND_ORDER else c
-    for c in GRAD_CASES], ids=_grad_id)
+    for i, c in enumerate(GRAD_CASES) if FULL or i not in (5, 7)],  # one pointwise by default
+    ids=_grad_id)
 def test_check_grads_second_order(case, rng):
     algorithm, xs, ks, kwargs = case
     x, k = rng.normal(size=xs), rng.normal(size=ks)
@@ -332,7 +347,8 @@ def test_vmap_equals_loop(case, rng):
 
 
 @pytest.mark.parametrize("in_axes", [
-    (0, None), pytest.param((None, 0), marks=pytest.mark.slow), (0, 0)], ids=str)
+    *([(0, None)] if FULL else []), pytest.param((None, 0), marks=pytest.mark.slow), (0, 0)],
+    ids=str)
 def test_depthwise_vmap_of_gradients_gather_form(in_axes, rng):
     """vmap of first and second derivatives through the gather-form input gradient (5x4)."""
     x, k = rng.normal(size=(3, 1, 9, 8, 2)), rng.normal(size=(3, 5, 4, 1, 4))
@@ -388,7 +404,7 @@ def test_low_precision_dtypes(case, dtype, rng):
 
 
 def test_low_precision_gradients_keep_dtype(rng):
-    for algorithm, xs, ks, kwargs in DTYPE_CASES:
+    for algorithm, xs, ks, kwargs in DTYPE_CASES if FULL else DTYPE_CASES[1:3]:
         x = jnp.asarray(rng.uniform(-1, 1, xs), jnp.bfloat16)
         k = jnp.asarray(rng.uniform(-1, 1, ks), jnp.bfloat16)
         dx, dk = jax.grad(

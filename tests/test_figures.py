@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
+from conftest import full_only
 
 from jaxconv.cli import show as show_cli
 
@@ -101,6 +102,7 @@ def test_manifest_shapes_equal_the_articles_table(tmp_path, gallery, capsys):
     assert "wrote 18 figures" in capsys.readouterr().out
 
 
+@full_only  # ~80 s; the library code it runs is tested piece by piece in the default tier
 def test_examples_end_to_end_small(tmp_path, gallery, monkeypatch, capsys):
     # Every script, on a 4x smaller cat. Run from an empty folder: a
     # bench-results/benchmark.json in the cwd would be plotted.

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import cover
+from conftest import FULL, cover
 from ref_conv import conv2d_ref
 
 import jaxconv
@@ -215,9 +215,11 @@ def test_im2col_working_memory_is_bounded():
     assert temp < input_bytes + 4 * im2col.CPU_CHUNK_BYTES, (temp, input_bytes)
 
 
-@pytest.mark.parametrize("m", [2, 4])
-@pytest.mark.parametrize("config", [ConvConfig(padding=((1, 1), (1, 1))),
-                                    ConvConfig(padding=((0, 2), (1, 0)), groups=2)], ids=str)
+# The default run: each tile size m and each config once (JAXCONV_FULL_TESTS=1: every pair).
+@pytest.mark.parametrize(("m", "config"), [
+    (m, c) for i, c in enumerate([ConvConfig(padding=((1, 1), (1, 1))),
+                                  ConvConfig(padding=((0, 2), (1, 0)), groups=2)])
+    for m in (2, 4) if FULL or (m == 4) == (i == 0)], ids=str)
 def test_winograd_batch_chunks_match_direct(monkeypatch, m, config, rng):
     """A tiny limit splits the batch into one-image chunks (a lax.map); results and gradients
     still match direct's."""

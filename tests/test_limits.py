@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import cover
 
 import jaxconv
 from jaxconv.convolution import _registry
@@ -42,10 +43,15 @@ def _applicable(x_shape, kernel_shape, kwargs):
     return _registry.applicable(canon.x_shape, canon.kernel_shape, canon.dtype, canon.config)
 
 
+# Every algorithm meets an empty batch and another empty axis (where it serves one), every empty
+# input an algorithm (JAXCONV_FULL_TESTS=1: every algorithm that serves each).
 EMPTY_CASES = [
     pytest.param(xs, ks, kw, name, id=f"{xs}-{ks}-{kw}-{name}")
-    for xs, ks, kw in EMPTY
-    for name in _applicable(xs, ks, kw)
+    for i, xs, ks, kw, name in cover(
+        [(i, xs, ks, kw, name) for i, (xs, ks, kw) in enumerate(EMPTY)
+         for name in _applicable(xs, ks, kw)],
+        lambda c: {("algorithm", c[4], "empty batch" if c[1][0] == 0 else "empty other axis"),
+                   ("case", c[0])})
 ]
 
 

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import full_only
 
 flax = pytest.importorskip("flax")
 optax = pytest.importorskip("optax")
@@ -341,10 +342,11 @@ _DEVICES_SCRIPT = textwrap.dedent(
 )
 
 
+@full_only  # ~20 s in a child process; test_train_models' two processes stay in the default tier
 def test_one_vs_four_devices_train_the_same_parameters():
     pytest.importorskip("sklearn")
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-               JAX_PLATFORMS="cpu")
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"
+    env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu")
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT], env=env, cwd=root,
                           capture_output=True, text=True, timeout=300)

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import cover
 from ref_conv import is_valid
 
 import jaxconv
@@ -59,7 +60,12 @@ def random_config(rng):
             return cfg
 
 
-CONFIGS = [random_config(np.random.default_rng(seed)) for seed in range(24)]
+# The default run keeps every grouping, padding mode, bias setting, and strided and dilated
+# draws (JAXCONV_FULL_TESTS=1: every draw).
+CONFIGS = cover([random_config(np.random.default_rng(seed)) for seed in range(24)],
+                lambda c: {("groups", c["groups"]), ("mode", c["padding_mode"]),
+                           ("bias", c["bias"]), ("stride", max(c["stride"]) > 1),
+                           ("dilation", max(c["dilation"]) > 1)}, k=10)
 
 
 def _id(c):

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import cover
 from ref_conv import is_valid_nd
 
 import jaxconv
@@ -61,8 +62,12 @@ def conv_config(rng, spatial):
             return cfg
 
 
-CONV_CASES = [(sp, conv_config(np.random.default_rng(seed), sp)) for sp in (1, 3)
-              for seed in range(8)]
+# The default run keeps every rank, grouping, padding mode and bias setting (JAXCONV_FULL_TESTS=1:
+# every draw).
+CONV_CASES = cover([(sp, conv_config(np.random.default_rng(seed), sp)) for sp in (1, 3)
+                    for seed in range(8)],
+                   lambda c: {("rank", c[0]), ("groups", c[1]["groups"]),
+                              ("mode", c[1]["padding_mode"]), ("bias", c[1]["bias"])}, k=8)
 
 
 @pytest.mark.parametrize(("spatial", "cfg"), CONV_CASES,
@@ -140,8 +145,17 @@ def transpose_config(rng, spatial):
             return cfg
 
 
-TRANSPOSE_CASES = [(sp, transpose_config(np.random.default_rng(100 + seed), sp))
-                   for sp in (1, 2, 3) for seed in range(8)]
+def _transpose_levels(case) -> set:
+    sp, c = case
+    pairs = list(zip(c["output_padding"], c["stride"], strict=True))
+    return {("rank", sp), ("groups", c["groups"]), ("bias", c["bias"]),
+            ("output_padding", any(c["output_padding"])),
+            ("output_padding >= stride", any(op >= s for op, s in pairs)),
+            ("dilation", max(c["dilation"]) > 1)}
+
+
+TRANSPOSE_CASES = cover([(sp, transpose_config(np.random.default_rng(100 + seed), sp))
+                         for sp in (1, 2, 3) for seed in range(8)], _transpose_levels, k=12)
 
 
 @pytest.mark.parametrize(("spatial", "cfg"), TRANSPOSE_CASES,

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import ref_pool as ref
+from conftest import every_level
 from jax.test_util import check_grads
 from tolerances import assert_close
 
@@ -34,12 +35,13 @@ def _pads(padding, size, window, stride, dilation):
 
 
 SHAPES = [(2, 7, 6, 3), (1, 5, 8, 2)]
-CASES = [
+# The default run keeps every level of every factor (JAXCONV_FULL_TESTS=1: the whole product).
+CASES = every_level([
     (SHAPES[i % 2], *case)
     for i, case in enumerate(
         itertools.product([2, (3, 2)], [1, (2, 3)], [0, (1, 0), ((0, 2), (1, 1)), "SAME"], [1, (2, 1)])
     )
-]
+], k=8)
 
 
 @pytest.mark.parametrize(("shape", "window", "stride", "padding", "dilation"), CASES,

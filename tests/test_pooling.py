@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import ref_pool as ref
+from conftest import every_level
 from jax.test_util import check_grads
 from tolerances import assert_close
 
@@ -75,13 +76,13 @@ def _x(rng, shape, dtype=np.float64):
 
 
 # --------------------------------------------------------------------------------------------
-# Reference sweeps
+# Reference sweeps (the default run keeps every level of every factor; JAXCONV_FULL_TESTS=1: all)
 # --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("shape", "window", "stride", "padding", "ceil_mode"),
-    _sweep(WINDOWS, STRIDES, PADDINGS, [False, True]),
+    every_level(_sweep(WINDOWS, STRIDES, PADDINGS, [False, True]), k=12),
     ids=_id,
 )
 def test_max_pool_matches_reference(rng, shape, window, stride, padding, ceil_mode):
@@ -105,7 +106,7 @@ def test_min_pool_matches_reference(rng, shape, window, stride, padding, ceil_mo
 
 @pytest.mark.parametrize(
     ("shape", "kind", "dilation", "padding", "ceil_mode"),
-    _sweep(["max", "min"], [2, (1, 3)], [0, 1, "SAME"], [False, True]),
+    every_level(_sweep(["max", "min"], [2, (1, 3)], [0, 1, "SAME"], [False, True]), k=8),
     ids=_id,
 )
 def test_dilated_pool_matches_reference(rng, shape, kind, dilation, padding, ceil_mode):
@@ -119,8 +120,8 @@ def test_dilated_pool_matches_reference(rng, shape, kind, dilation, padding, cei
 
 @pytest.mark.parametrize(
     ("shape", "window", "stride", "padding", "ceil_mode", "count_include_pad"),
-    _sweep([3, (2, 3)], [None, (1, 3)], [1, ((1, 0), (0, 1)), "SAME"], [False, True],
-           [True, False]),
+    every_level(_sweep([3, (2, 3)], [None, (1, 3)], [1, ((1, 0), (0, 1)), "SAME"], [False, True],
+                       [True, False]), k=12),
     ids=_id,
 )
 def test_avg_pool_matches_reference(

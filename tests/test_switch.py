@@ -8,7 +8,8 @@ random stack of ``jit``, ``vmap`` (over images, kernels or both), ``grad``, ``jv
 ``jacfwd``/``jacrev``, ``hessian`` and ``checkpoint``, in both nesting orders. Each result must
 equal the same stack run with the named training algorithm and with ``direct``.
 
-The default run draws a seeded sample; ``JAXCONV_FULL_TESTS=1`` runs every (draw, stack) pair.
+The default run keeps every stack, both jit modes and every algorithm as the forward and as the
+training choice (a greedy cover); ``JAXCONV_FULL_TESTS=1`` runs every (draw, stack) pair.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import sample
+from conftest import FULL, cover
 
 import jaxconv
 from jaxconv.convolution import _registry, select
@@ -87,10 +88,8 @@ STACKS = {
 
 _DRAWS = _problems(40, seed=2026)
 _ALL = [(d, s, j) for d in range(len(_DRAWS)) for s in STACKS for j in (False, True)]
-_CASES = sample(_ALL, 28, seed=7)
-# Every stack runs in the default sample, whatever the draw.
-_CASES += [(i % len(_DRAWS), s, bool(i % 2)) for i, s in enumerate(STACKS)
-           if not any(c[1] == s for c in _CASES)]
+_CASES = _ALL if FULL else cover(_ALL, lambda c: {
+    ("stack", c[1]), ("jit", c[2]), ("forward", _DRAWS[c[0]][3]), ("train", _DRAWS[c[0]][4])})
 
 
 def _ids(case):

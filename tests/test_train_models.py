@@ -13,6 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import FAST_COMPILE, FULL
 
 pytest.importorskip("flax")
 pytest.importorskip("optax")
@@ -120,6 +121,8 @@ def test_two_processes_train_the_same_parameters_as_one(tmp_path):
     pytest.importorskip("sklearn")
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_ENABLE_X64")}
     env.update(JAX_PLATFORMS="cpu", JAXCONV_CACHE_DIR=str(tmp_path / "cache"))
+    if not FULL:  # the default tier's compile flags, as in-process
+        env["XLA_FLAGS"] = FAST_COMPILE
     common = [sys.executable, "-m", "jaxconv", "train", "--epochs", "1", "--batch-size", "64",
               "--algorithm", "direct", "--no-progress"]
     port = _free_port()
