@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import jax.test_util
 import numpy as np
 import pytest
-from conftest import FULL
+from conftest import FULL, every_level
 from ref_conv import conv2d_ref
 from tolerances import assert_close
 
@@ -180,18 +180,21 @@ def test_registered_and_serves_everything():
     assert algo.unsupported_reason((1, 5, 5, 2), (2, 2, 1, 2), jnp.float16, config) is None
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [dict(), dict(padding="SAME"), dict(stride=2, dilation=2, padding="SAME"),
-     dict(groups=3, padding=2), dict(padding=1, stride=(1, 3))],
-)
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-@pytest.mark.parametrize("algorithm", ["fft", "dft"])  # the guards both share (spectral_call)
+# fft and dft: the guards both share (spectral_call); dft serves groups == 1 only. The default
+# run keeps every configuration, bad value and algorithm (JAXCONV_FULL_TESTS=1: every triple).
+NON_FINITE = every_level([
+    (kwargs, bad, algorithm)
+    for kwargs in [dict(), dict(padding="SAME"), dict(stride=2, dilation=2, padding="SAME"),
+                   dict(groups=3, padding=2), dict(padding=1, stride=(1, 3))]
+    for bad in [np.nan, np.inf, -np.inf] for algorithm in ["fft", "dft"]
+    if algorithm == "fft" or kwargs.get("groups", 1) == 1
+])
+
+
+@pytest.mark.parametrize(("kwargs", "bad", "algorithm"), NON_FINITE)
 def test_non_finite_inputs_stay_in_their_receptive_field(kwargs, bad, algorithm):
     """One bad pixel makes exactly the outputs that read it non-finite, as a direct sum does
     (not a whole transform tile), and the others keep their values."""
-    if algorithm == "dft" and kwargs.get("groups", 1) > 1:
-        pytest.skip("dft serves groups == 1")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 40, 44, 3)).astype(np.float32)
     x[1, 17, 9, 1] = bad

@@ -9,6 +9,7 @@ import random
 import jax
 import numpy as np
 import pytest
+from conftest import FULL
 from tolerances import assert_close
 
 import jaxconv
@@ -247,7 +248,8 @@ def test_ceil_mode_acceptance_matches_torch():
     """The whole small 1-D and 2-D geometry grid: accepted by both with equal values, or
     rejected by both (ceil_mode may overhang the padded input, dilated or not)."""
     rng = np.random.default_rng(17)
-    for n, k, s, p, d, ceil in itertools.product(range(1, 6), range(1, 4), range(1, 4), range(2),
+    sizes = range(1, 6) if FULL else (1, 2, 4)  # the default run: input sizes 1, 2 and 4
+    for n, k, s, p, d, ceil in itertools.product(sizes, range(1, 4), range(1, 4), range(2),
                                                  range(1, 4), [False, True]):
         if p > k // 2:
             continue

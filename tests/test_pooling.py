@@ -279,10 +279,11 @@ def test_max_pool_tie_gradient_goes_to_one_element():
     assert g.sum() == 1 and np.count_nonzero(g) == 1
 
 
-@pytest.mark.parametrize("kind", ["max", "min"])
-@pytest.mark.parametrize(("shape", "window"), [
-    ((2, 8, 6, 3), (2, 2)), ((2, 9, 7, 3), (2, 3)), ((1, 12, 5), (3,)), ((2, 4, 6, 5, 2), (2, 3, 2)),
-])
+@pytest.mark.parametrize(("kind", "shape", "window"), every_level([
+    (kind, shape, window) for shape, window in [
+        ((2, 8, 6, 3), (2, 2)), ((2, 9, 7, 3), (2, 3)), ((1, 12, 5), (3,)),
+        ((2, 4, 6, 5, 2), (2, 3, 2))]
+    for kind in ["max", "min"]]))  # every shape and kind (JAXCONV_FULL_TESTS=1: every pair)
 def test_non_overlapping_windows_match_reduce_window(kind, shape, window, rng):
     """stride == window without padding takes a reshape-and-reduce path with its own gradient;
     values and gradients (the first extremum of each window in row-major order, PyTorch's rule,
