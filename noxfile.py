@@ -30,14 +30,17 @@ def _pytest(session: nox.Session, **env: str) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite and the docstrings' examples (parity with torch when JAXCONV_TEST_TORCH=1).
 
-    The large products run a seeded sample that keeps every algorithm, argument, layout and dtype.
+    The large products run a seeded sample that keeps every algorithm, argument, layout and dtype,
+    compiled with XLA's fast flags (tests/conftest.py); the long end-to-end runs (the examples'
+    figures, the bench sweep, four devices) are left to ``tests_full``.
     """
     _pytest(session)
 
 
 @nox.session(default=False)
 def tests_full(session: nox.Session) -> None:
-    """``tests`` with every product whole (what JAXCONV_FULL_TESTS=1 does to ``nox -s tests``)."""
+    """``tests`` with every product whole, the long end-to-end runs, compiled as users compile
+    (what JAXCONV_FULL_TESTS=1 does to ``nox -s tests``)."""
     _pytest(session, JAXCONV_FULL_TESTS="1")
 
 
