@@ -145,13 +145,24 @@ def transpose_config(rng, spatial):
             return cfg
 
 
+def _an_axis_without_taps(c) -> bool:
+    """Whether on some axis no output reads an input: input i meets output i * s + t * d - p
+    through tap t, and none of those lands in the output."""
+    for m, s, d, k, p, op in zip(c["size"], c["stride"], c["dilation"], c["ksize"], c["padding"],
+                                 c["output_padding"], strict=True):
+        length = (m - 1) * s - 2 * p + d * (k - 1) + op + 1
+        if not any(0 <= i * s + t * d - p < length for i in range(m) for t in range(k)):
+            return True
+    return False
+
+
 def _transpose_levels(case) -> set:
     sp, c = case
     pairs = list(zip(c["output_padding"], c["stride"], strict=True))
     return {("rank", sp), ("groups", c["groups"]), ("bias", c["bias"]),
             ("output_padding", any(c["output_padding"])),
             ("output_padding >= stride", any(op >= s for op, s in pairs)),
-            ("dilation", max(c["dilation"]) > 1)}
+            ("dilation", max(c["dilation"]) > 1), ("an axis without taps", _an_axis_without_taps(c))}
 
 
 TRANSPOSE_CASES = cover([(sp, transpose_config(np.random.default_rng(100 + seed), sp))
@@ -194,6 +205,7 @@ def test_the_transpose_cases_cover_groups_output_padding_and_dilation():
     assert any(op >= s for c in cfgs for op, s in zip(c["output_padding"], c["stride"],
                                                        strict=True))  # < dilation only
     assert any(max(c["dilation"]) > 1 for c in cfgs)
+    assert any(_an_axis_without_taps(c) for c in cfgs)  # the output is zeros (and the bias)
 
 
 def test_conv_transpose2d_matches_torch_module_float32():

@@ -190,6 +190,8 @@ def test_architecture_from_shapes():
     shown = texts(artists[0].figure)
     assert {"input", "conv1", "fc", "32×32×1", "28×28×6", "120"} <= set(shown)
     not_blank(artists[0])
+    titled = viz.plot_architecture({"input": (8, 8, 1), "fc": (10,)}, title="a net")
+    assert titled[0].axes.get_title() == "a net"
     with pytest.raises(ValueError, match=r"plot_architecture: shape of 'x' must be \(H, W, C\) or \(units,\)"):
         viz.plot_architecture({"x": (3, 3)})
 
