@@ -161,8 +161,9 @@ def _amounts(name: str, problem: Problem, mode: str) -> dict[str, float]:
 
 
 def _solve(rows: list[dict], name: str, terms: list[str]) -> dict[str, float]:
-    a = np.array([[_amounts(name, _problem(r["problem"]), r["mode"]).get(t, 0.0) / r["seconds"]
-                   for t in terms] for r in rows])
+    amounts = [_amounts(name, _problem(r["problem"]), r["mode"]) for r in rows]
+    a = np.array([[amt.get(t, 0.0) / r["seconds"] for t in terms]
+                  for amt, r in zip(amounts, rows, strict=True)])
     scale = np.maximum(a.max(axis=0), 1e-300)  # column scaling: terms span 1 to 1e12 units
     coef, _ = nnls(a / scale, np.ones(len(rows)), maxiter=50 * len(terms))
     return {t: float(c / s) for t, c, s in zip(terms, coef, scale, strict=True)}
