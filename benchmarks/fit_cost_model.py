@@ -219,9 +219,7 @@ def choose_hedge(problems: list[dict[str, tuple[float, float]]]) -> float:
         logs = []
         for algs in problems:
             est = {a: e for a, (e, _) in algs.items()}
-            best = min(est, key=est.get)
-            if best != "direct" and "direct" in est and est[best] >= h * est["direct"]:
-                best = "direct"
+            best = select.hedged_pick(est, h) if "direct" in est else min(est, key=est.get)
             logs.append(math.log(algs[best][1] / min(t for _, t in algs.values())))
         return float(np.mean(logs)) if logs else 0.0
     scores = {h: round(regret(h), 9) for h in HEDGES}

@@ -230,12 +230,19 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, model, reg
     direct, hedge = costs["direct"], model.hedge[mode]
     if best == "direct":
         return "direct", costs, unsupported, "direct has the lowest estimate"
-    if costs[best] >= hedge * direct:
+    if hedged_pick(costs, hedge) == "direct":
         return "direct", costs, unsupported, (
             f"{best} is estimated {direct / costs[best]:.2f}x faster, within the model's "
             f"error ({1 / hedge:.2f}x needed to leave direct)")
     return best, costs, unsupported, (
         f"lowest estimate, {direct / costs[best]:.2f}x below direct's (needs {1 / hedge:.2f}x)")
+
+
+def hedged_pick(costs: dict[str, float], hedge: float) -> str:
+    """Mechanism 4 on estimates ``costs`` (``direct``'s among them): the lowest, unless it is not
+    below ``hedge`` times ``direct``'s; then ``direct``. The fit chooses ``hedge`` with it."""
+    best = min(costs, key=lambda a: costs[a])
+    return best if best == "direct" or costs[best] < hedge * costs["direct"] else "direct"
 
 
 def clear_caches() -> None:
