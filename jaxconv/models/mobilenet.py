@@ -92,9 +92,10 @@ class MobileNetV2(nnx.Module):
     Examples:
       >>> import jax.numpy as jnp
       >>> from jaxconv.models import MobileNetV2
-      >>> model = MobileNetV2(width=0.25, rngs=0)
-      >>> model(jnp.zeros((2, 32, 32, 3))).shape
-      (2, 10)
+      >>> model = MobileNetV2(width=0.1, rngs=0)
+      >>> model.eval()  # inference: BatchNorm on its running averages
+      >>> model(jnp.zeros((1, 8, 8, 3))).shape
+      (1, 10)
 
     References:
       M. Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks", CVPR 2018.

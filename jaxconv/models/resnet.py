@@ -74,8 +74,9 @@ class ResNet(nnx.Module):
       >>> import jax.numpy as jnp
       >>> from jaxconv.models import ResNet
       >>> model = ResNet.resnet18(width=4, rngs=0)
-      >>> model(jnp.zeros((2, 32, 32, 3))).shape
-      (2, 10)
+      >>> model.eval()  # inference: BatchNorm on its running averages
+      >>> model(jnp.zeros((1, 8, 8, 3))).shape
+      (1, 10)
 
     References:
       K. He, X. Zhang, S. Ren, J. Sun, "Deep Residual Learning for Image Recognition", CVPR 2016.
