@@ -25,13 +25,16 @@ from jaxconv.models import (
 )
 from jaxconv.models.checkpoint import FORMAT, LENET5_FORMAT
 
+_NETS = {
+    "resnet18": lambda: ResNet.resnet18(7, width=2, in_channels=1, algorithm="direct", rngs=1),
+    "mobilenetv2": lambda: MobileNetV2(7, width=0.25, in_channels=1, algorithm="direct", rngs=2),
+}
 
-def _nets():
-    """A tiny ResNet-18 and the narrowest MobileNetV2 on 1-channel images, 7 classes."""
-    return {
-        "resnet18": ResNet.resnet18(7, width=2, in_channels=1, algorithm="direct", rngs=1),
-        "mobilenetv2": MobileNetV2(7, width=0.25, in_channels=1, algorithm="direct", rngs=2),
-    }
+
+def _net(name):
+    """A tiny ResNet-18 or the narrowest MobileNetV2 on 1-channel images, 7 classes (only the
+    one asked for is built: initializing a network runs every layer's initializer eagerly)."""
+    return _NETS[name]()
 
 
 def _images(n=4, size=8, seed=0):
@@ -54,7 +57,7 @@ def _assert_trees_equal(a, b):
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenetv2"])
 def test_round_trip_keeps_params_batch_stats_and_predictions(tmp_path, name):
-    model = _nets()[name]
+    model = _net(name)
     stats = nnx.state(model, nnx.BatchStat)  # running statistics as training leaves them
     rng = np.random.default_rng(1)
     nnx.update(model, jax.tree.map(lambda a: rng.uniform(0.5, 2.0, a.shape).astype(a.dtype), stats))
@@ -132,7 +135,7 @@ def test_train_writes_and_resumes_a_checkpoint(tmp_path, monkeypatch, name, widt
 def test_another_model_or_width_is_a_clear_error(tmp_path, monkeypatch):
     import jaxconv.models.train as train_module
 
-    path = save_checkpoint(tmp_path / "checkpoint.msgpack", _nets()["resnet18"])
+    path = save_checkpoint(tmp_path / "checkpoint.msgpack", _net("resnet18"))
     for fn in (load_checkpoint, check_checkpoint):
         with pytest.raises(CheckpointError, match=r"checkpoint\.msgpack holds a 'resnet18' model "
                                                   r"but a 'mobilenetv2' one was asked for"):
@@ -175,7 +178,7 @@ def test_resuming_on_data_of_other_classes_or_channels_is_refused(tmp_path):
 
 
 def test_crafted_batch_stats_and_widths_are_refused(tmp_path):
-    net = _nets()["mobilenetv2"]
+    net = _net("mobilenetv2")
     good = save_checkpoint(tmp_path / "good.msgpack", net)
     payload = serialization.msgpack_restore(good.read_bytes())
 
