@@ -91,7 +91,7 @@ MAX_3D = _sweep(3, [2, (1, 2, 3)], [None, (1, 2, 1)], [(0, 1, 1), "SAME"], [1, (
 # The default run keeps every level of every factor of each sweep (JAXCONV_FULL_TESTS=1: all).
 @pytest.mark.parametrize(
     ("shape", "window", "stride", "padding", "dilation", "ceil_mode"),
-    every_level(MAX_1D, k=10) + every_level(MAX_3D, k=8), ids=_id,
+    every_level(MAX_1D, k=5) + every_level(MAX_3D, k=4), ids=_id,
 )
 def test_max_pool_and_indices_match_reference(rng, shape, window, stride, padding, dilation,
                                                ceil_mode):
@@ -129,7 +129,7 @@ AVG_3D = _sweep(3, [2, (3, 1, 2)], [None, 1], [0, ((1, 0), (0, 0), (1, 1))], [Fa
 
 @pytest.mark.parametrize(
     ("shape", "window", "stride", "padding", "ceil_mode", "count_include_pad"),
-    every_level(AVG_1D, k=8) + every_level(AVG_3D, k=8), ids=_id,
+    every_level(AVG_1D, k=4) + every_level(AVG_3D, k=4), ids=_id,
 )
 def test_avg_pool_matches_reference(rng, shape, window, stride, padding, ceil_mode,
                                     count_include_pad):
