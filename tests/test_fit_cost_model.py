@@ -5,7 +5,12 @@ import math
 import sys
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
+
+import jaxconv
 
 from jaxconv.convolution import cost_model
 from jaxconv.convolution._registry import ConvConfig
@@ -55,17 +60,42 @@ def test_runs_merge_at_the_geometric_mean(fit_cost_model):
 
 
 @pytest.mark.parametrize("name", ["direct", "im2col"])
-def test_input_gradient_terms_are_training_only(name):
+def test_gradient_terms_are_training_only(name):
     x, k = (2, 16, 16, 8), (3, 3, 8, 4)
     strided = ConvConfig(stride=(2, 2), padding=((1, 1), (1, 1)))
     fwd = cost_model.cost_terms(name, x, k, strided, "forward")
     train = cost_model.cost_terms(name, x, k, strided, "train")
-    assert not any(t.startswith("dx_") for t in fwd)
-    assert {t: v for t, v in train.items() if not t.startswith("dx_")} == fwd
+    assert not any(t.startswith(("dx_", "dk_")) for t in fwd)
+    assert {t: v for t, v in train.items() if not t.startswith(("dx_", "dk_"))} == fwd
     flop = 2.0 * 2 * 8 * 8 * 9 * 8 * 4  # the forward's: 8x8 outputs at stride 2
     assert train["dx_flop_dilated"] == pytest.approx(4 * flop)  # on the 16x16 input grid
     dense = cost_model.cost_terms(name, x, k, ConvConfig(padding=((1, 1), (1, 1))), "train")
     assert dense["dx_flop_dilated"] == 0.0
+
+
+def test_gemm_gradients_kernel_gradient_path_and_terms():
+    """Padded: XLA's kernel-gradient convolution, priced by direct's flops per path; unpadded:
+    the im2col GEMMs, priced by their flops, patch bytes and chunks; the same gradient either way."""
+    from jaxconv.convolution import im2col
+
+    x, k = (2, 12, 12, 8), (3, 3, 8, 4)
+    padded, valid = ConvConfig(padding=((1, 1), (1, 1))), ConvConfig()
+    assert im2col.kernel_gradient_path(padded) == "xla"
+    assert im2col.kernel_gradient_path(valid) == "im2col"
+    for name in ("im2col", "winograd", "winograd4"):
+        tp = cost_model.cost_terms(name, x, k, padded, "train")
+        tv = cost_model.cost_terms(name, x, k, valid, "train")
+        assert tp["dk_flop_padded"] == 2.0 * 2 * 12 * 12 * 9 * 8 * 4 and "dk_gemm_flop" not in tp
+        assert tv["dk_gemm_flop"] > 0 and not any(t.startswith("dk_flop") for t in tv)
+    rng = np.random.default_rng(0)
+    xv = jnp.asarray(rng.standard_normal(x), jnp.float32)
+    kv = jnp.asarray(rng.standard_normal(k), jnp.float32)
+    for cfg in (padded, valid):
+        def loss(kk, alg, cfg=cfg):
+            return jnp.sum(jnp.sin(jaxconv.conv2d(xv, kk, padding=cfg.padding, algorithm=alg)))
+        want = jax.grad(loss)(kv, "direct")
+        for alg in ("im2col", "winograd"):
+            np.testing.assert_allclose(jax.grad(loss)(kv, alg), want, rtol=2e-4, atol=2e-4)
 
 
 def test_every_algorithm_prices_output_positions():

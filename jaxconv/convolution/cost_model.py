@@ -72,8 +72,8 @@ def cost_terms(name: str, x_shape: Any, kernel_shape: Any, config: ConvConfig,
       path): a cost per position whatever the channels (a 1x1 kernel from 3 onto 3 channels on
       the cat took ``pointwise`` 1.7 ms, ~13 ns a position, 10x its flop-and-byte estimate).
 
-    The fit gives each algorithm its own price for each. Terms named ``dx_*`` price the input
-    gradient and exist in ``mode="train"`` only. Raises ``KeyError`` for an algorithm without
+    The fit gives each algorithm its own price for each. Terms named ``dx_*`` and ``dk_*`` price
+    the input and kernel gradients and exist in ``mode="train"`` only. Raises ``KeyError`` for an algorithm without
     cost terms.
     """
     fn = _registry.get(name).cost_terms
@@ -89,7 +89,7 @@ def cost_terms(name: str, x_shape: Any, kernel_shape: Any, config: ConvConfig,
     if not any(t.startswith("pixel") for t in terms):
         terms["pixel"] = float(x_shape[0] * math.prod(out))
     if mode == "forward":
-        terms = {t: v for t, v in terms.items() if not t.startswith("dx_")}
+        terms = {t: v for t, v in terms.items() if not t.startswith(("dx_", "dk_"))}
     return terms
 
 

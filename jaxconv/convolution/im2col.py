@@ -195,13 +195,14 @@ def conv_im2col(x, kernel, config: ConvConfig, *, chunk_bytes: int | None = None
 def gemm_gradients(fn):
     """Wrap ``fn(x, kernel, config)`` so its derivatives are computed the fast way on XLA:CPU.
 
-    Convolution is bilinear, so its JVP is ``conv(dx, kernel) + conv(x, dkernel)``. The
-    ``dkernel`` term is written as an im2col GEMM, whose transpose (the kernel gradient) is
-    ``P^T @ dy`` accumulated chunk by chunk: GEMMs with a long contraction, measured ~2x faster
-    than XLA's kernel-gradient convolution. The ``dx`` term is written as XLA's convolution, whose
-    transpose (the input gradient) is XLA's transposed convolution: the transpose of the im2col
-    form is a col2im scatter-add, measured up to 2x *slower* on the ``layer`` case (2-core CPU).
-    Forward mode, ``vmap`` and higher orders work as for any ``custom_jvp``.
+    Convolution is bilinear, so its JVP is ``conv(dx, kernel) + conv(x, dkernel)``. The ``dx``
+    term is written as XLA's convolution, whose transpose (the input gradient) is XLA's
+    transposed convolution: the transpose of the im2col form is a col2im scatter-add, measured up
+    to 2x *slower* on the ``layer`` case (2-core CPU). The ``dkernel`` term follows
+    :func:`kernel_gradient_path`: XLA's convolution (its transpose, XLA's kernel-gradient
+    convolution) for a zero-padded problem, else an im2col GEMM, whose transpose ``P^T @ dy`` is
+    accumulated chunk by chunk. Forward mode, ``vmap`` and higher orders work as for any
+    ``custom_jvp``.
     """
 
     @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
@@ -211,22 +212,47 @@ def gemm_gradients(fn):
     @conv.defjvp
     def conv_jvp(config, primals, tangents):
         (x, kernel), (dx, dkernel) = primals, tangents
-        dy = conv_direct(dx, kernel, config) + conv_im2col(x, dkernel, config)
+        dkernel_conv = conv_direct if kernel_gradient_path(config) == "xla" else conv_im2col
+        dy = conv_direct(dx, kernel, config) + dkernel_conv(x, dkernel, config)
         return conv(x, kernel, config), dy
 
     return functools.wraps(fn)(conv)
 
 
-def input_gradient_terms(x_shape: Shape, kernel_shape: Shape,
+def kernel_gradient_path(config: ConvConfig) -> str:
+    """How :func:`gemm_gradients` computes the kernel gradient: ``"xla"`` (XLA's kernel-gradient
+    convolution) when the convolution is zero-padded, else ``"im2col"`` (chunked GEMMs).
+
+    XLA:CPU (jax 0.10, YNNPACK) runs a zero-padded convolution's kernel gradient through its
+    fast padded path, faster than the GEMMs on every padded problem measured (3x3 to 7x7, 3 to
+    128 channels, stride 1 and 2); an unpadded one through the path that is 1.5-2x slower than
+    the GEMMs on dense layers and 1x1 kernels (``docs/algorithms.md``).
+    """
+    return "xla" if config.padded else "im2col"
+
+
+def gradient_terms(x_shape: Shape, kernel_shape: Shape,
                          config: ConvConfig) -> dict[str, float]:
-    """The cost terms :func:`gemm_gradients` adds in training: its input gradient is XLA's
-    transposed convolution, which runs as fast or as slow as ``direct``'s path for the problem
-    (a strided 1x1 layer's input gradient took 3-9x what the GEMMs did). ``direct``'s flops per
-    path, renamed ``dx_*``, and its training-only ``dx_flop_dilated``; ``dx_*`` terms exist in
-    training only (:func:`~jaxconv.convolution.cost_model.cost_terms`)."""
-    return {(k if k.startswith("dx_") else "dx_" + k): v
-            for k, v in direct_cost_terms(x_shape, kernel_shape, config).items()
-            if k.startswith(("flop", "dx_"))}
+    """The cost terms :func:`gemm_gradients` adds in training, ``dx_*`` and ``dk_*`` (training
+    only, :func:`~jaxconv.convolution.cost_model.cost_terms`).
+
+    ``dx_*``: the input gradient is XLA's transposed convolution, which runs as fast or as slow
+    as ``direct``'s path for the problem (a strided 1x1 layer's input gradient took 3-9x what
+    the GEMMs did): ``direct``'s flops per path and its ``dx_flop_dilated``. ``dk_*``: the
+    kernel gradient, by :func:`kernel_gradient_path`: XLA's flops per path (``dk_flop_*``), or
+    the GEMMs' flops, patch bytes and chunks (``dk_gemm_*``).
+    """
+    terms = {(k if k.startswith("dx_") else "dx_" + k): v
+             for k, v in direct_cost_terms(x_shape, kernel_shape, config).items()
+             if k.startswith(("flop", "dx_"))}
+    if kernel_gradient_path(config) == "xla":
+        terms.update({"dk_" + k: v for k, v in direct_cost_terms(x_shape, kernel_shape, config).items()
+                      if k.startswith("flop")})
+    else:
+        t = im2col_cost_terms(x_shape, kernel_shape, config, itemsize=4)
+        terms.update(dk_gemm_flop=float(t["flops"]), dk_gemm_patch_byte=float(t["patch_bytes"]),
+                     dk_gemm_chunk=float(t["chunks"]))
+    return terms
 
 
 def im2col_model_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> dict[str, float]:
@@ -237,7 +263,7 @@ def im2col_model_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) 
         "flop": float(t["flops"]),
         "patch_byte": float(t["patch_bytes"]),
         "chunk": float(t["chunks"]),  # one lax.map iteration each
-        **input_gradient_terms(x_shape, kernel_shape, config),
+        **gradient_terms(x_shape, kernel_shape, config),
     }
 
 

@@ -52,7 +52,7 @@ from jax import lax
 
 from .._args import accumulation_dtype
 from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
-from .im2col import gemm_gradients, input_gradient_terms
+from .im2col import gemm_gradients, gradient_terms
 
 
 def check(x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
@@ -228,7 +228,7 @@ def _model_terms(m: int):
             "tile": float((m + 2) ** 2 * t["tiles"]),
             "transform_byte": float(t["transformed_bytes"]),
             "kernel_byte": float(t["kernel_bytes"]),
-            **input_gradient_terms(x_shape, kernel_shape, config),
+            **gradient_terms(x_shape, kernel_shape, config),
         }
 
     terms.__doc__ = f"Cost-model terms of F({m}x{m}, 3x3), from :func:`winograd_cost_terms`."
