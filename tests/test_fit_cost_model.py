@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import jaxconv
-
 from jaxconv.convolution import cost_model
 from jaxconv.convolution._registry import ConvConfig
 
