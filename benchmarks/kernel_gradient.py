@@ -35,6 +35,12 @@ PROBLEMS = (
     ((8, 64, 64, 32), (5, 5, 32, 32), 1, 0),
     ((8, 56, 56, 64), (1, 1, 64, 256), 1, 0),  # ResNet-50 1x1
     ((1, 320, 400, 3), (7, 7, 3, 3), 1, 0),  # the article's cat
+    ((64, 28, 28, 1), (5, 5, 1, 6), 1, 0),  # LeNet-5
+    ((64, 14, 14, 6), (5, 5, 6, 16), 1, 0),
+    ((8, 64, 64, 8), (3, 3, 8, 16), 1, 0),  # few channels, VALID
+    ((4, 64, 64, 16), (3, 3, 16, 16), 1, 0),
+    ((8, 33, 33, 64), (3, 3, 64, 64), 2, 0),  # strided, VALID
+    ((16, 49, 49, 48), (3, 3, 48, 48), 2, 1),
 )
 
 
@@ -56,7 +62,7 @@ def _train_step(name, x, k, path, cfg):
     """forward + backward of ``name`` with the kernel gradient forced onto ``path``."""
     jax.clear_caches()  # the path is read at trace time
     saved = im2col.kernel_gradient_path
-    im2col.kernel_gradient_path = lambda config: path
+    im2col.kernel_gradient_path = lambda *args: path
     try:
         compiled, _ = tuning.compile_timed(name, x, k, cfg, "train")
     finally:
@@ -76,7 +82,7 @@ def main(argv: list[str]) -> int:
         t = tuning.interleaved_medians(fns, rounds)
         print(f"{'x'.join(map(str, xs)):>18} {'x'.join(map(str, ks)):>14} {s}  "
               f"{t['xla'] * 1e3:8.2f} {t['im2col'] * 1e3:8.2f}  {t['xla'] / t['im2col']:10.2f}  "
-              f"{im2col.kernel_gradient_path(cfg)}", flush=True)
+              f"{im2col.kernel_gradient_path(xs, ks, cfg)}", flush=True)
     print("\nforward + backward (the gradients of sum(y*y)/2), median ms; kernel gradient by")
     print(f"{'x':>18} {'kernel':>14}  " + "  ".join(f"{n + ' gemm/xla':>22}" for n in
                                                     ("im2col", "winograd", "winograd4")))

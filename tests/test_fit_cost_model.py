@@ -73,18 +73,21 @@ def test_gradient_terms_are_training_only(name):
 
 
 def test_gemm_gradients_kernel_gradient_path_and_terms():
-    """Padded: XLA's kernel-gradient convolution, priced by direct's flops per path; unpadded:
-    the im2col GEMMs, priced by their flops, patch bytes and chunks; the same gradient either way."""
+    """Padded (or few channels): XLA's kernel-gradient convolution, priced by direct's flops per
+    path; unpadded stride 1 with many channels: the im2col GEMMs, priced by their flops, patch
+    bytes and chunks; the same gradient either way."""
     from jaxconv.convolution import im2col
 
-    x, k = (2, 12, 12, 8), (3, 3, 8, 4)
+    x, k = (2, 12, 12, 32), (3, 3, 32, 4)
     padded, valid = ConvConfig(padding=((1, 1), (1, 1))), ConvConfig()
-    assert im2col.kernel_gradient_path(padded) == "xla"
-    assert im2col.kernel_gradient_path(valid) == "im2col"
+    assert im2col.kernel_gradient_path(x, k, padded) == "xla"
+    assert im2col.kernel_gradient_path(x, k, valid) == "im2col"
+    assert im2col.kernel_gradient_path(x, k, ConvConfig(stride=(2, 2))) == "xla"
+    assert im2col.kernel_gradient_path((2, 12, 12, 8), (3, 3, 8, 4), valid) == "xla"
     for name in ("im2col", "winograd", "winograd4"):
         tp = cost_model.cost_terms(name, x, k, padded, "train")
         tv = cost_model.cost_terms(name, x, k, valid, "train")
-        assert tp["dk_flop_padded"] == 2.0 * 2 * 12 * 12 * 9 * 8 * 4 and "dk_gemm_flop" not in tp
+        assert tp["dk_flop_padded"] == 2.0 * 2 * 12 * 12 * 9 * 32 * 4 and "dk_gemm_flop" not in tp
         assert tv["dk_gemm_flop"] > 0 and not any(t.startswith("dk_flop") for t in tv)
     rng = np.random.default_rng(0)
     xv = jnp.asarray(rng.standard_normal(x), jnp.float32)

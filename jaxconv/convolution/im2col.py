@@ -200,8 +200,8 @@ def gemm_gradients(fn):
     transposed convolution: the transpose of the im2col form is a col2im scatter-add, measured up
     to 2x *slower* on the ``layer`` case (2-core CPU). The ``dkernel`` term follows
     :func:`kernel_gradient_path`: XLA's convolution (its transpose, XLA's kernel-gradient
-    convolution) for a zero-padded problem, else an im2col GEMM, whose transpose ``P^T @ dy`` is
-    accumulated chunk by chunk. Forward mode, ``vmap`` and higher orders work as for any
+    convolution), or, for unpadded stride-1 problems with many channels, an im2col GEMM, whose
+    transpose ``P^T @ dy`` is accumulated chunk by chunk. Forward mode, ``vmap`` and higher orders work as for any
     ``custom_jvp``.
     """
 
@@ -212,23 +212,33 @@ def gemm_gradients(fn):
     @conv.defjvp
     def conv_jvp(config, primals, tangents):
         (x, kernel), (dx, dkernel) = primals, tangents
-        dkernel_conv = conv_direct if kernel_gradient_path(config) == "xla" else conv_im2col
+        xla = kernel_gradient_path(x.shape, kernel.shape, config) == "xla"
+        dkernel_conv = conv_direct if xla else conv_im2col
         dy = conv_direct(dx, kernel, config) + dkernel_conv(x, dkernel, config)
         return conv(x, kernel, config), dy
 
     return functools.wraps(fn)(conv)
 
 
-def kernel_gradient_path(config: ConvConfig) -> str:
-    """How :func:`gemm_gradients` computes the kernel gradient: ``"xla"`` (XLA's kernel-gradient
-    convolution) when the convolution is zero-padded, else ``"im2col"`` (chunked GEMMs).
+#: Input channels per group from which an unpadded stride-1 problem's kernel gradient runs as
+#: im2col GEMMs (:func:`kernel_gradient_path`).
+GEMM_KERNEL_GRADIENT_CHANNELS = 32
 
-    XLA:CPU (jax 0.10, YNNPACK) runs a zero-padded convolution's kernel gradient through its
-    fast padded path, faster than the GEMMs on every padded problem measured (3x3 to 7x7, 3 to
-    128 channels, stride 1 and 2); an unpadded one through the path that is 1.5-2x slower than
-    the GEMMs on dense layers and 1x1 kernels (``docs/algorithms.md``).
+
+def kernel_gradient_path(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> str:
+    """How :func:`gemm_gradients` computes the kernel gradient: ``"im2col"`` (chunked GEMMs) for
+    an unpadded stride-1 problem with at least :data:`GEMM_KERNEL_GRADIENT_CHANNELS` input
+    channels per group, else ``"xla"`` (XLA's kernel-gradient convolution).
+
+    XLA:CPU (jax 0.10, YNNPACK) runs the kernel gradient of an unpadded stride-1 convolution
+    with many channels through a path 1.3-2.9x slower than the GEMMs (the ``layer`` case's
+    8x64x64x32, ResNet-50's 1x1 64->256); every other kind it runs 1.3-3.4x faster than them
+    (zero padding, strides, 1 to 16 channels: ``benchmarks/kernel_gradient.py``,
+    ``docs/algorithms.md``). ``x_shape`` is channels-last, ``kernel_shape`` ``(*k, C / G, O)``.
     """
-    return "xla" if config.padded else "im2col"
+    del x_shape
+    dense = not config.padded and all(s == 1 for s in config.stride)
+    return "im2col" if dense and kernel_shape[-2] >= GEMM_KERNEL_GRADIENT_CHANNELS else "xla"
 
 
 def gradient_terms(x_shape: Shape, kernel_shape: Shape,
@@ -245,7 +255,7 @@ def gradient_terms(x_shape: Shape, kernel_shape: Shape,
     terms = {(k if k.startswith("dx_") else "dx_" + k): v
              for k, v in direct_cost_terms(x_shape, kernel_shape, config).items()
              if k.startswith(("flop", "dx_"))}
-    if kernel_gradient_path(config) == "xla":
+    if kernel_gradient_path(x_shape, kernel_shape, config) == "xla":
         terms.update({"dk_" + k: v for k, v in direct_cost_terms(x_shape, kernel_shape, config).items()
                       if k.startswith("flop")})
     else:
