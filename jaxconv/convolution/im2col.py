@@ -16,8 +16,10 @@ on CPU (measured fastest), :data:`MAX_PATCH_BYTES` on other backends, where the 
 bound the working memory. Both are module constants read at trace time; ``conv_im2col`` also
 takes ``chunk_bytes=`` for one call. A 1x1 kernel is one GEMM on ``x`` itself.
 
-Gradients go through :func:`gemm_gradients`: kernel gradient as chunked GEMMs ``P^T @ dy``,
-input gradient as XLA's transposed convolution (faster here than im2col's col2im scatter).
+Gradients go through :func:`gemm_gradients`: the kernel gradient as XLA's kernel-gradient
+convolution, or as chunked GEMMs ``P^T @ dy`` where those are faster
+(:func:`kernel_gradient_path`); the input gradient as XLA's transposed convolution (faster here
+than im2col's col2im scatter).
 
 Cost-model helpers for ``select.py``: :func:`im2col_cost_terms` (flops, patch bytes, chunks,
 GEMM shape) and :func:`plan_chunks`.

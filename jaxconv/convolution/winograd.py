@@ -32,9 +32,10 @@ CPU a larger one ran 2-5x slower (F(2x2) on ResNet-50's 8x56x56x64 3x3 layer: 20
 whole), while F(4x4) on the ResNet layer (14 MiB) ran faster whole. A single image is never
 split.
 
-Gradients (:func:`jaxconv.convolution.im2col.gemm_gradients`): the input gradient is XLA's transposed
-convolution, the kernel gradient an im2col GEMM; differentiating through the transforms was
-measured 2x slower than ``direct``'s gradient.
+Gradients (:func:`jaxconv.convolution.im2col.gemm_gradients`): the input gradient is XLA's
+transposed convolution, the kernel gradient XLA's or an im2col GEMM
+(:func:`~jaxconv.convolution.im2col.kernel_gradient_path`); differentiating through the
+transforms was measured 2x slower than ``direct``'s gradient.
 
 References:
   A. Lavin, S. Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016,
