@@ -226,7 +226,8 @@ def choose_hedge(problems: list[dict[str, tuple[float, float]]]) -> float:
     return max(h for h in HEDGES if scores[h] == min(scores.values()))
 
 
-def record(rows: list[dict], constants, hedge, error, args, machine: str, measured_at: str) -> dict:
+def record(rows: list[dict], constants, hedge, error, args, machine: str, measured_at: str,
+           training_measured_at: str) -> dict:
     families: dict[str, int] = {}
     for p in {json.dumps(r["problem"], sort_keys=True): r["family"] for r in rows}.values():
         families[p] = families.get(p, 0) + 1
@@ -236,6 +237,8 @@ def record(rows: list[dict], constants, hedge, error, args, machine: str, measur
         "hedge": hedge,
         "provenance": {
             "machine": machine, "measured_at": measured_at, "jax": jax.__version__,
+            "training_measured_at": training_measured_at,
+            "training_revision": cost_model.TRAINING_REVISION,
             "grid": {"seed": args.seed, "sampled_problems": args.problems,
                      "named_cases": sorted(cases.CASES), "problems_per_family": families,
                      "rounds": args.rounds, "distribution": cases.FAMILIES,
@@ -269,24 +272,36 @@ def print_choices(rows: list[dict], model: cost_model.CostModel) -> None:
                   f"worst {max(r):.2f} ({len(r)} problems)")
 
 
+def _revision(run: dict[str, Any]) -> int:
+    return int(run.get("training_revision", 1))  # files from before the field: revision 1
+
+
 def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Raw timing files of one machine as one: rows of the same problem, algorithm and mode
     become one row at the geometric mean of their medians (more rounds, less noise; a problem
-    timed in one run only keeps its row)."""
+    timed in one run only keeps its row). Training rows come only from the runs of the newest
+    ``training_revision`` (:data:`~jaxconv.convolution.cost_model.TRAINING_REVISION`): older
+    ones timed other gradients."""
     if len(runs) == 1:
         return runs[0]
     cpus = {r["machine"].split(";")[0] for r in runs}  # the rest is the load at the start
     if len(cpus) != 1:
         raise SystemExit(f"fit_cost_model: --load files come from different machines: {cpus}")
+    newest = max(map(_revision, runs))
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for run in runs:
         for row in run["rows"]:
+            if row["mode"] == "train" and _revision(run) < newest:
+                continue
             key = (json.dumps(row["problem"], sort_keys=True), row["alg"], row["mode"])
             groups.setdefault(key, []).append(row)
     rows = [{**rs[0], "seconds": float(np.exp(np.mean([np.log(r["seconds"]) for r in rs])))}
             for rs in groups.values()]
     return {"rows": rows, "machine": " | ".join(r["machine"] for r in runs),
             "measured_at": ", ".join(r["measured_at"] for r in runs),
+            "training_measured_at": ", ".join(r.get("training_measured_at", r["measured_at"])
+                                              for r in runs if _revision(r) == newest),
+            "training_revision": newest,
             "seed": runs[0]["seed"], "problems": max(r["problems"] for r in runs),
             "rounds": sum(r["rounds"] for r in runs)}
 
@@ -308,13 +323,21 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("fit_cost_model: fits the cpu backend; run with JAX_PLATFORMS=cpu")
     if args.load:
         raw = merge_runs([json.loads(p.read_text(encoding="utf-8")) for p in args.load])
+        if _revision(raw) < cost_model.TRAINING_REVISION:
+            raise SystemExit(
+                f"fit_cost_model: the training timings of {', '.join(map(str, args.load))} were "
+                f"measured with the gradients of revision {_revision(raw)}; this jaxconv's are "
+                f"revision {cost_model.TRAINING_REVISION} (cost_model.TRAINING_REVISION): "
+                "measure again (or --load it with a run of this revision)")
         rows, machine, measured_at = raw["rows"], raw["machine"], raw["measured_at"]
+        training_at = raw.get("training_measured_at", measured_at)
         args.seed, args.problems, args.rounds = raw["seed"], raw["problems"], raw["rounds"]
         if args.save:
             cost_model_io_write(args.save, raw)
     else:
         machine = cpu_description()
         measured_at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        training_at = measured_at
         problems = grid(args.problems, args.seed)
         print(f"fit_cost_model: {len(problems)} problems, {args.rounds} rounds, on {machine}",
               flush=True)
@@ -322,9 +345,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.save:
             cost_model_io_write(args.save, {"rows": rows, "machine": machine,
                                             "measured_at": measured_at, "seed": args.seed,
+                                            "training_revision": cost_model.TRAINING_REVISION,
                                             "problems": args.problems, "rounds": args.rounds})
     constants, hedge, error = fit(rows)
-    rec = record(rows, constants, hedge, error, args, machine, measured_at)
+    rec = record(rows, constants, hedge, error, args, machine, measured_at, training_at)
     model = cost_model.from_record("cpu", rec, "the new fit")
     print_choices(rows, model)
     print(f"hedge {hedge}; cross-validated error factors {error}")

@@ -1,6 +1,7 @@
 """The fit's own pieces (``benchmarks/fit_cost_model.py``): the hedge it chooses, how it merges
 runs, and the training-only terms it fits."""
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -56,6 +57,23 @@ def test_runs_merge_at_the_geometric_mean(fit_cost_model):
     assert merged["measured_at"] == "t1, t2" and merged["rounds"] == 6
     with pytest.raises(SystemExit, match="different machines"):
         fit_cost_model.merge_runs([a, {**b, "machine": "cpu Y"}])
+
+
+def test_training_rows_of_older_gradients_are_not_merged(fit_cost_model, tmp_path):
+    fwd = {"problem": {"label": "p"}, "family": "cnn", "alg": "direct", "mode": "forward"}
+    train = {**fwd, "mode": "train"}
+    old = {"rows": [{**fwd, "seconds": 1.0}, {**train, "seconds": 9.0}],  # no field: revision 1
+           "machine": "cpu X", "measured_at": "t1", "seed": 1, "problems": 4, "rounds": 3}
+    new = {**old, "rows": [{**fwd, "seconds": 4.0}, {**train, "seconds": 4.0}],
+           "measured_at": "t2", "training_revision": 2}
+    merged = fit_cost_model.merge_runs([old, new])
+    by_mode = {r["mode"]: r["seconds"] for r in merged["rows"]}
+    assert by_mode == pytest.approx({"forward": 2.0, "train": 4.0})  # the old 9.0 is left out
+    assert merged["training_measured_at"] == "t2" and merged["training_revision"] == 2
+    stale = tmp_path / "old.json"
+    stale.write_text(json.dumps(old), encoding="utf-8")
+    with pytest.raises(SystemExit, match="measure again"):  # revision 1 < this jaxconv's
+        fit_cost_model.main(["--load", str(stale), "--dry-run"])
 
 
 @pytest.mark.parametrize("name", ["direct", "im2col"])
