@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
         t = tuning.interleaved_medians(fns, rounds)
         print(f"{'x'.join(map(str, xs)):>18} {'x'.join(map(str, ks)):>14} {s}  "
               f"{t['xla'] * 1e3:8.2f} {t['im2col'] * 1e3:8.2f}  {t['xla'] / t['im2col']:10.2f}  "
-              f"{im2col.kernel_gradient_path(xs, ks, cfg)}", flush=True)
+              f"{im2col.kernel_gradient_path(ks, cfg)}", flush=True)
     print("\nforward + backward (the gradients of sum(y*y)/2), median ms; kernel gradient by")
     print(f"{'x':>18} {'kernel':>14}  " + "  ".join(f"{n + ' gemm/xla':>22}" for n in
                                                     ("im2col", "winograd", "winograd4")))

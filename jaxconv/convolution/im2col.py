@@ -203,8 +203,8 @@ def gemm_gradients(fn):
     to 2x *slower* on the ``layer`` case (2-core CPU). The ``dkernel`` term follows
     :func:`kernel_gradient_path`: XLA's convolution (its transpose, XLA's kernel-gradient
     convolution), or, for unpadded stride-1 problems with many channels, an im2col GEMM, whose
-    transpose ``P^T @ dy`` is accumulated chunk by chunk. Forward mode, ``vmap`` and higher orders work as for any
-    ``custom_jvp``.
+    transpose ``P^T @ dy`` is accumulated chunk by chunk. Forward mode, ``vmap`` and higher
+    orders work as for any ``custom_jvp``.
     """
 
     @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
@@ -214,7 +214,7 @@ def gemm_gradients(fn):
     @conv.defjvp
     def conv_jvp(config, primals, tangents):
         (x, kernel), (dx, dkernel) = primals, tangents
-        xla = kernel_gradient_path(x.shape, kernel.shape, config) == "xla"
+        xla = kernel_gradient_path(kernel.shape, config) == "xla"
         dkernel_conv = conv_direct if xla else conv_im2col
         dy = conv_direct(dx, kernel, config) + dkernel_conv(x, dkernel, config)
         return conv(x, kernel, config), dy
@@ -227,7 +227,7 @@ def gemm_gradients(fn):
 GEMM_KERNEL_GRADIENT_CHANNELS = 32
 
 
-def kernel_gradient_path(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> str:
+def kernel_gradient_path(kernel_shape: Shape, config: ConvConfig) -> str:
     """How :func:`gemm_gradients` computes the kernel gradient: ``"im2col"`` (chunked GEMMs) for
     an unpadded stride-1 problem with at least :data:`GEMM_KERNEL_GRADIENT_CHANNELS` input
     channels per group, else ``"xla"`` (XLA's kernel-gradient convolution).
@@ -236,15 +236,13 @@ def kernel_gradient_path(x_shape: Shape, kernel_shape: Shape, config: ConvConfig
     with many channels through a path 1.3-2.9x slower than the GEMMs (the ``layer`` case's
     8x64x64x32, ResNet-50's 1x1 64->256); every other kind it runs 1.3-3.4x faster than them
     (zero padding, strides, 1 to 16 channels: ``benchmarks/kernel_gradient.py``,
-    ``docs/algorithms.md``). ``x_shape`` is channels-last, ``kernel_shape`` ``(*k, C / G, O)``.
+    ``docs/algorithms.md``). ``kernel_shape`` is ``(*k, C / G, O)``.
     """
-    del x_shape
     dense = not config.padded and all(s == 1 for s in config.stride)
     return "im2col" if dense and kernel_shape[-2] >= GEMM_KERNEL_GRADIENT_CHANNELS else "xla"
 
 
-def gradient_terms(x_shape: Shape, kernel_shape: Shape,
-                         config: ConvConfig) -> dict[str, float]:
+def gradient_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> dict[str, float]:
     """The cost terms :func:`gemm_gradients` adds in training, ``dx_*`` and ``dk_*`` (training
     only, :func:`~jaxconv.convolution.cost_model.cost_terms`).
 
@@ -254,12 +252,11 @@ def gradient_terms(x_shape: Shape, kernel_shape: Shape,
     kernel gradient, by :func:`kernel_gradient_path`: XLA's flops per path (``dk_flop_*``), or
     the GEMMs' flops, patch bytes and chunks (``dk_gemm_*``).
     """
+    xla = direct_cost_terms(x_shape, kernel_shape, config)
     terms = {(k if k.startswith("dx_") else "dx_" + k): v
-             for k, v in direct_cost_terms(x_shape, kernel_shape, config).items()
-             if k.startswith(("flop", "dx_"))}
-    if kernel_gradient_path(x_shape, kernel_shape, config) == "xla":
-        terms.update({"dk_" + k: v for k, v in direct_cost_terms(x_shape, kernel_shape, config).items()
-                      if k.startswith("flop")})
+             for k, v in xla.items() if k.startswith(("flop", "dx_"))}
+    if kernel_gradient_path(kernel_shape, config) == "xla":
+        terms.update({"dk_" + k: v for k, v in xla.items() if k.startswith("flop")})
     else:
         t = im2col_cost_terms(x_shape, kernel_shape, config, itemsize=4)
         terms.update(dk_gemm_flop=float(t["flops"]), dk_gemm_patch_byte=float(t["patch_bytes"]),
