@@ -309,3 +309,6 @@ def test_bundled_cost_model_refits_from_its_timings():
                      for m, per in bundled.constants.items()}
     assert hedge == dict(bundled.hedge)
     assert bundled.provenance["measured_at"] == raw["measured_at"]
+    # training timed with this jaxconv's gradients (raise TRAINING_REVISION, then re-measure)
+    assert raw["training_revision"] == cost_model.TRAINING_REVISION
+    assert bundled.provenance["training_revision"] == cost_model.TRAINING_REVISION
