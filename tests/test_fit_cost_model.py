@@ -88,6 +88,11 @@ def test_gradient_terms_are_training_only(name):
     assert train["dx_flop_dilated"] == pytest.approx(4 * flop)  # on the 16x16 input grid
     dense = cost_model.cost_terms(name, x, k, ConvConfig(padding=((1, 1), (1, 1))), "train")
     assert dense["dx_flop_dilated"] == 0.0
+    # a strided 1x1 kernel's input gradient has a constant of its own
+    one = cost_model.cost_terms(name, x, (1, 1, 8, 4), ConvConfig(stride=(2, 2)), "train")
+    assert one["dx_flop_dilated"] == 0.0
+    assert one["dx_flop_dilated_1x1"] == pytest.approx(4 * 2.0 * 2 * 8 * 8 * 8 * 4)
+    assert train["dx_flop_dilated_1x1"] == 0.0
 
 
 def test_gemm_gradients_kernel_gradient_path_and_terms():

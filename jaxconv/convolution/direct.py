@@ -109,9 +109,13 @@ def direct_cost_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -
     terms["flop_rgb_slow"] = flop if slow_rgb_path(x_shape, kernel_shape, config) else 0.0
     # Training only: the input gradient of a strided convolution is XLA's convolution of the
     # zero-inserted output gradient, whose flops count on the input's grid, s^2 times the
-    # forward's at stride s (ResNet-50's 1x1/2 256->512 layer: 4-5x its forward time).
+    # forward's at stride s (ResNet-50's 1x1/2 256->512 layer: 4-5x its forward time). With a
+    # 1x1 kernel XLA:CPU takes a slower path for it (per flop 2.2-3.4x what the fit gives the
+    # other kernels), so 1x1 kernels get their own constant.
     stride = math.prod(config.stride)
-    terms["dx_flop_dilated"] = flop * stride if stride > 1 else 0.0
+    pointwise = math.prod(kernel_shape[:-2]) == 1
+    terms["dx_flop_dilated"] = flop * stride if stride > 1 and not pointwise else 0.0
+    terms["dx_flop_dilated_1x1"] = flop * stride if stride > 1 and pointwise else 0.0
     return terms
 
 
