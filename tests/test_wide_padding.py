@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import cover
 from ref_conv import conv_ref
 
 import jaxconv
@@ -37,12 +38,38 @@ def _dx_ref(x, k, g, padding, stride, dilation):
     return (np.stack(cols) @ g.ravel()).reshape(x.shape)
 
 
-def _cases():
-    for xs, ks, pads, s, d in PROBLEMS:
+def _all_cases():
+    for i, (xs, ks, pads, s, d) in enumerate(PROBLEMS):
         sp = len(xs) - 2
         cfg = ConvConfig(stride=(s,) * sp, padding=pads, dilation=(d,) * sp)
         for name in _registry.applicable(xs, ks, jnp.float32, cfg):
-            yield pytest.param(xs, ks, pads, s, d, name, id=f"{name}-{xs}-{pads}-s{s}d{d}")
+            yield i, name
+
+
+def _levels(case):
+    """Every problem, every algorithm on one of lax's own failures and on every spatial rank it
+    serves here."""
+    i, name = case
+    levels = {("problem", i), ("algorithm", name, len(PROBLEMS[i][0]))}
+    return levels | ({("lax failure", name)} if i < 3 else set())
+
+
+# 38 (problem, algorithm) pairs; by default a cover of their levels (every pair with
+# JAXCONV_FULL_TESTS=1).
+CASES = cover(_all_cases(), _levels)
+
+
+def _cases():
+    for i, name in CASES:
+        xs, ks, pads, s, d = PROBLEMS[i]
+        yield pytest.param(xs, ks, pads, s, d, name, id=f"{name}-{xs}-{pads}-s{s}d{d}")
+
+
+def test_the_cases_keep_every_algorithm_and_problem():
+    every = list(_all_cases())
+    assert {i for i, _ in CASES} == set(range(len(PROBLEMS)))
+    assert {n for _, n in CASES} == {n for _, n in every}
+    assert {n for i, n in CASES if i < 3} == {n for i, n in every if i < 3}
 
 
 @pytest.mark.parametrize("xs,ks,pads,s,d,name", list(_cases()))
