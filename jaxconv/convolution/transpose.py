@@ -503,9 +503,9 @@ conv_transpose1d.__doc__ = """1-D transposed convolution: the adjoint of :func:`
 
 conv_transpose2d.__doc__ = """2-D transposed convolution: the adjoint of :func:`jaxconv.conv2d`.
 
-``conv_transpose2d(y, k, stride=s, padding=p)`` equals the vector-Jacobian product of
-``conv2d(., k, stride=s, padding=p)`` at ``y`` (for the ``output_padding`` that makes the
-shapes match).
+    ``conv_transpose2d(y, k, stride=s, padding=p)`` equals the vector-Jacobian product of
+    ``conv2d(., k, stride=s, padding=p)`` at ``y`` (for the ``output_padding`` that makes the
+    shapes match).
 """ + _doc(2, "images") + """
     Examples:
       >>> import jax.numpy as jnp
