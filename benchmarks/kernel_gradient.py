@@ -16,7 +16,6 @@ from __future__ import annotations
 import sys
 
 import jax
-import numpy as np
 
 from jaxconv.convolution import direct, im2col, tuning, winograd
 from jaxconv.convolution._registry import ConvConfig
@@ -103,5 +102,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     sys.exit(main(sys.argv[1:]))

@@ -77,8 +77,8 @@ def cost_terms(name: str, x_shape: Any, kernel_shape: Any, config: ConvConfig,
       the cat took ``pointwise`` 1.7 ms, ~13 ns a position, 10x its flop-and-byte estimate).
 
     The fit gives each algorithm its own price for each. Terms named ``dx_*`` and ``dk_*`` price
-    the input and kernel gradients and exist in ``mode="train"`` only. Raises ``KeyError`` for an algorithm without
-    cost terms.
+    the input and kernel gradients and exist in ``mode="train"`` only. Raises ``KeyError`` for
+    an algorithm without cost terms.
     """
     fn = _registry.get(name).cost_terms
     if fn is None:
