@@ -70,6 +70,8 @@ def _train_step(name, x, k, path, cfg):
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) > 1 or (argv and not (argv[0].isdigit() and int(argv[0]) >= 1)):
+        raise SystemExit(f"usage: python benchmarks/kernel_gradient.py [ROUNDS >= 1], got {argv}")
     rounds = int(argv[0]) if argv else 7
     print(f"kernel gradient alone, median ms of {rounds} interleaved rounds ({jax.devices()[0]})")
     print(f"{'x':>18} {'kernel':>14} s  {'xla':>8} {'im2col':>8}  xla/im2col  path")
