@@ -180,16 +180,38 @@ def _choose(model, shapes=LAYER, mode="forward", **kwargs):
                          use_cache=False, mode=mode, model=model)
 
 
-@pytest.mark.parametrize("mode", ["forward", "train"])
-def test_the_lowest_estimate_wins_past_the_hedge(mode, monkeypatch):
+def test_the_lowest_estimate_wins_past_the_hedge(monkeypatch):
     """Known answers of the policy on an injected model: every term costs one ``call``."""
     monkeypatch.setattr(cost_model, "cost_terms", lambda *a: {"call": 1.0})
-    fast = _choose(_model({"direct": 1.0, "fft": 0.79, "mec": 0.9}), mode=mode)
+    fast = _choose(_model({"direct": 1.0, "fft": 0.79, "mec": 0.9}))
     assert fast.algorithm == "fft" and fast.costs == {"direct": 1.0, "fft": 0.79, "mec": 0.9}
     assert "1.27x below direct's (needs 1.25x)" in fast.reason
-    hedged = _choose(_model({"direct": 1.0, "fft": 0.81}), mode=mode)
+    hedged = _choose(_model({"direct": 1.0, "fft": 0.81}))
     assert hedged.algorithm == "direct" and "within the model's error" in hedged.reason
-    assert _choose(_model({"direct": 0.5, "fft": 0.81}), mode=mode).algorithm == "direct"
+    assert _choose(_model({"direct": 0.5, "fft": 0.81})).algorithm == "direct"
+
+
+def test_training_estimates_carry_the_forward_picks_forward(monkeypatch):
+    """A differentiated ``auto`` runs the forward pick's forward and the training pick's forward
+    + backward: every training estimate but the forward pick's own carries that forward."""
+    monkeypatch.setattr(cost_model, "cost_terms", lambda *a: {"call": 1.0})
+
+    def model(forward, train):
+        as_constants = lambda d: {a: {"call": s} for a, s in d.items()}
+        return cost_model.CostModel("cpu", {"forward": as_constants(forward),
+                                            "train": as_constants(train)},
+                                    {"forward": 0.8, "train": 0.8})
+
+    # forward: fft (0.5 < 0.8); alone, mec would train fastest (2.0 against fft's 2.2), but
+    # beside fft's forward it costs 2.5
+    sel = _choose(model({"direct": 1.0, "fft": 0.5, "mec": 0.9},
+                        {"direct": 3.0, "fft": 2.2, "mec": 2.0}), mode="train")
+    assert sel.algorithm == "fft"
+    assert sel.costs == {"direct": 3.5, "fft": 2.2, "mec": 2.5}
+    # forward: direct (fft's 0.9 is not below the hedge); fft's training 2.0 alone would leave
+    # direct's 3.0, with direct's forward beside it (3.0) it does not
+    sel = _choose(model({"direct": 1.0, "fft": 0.9}, {"direct": 3.0, "fft": 2.0}), mode="train")
+    assert sel.algorithm == "direct" and sel.costs == {"direct": 3.0, "fft": 3.0}
 
 
 def test_missing_constants_are_no_estimate_never_zero(monkeypatch):

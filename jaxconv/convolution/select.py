@@ -22,6 +22,10 @@ and backward pass (``mode="train"``). Four mechanisms, in this order, and nothin
    wins, but it displaces ``direct`` only when it is below ``hedge`` times ``direct``'s estimate,
    where ``hedge`` (per mode, stored with the constants) is the value the fit found to lose
    least when it picked from cross-validated estimates; ``1.0`` means no hedge paid off.
+   In ``mode="train"`` an estimate is of what a differentiated ``auto`` runs: the forward pick's
+   forward computes the output, the training pick's forward + backward the derivatives (see
+   ``_conv2d._switch_when_differentiated``), so every algorithm but the forward pick carries the
+   forward pick's forward estimate on top of its own.
 
 No rule names an algorithm: what was once a rule (depthwise on small kernels, a 1x1 kernel is
 one GEMM, XLA:CPU's slow 3-channel output counts, a 1-D tap threshold) is now a cost term that
@@ -185,11 +189,13 @@ def _cached_choice(x_shape, kernel_shape, dtype, config, backend, mode="forward"
 
 @functools.lru_cache(maxsize=1024)
 def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, model, registered,
-                  mode="forward"):
+                  mode="forward", forward_pick=None):
     """Mechanisms 2-4 of the module docstring: ``(algorithm, costs, unsupported, reason)``.
 
     Pure in its (hashable) inputs; ``registered`` (the registry's names) is part of the key so a
     late registration counts, ``model`` (a :class:`CostModel` or ``None``) by identity.
+    ``forward_pick`` (``mode="train"`` only): the algorithm ``auto`` runs forward, whose forward
+    estimate every other algorithm's training estimate carries.
     """
     dtype = jnp.dtype(dtype_name)
     unsupported, candidates = {}, []
@@ -216,6 +222,10 @@ def _model_choice(x_shape, kernel_shape, dtype_name, config, backend, model, reg
                                  "(measure it with jaxconv.autotune)")
         else:
             costs[name] = est
+    if mode == "train" and forward_pick in costs:
+        primal = model.estimate(forward_pick, x_shape, kernel_shape, dtype, config, "forward")
+        if primal is not None:
+            costs = {a: c + (primal if a != forward_pick else 0.0) for a, c in costs.items()}
     if cost_model.canonical_backend(backend) in ACCELERATOR_BACKENDS:
         return "direct", costs, unsupported, (
             f"on {backend} XLA's convolution (cuDNN / MXU) is kept unless jaxconv.autotune "
@@ -267,8 +277,11 @@ def select(x_shape, kernel_shape, dtype, config: ConvConfig, backend: str | None
     x_shape = tuple(int(d) for d in x_shape)
     kernel_shape = tuple(int(d) for d in kernel_shape)
     dtype_name = jnp.dtype(dtype).name
+    forward = (choose_algorithm(x_shape, kernel_shape, dtype, config, backend, model=model)
+               if mode == "train" else None)
     name, costs, unsupported, reason = _model_choice(x_shape, kernel_shape, dtype_name, config,
-                                                     backend, model, _registry.names(), mode)
+                                                     backend, model, _registry.names(), mode,
+                                                     forward)
     costs, unsupported = dict(costs), dict(unsupported)
     cached = (_cached_choice(x_shape, kernel_shape, dtype, config, backend, mode)
               if use_cache else None)
@@ -300,8 +313,10 @@ def choose_algorithm(x_shape, kernel_shape, dtype, config: ConvConfig,
     cached = _cached_choice(x_shape, kernel_shape, dtype, config, backend, mode)
     if cached is not None:
         return cached[0]
+    forward = (choose_algorithm(x_shape, kernel_shape, dtype, config, backend, model=model)
+               if mode == "train" else None)
     name, costs, *_ = _model_choice(x_shape, kernel_shape, jnp.dtype(dtype).name, config, backend,
-                                    model, _registry.names(), mode)
+                                    model, _registry.names(), mode, forward)
     if autotune_enabled() and backend == jax.default_backend() and math.prod(x_shape) > 0:
         try:
             names = shortlist(costs, FIRST_USE_TOP_K) if costs else [
