@@ -24,8 +24,9 @@ estimate (``sum_t c_t a_t / measured - 1``), so a 0.1 ms problem weighs as much 
 as regret does. The error is measured by 3-fold cross-validation over problems (fitted on two
 thirds, estimated on the third) and recorded per algorithm; the selector's ``hedge`` is the one
 that loses least when the selector picks from those cross-validated estimates (geometric mean of
-picked over fastest time, over a grid of hedges from 0.6 to 1). The record names the
-machine, date, jax version, grid and seed.
+picked over fastest time, over a grid of hedges from 0.6 to 1; in training, as a differentiated
+``auto`` runs: every algorithm but the forward pick with the forward pick's forward beside it).
+The record names the machine, date, jax version, grid and seed.
 """
 
 from __future__ import annotations
@@ -178,7 +179,8 @@ def fit(rows: list[dict]) -> tuple[dict, dict, dict]:
     (median of max(est/meas, meas/est)) by 3-fold cross-validation over problems."""
     constants: dict[str, dict[str, dict[str, float]]] = {m: {} for m in cost_model.MODES}
     error: dict[str, dict[str, float]] = {m: {} for m in cost_model.MODES}
-    hedge = {}
+    hedge: dict[str, float] = {}
+    cv: dict[str, dict[str, dict[str, tuple[float, float]]]] = {}  # mode -> problem -> alg -> ..
     fold = {json.dumps(r["problem"], sort_keys=True): i % 3
             for i, r in enumerate({json.dumps(r["problem"], sort_keys=True): r for r in rows}.values())}
     for mode in cost_model.MODES:
@@ -203,8 +205,32 @@ def fit(rows: list[dict]) -> tuple[dict, dict, dict]:
                         est, r["seconds"])
             if own:
                 error[mode][name] = round(float(np.median(own)), 3)
+        cv[mode] = held
+        if mode == "train":
+            held = with_forward_pick(held, cv["forward"], hedge["forward"])
         hedge[mode] = choose_hedge(list(held.values()))
     return constants, hedge, error
+
+
+def with_forward_pick(train: dict[str, dict[str, tuple[float, float]]],
+                      forward: dict[str, dict[str, tuple[float, float]]],
+                      forward_hedge: float) -> dict[str, dict[str, tuple[float, float]]]:
+    """Training ``{problem: {algorithm: (estimate, measured)}}`` as a differentiated ``auto`` runs
+    them: beside every algorithm but the forward pick (picked from the forward estimates with
+    ``forward_hedge``), the forward pick's forward runs too, estimated and measured (the
+    selector prices it the same way)."""
+    out = {}
+    for key, algs in train.items():
+        fwd = forward.get(key, {})
+        est = {a: e for a, (e, _) in fwd.items()}
+        if "direct" not in est:
+            out[key] = algs
+            continue
+        pick = select.hedged_pick(est, forward_hedge)
+        extra_est, extra_time = fwd[pick]
+        out[key] = {a: (e, t) if a == pick else (e + extra_est, t + extra_time)
+                    for a, (e, t) in algs.items()}
+    return out
 
 
 #: The hedges :func:`choose_hedge` tries.

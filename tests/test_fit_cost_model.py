@@ -44,6 +44,17 @@ def test_hedge_keeps_direct_where_near_ties_go_wrong(fit_cost_model):
     assert h == max(x for x in fit_cost_model.HEDGES if x <= 0.9)  # the least hedging that works
 
 
+def test_training_picks_carry_the_forward_picks_forward(fit_cost_model):
+    # forward: fft is picked (0.5 below the 0.9 hedge); in training, mec beside fft's forward
+    # costs its own plus fft's forward, estimated and measured; fft's own row is unchanged
+    forward = {"p": {"direct": (1.0, 1.1), "fft": (0.5, 0.6)}, "q": {"fft": (1.0, 1.0)}}
+    train = {"p": {"direct": (3.0, 3.3), "fft": (2.2, 2.0), "mec": (2.0, 1.9)},
+             "q": {"fft": (1.0, 1.0)}}
+    out = fit_cost_model.with_forward_pick(train, forward, 0.9)
+    assert out["p"] == {"direct": (3.5, 3.9), "fft": (2.2, 2.0), "mec": (2.5, 2.5)}
+    assert out["q"] == train["q"]  # no direct estimate forward: nothing to hedge against
+
+
 def test_runs_merge_at_the_geometric_mean(fit_cost_model):
     row = {"problem": {"label": "p"}, "family": "cnn", "alg": "direct", "mode": "forward"}
     a = {"rows": [{**row, "seconds": 1.0}, {**row, "alg": "fft", "seconds": 3.0}],
