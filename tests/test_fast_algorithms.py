@@ -259,6 +259,39 @@ def test_depthwise_tap_chunks_match_direct(max_fused_taps, monkeypatch, rng):
             np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
+# Strided, padded at the end only: the forward reads its taps from x itself, each tap padded at
+# its end (MobileNet's SAME stride 2 on even sizes; a dilated tap wholly past the end; a
+# channel multiplier; VALID at stride 3).
+UNPADDED_CASES = [
+    ((2, 8, 8, 3), (3, 3, 1, 3), ConvConfig(stride=(2, 2), padding=((0, 1), (0, 1)), groups=3)),
+    ((1, 7, 9, 4), (3, 2, 1, 4), ConvConfig(stride=(2, 3), padding=((0, 0), (0, 2)),
+                                            dilation=(1, 2), groups=4)),
+    ((1, 5, 5, 2), (3, 3, 1, 2), ConvConfig(stride=(2, 1), padding=((0, 4), (0, 0)),
+                                            dilation=(3, 1), groups=2)),
+    ((1, 6, 6, 2), (3, 3, 1, 4), ConvConfig(stride=(2, 2), padding=((0, 1), (0, 1)), groups=2)),
+    ((1, 9, 9, 1), (3, 3, 1, 1), ConvConfig(stride=(3, 3), groups=1)),
+]
+
+
+def test_depthwise_reads_strided_taps_unpadded(rng):
+    """Where :func:`depthwise.reads_unpadded` holds, values equal the float64 reference and
+    both gradients equal direct's (the gradients themselves keep the padded form)."""
+    assert not depthwise.reads_unpadded(ConvConfig(padding=((0, 1), (0, 1))))  # stride 1
+    assert not depthwise.reads_unpadded(ConvConfig(stride=(2, 2), padding=((1, 1), (0, 1))))
+    for xs, ks, config in UNPADDED_CASES:
+        assert depthwise.reads_unpadded(config)
+        x, k = jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks))
+        y, pull = jax.vjp(functools.partial(depthwise.conv_depthwise, config=config), x, k)
+        want, pull_want = jax.vjp(functools.partial(conv_direct, config=config), x, k)
+        ref = conv2d_ref(np.asarray(x), np.asarray(k), stride=config.stride,
+                         padding=config.padding, dilation=config.dilation, groups=config.groups)
+        np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(want, ref, rtol=1e-12, atol=1e-12)
+        ct = jnp.asarray(rng.normal(size=y.shape))
+        for g, w in zip(pull(ct), pull_want(ct), strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
 # Second order through depthwise's custom JVP compiles for seconds per case: the default run
 # keeps one case per form of the kernel gradient's fold and input gradient; the row-fold edge
 # cases and the 5x5 (scatter-free) one run second order with -m slow (first order, above,
