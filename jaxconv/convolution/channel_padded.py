@@ -17,7 +17,7 @@ import math
 import jax.numpy as jnp
 
 from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
-from .direct import conv_direct
+from .direct import conv_direct, direct_cost_terms
 
 #: Input channels are zero-padded up to a multiple of this.
 CHANNEL_MULTIPLE = 4
@@ -47,15 +47,12 @@ def check(x_shape: Shape, kernel_shape: Shape, dtype, config: ConvConfig) -> str
 
 def channel_padded_cost_terms(x_shape: Shape, kernel_shape: Shape,
                               config: ConvConfig) -> dict[str, float]:
-    """Cost-model terms: XLA's convolution of the problem with its channels padded."""
-    n, c = x_shape[0], x_shape[-1] + (-x_shape[-1] % CHANNEL_MULTIPLE)
-    o = kernel_shape[-1]
-    out = config.output_hw(x_shape[1:-1], kernel_shape[:-2])
-    taps = n * math.prod(out) * math.prod(kernel_shape[:-2])
-    padded_in = math.prod(s + lo + hi for s, (lo, hi) in zip(x_shape[1:-1], config.padding,
-                                                            strict=True))
-    return {"call": 1.0, "byte": 4.0 * (n * padded_in * c + n * math.prod(out) * o),
-            "flop": 2.0 * taps * c * o, "patch": float(taps * c)}
+    """Cost-model terms: ``direct``'s terms of the problem with its channels padded (XLA's
+    convolution takes the same paths), with constants of its own."""
+    extra = -x_shape[-1] % CHANNEL_MULTIPLE
+    padded_x = (*x_shape[:-1], x_shape[-1] + extra)
+    padded_k = (*kernel_shape[:-2], kernel_shape[-2] + extra, kernel_shape[-1])
+    return direct_cost_terms(padded_x, padded_k, config)
 
 
 CHANNEL_PADDED = register(
