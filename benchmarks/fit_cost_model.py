@@ -7,6 +7,8 @@ The only writer of ``jaxconv/convolution/cost_model.json``. One command measures
     python benchmarks/fit_cost_model.py --save raw.json        # also keep the raw timings
     python benchmarks/fit_cost_model.py --load raw.json        # refit without measuring
     python benchmarks/fit_cost_model.py --load a.json b.json --save ab.json   # merge two runs
+    python benchmarks/fit_cost_model.py --algorithms new direct --save c.json --dry-run
+        # a newly registered algorithm (and direct, beside it) only; then --load with the rest
 
 The timings behind the bundled ``cost_model.json`` are ``benchmarks/cost_model_timings.json``
 (written by ``--save``): ``--load benchmarks/cost_model_timings.json`` refits them to the
@@ -106,8 +108,10 @@ def _too_big(name: str, canon) -> bool:
     return any(v > MAX_BUFFER_BYTES for t, v in terms.items() if "byte" in t)
 
 
-def measure(problems: list[Problem], rounds: int, budget_min: float) -> list[dict[str, Any]]:
-    """Rows ``{problem, family, alg, mode, seconds}``, timed problem by problem."""
+def measure(problems: list[Problem], rounds: int, budget_min: float,
+            only: list[str] | None = None) -> list[dict[str, Any]]:
+    """Rows ``{problem, family, alg, mode, seconds}``, timed problem by problem (``only``: just
+    those algorithms, where they serve)."""
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     rng = np.random.default_rng(0)
@@ -121,7 +125,9 @@ def measure(problems: list[Problem], rounds: int, budget_min: float) -> list[dic
         k = jnp.asarray(rng.standard_normal(canon.kernel_shape), jnp.float32)
         names = [a for a in _registry.applicable(canon.x_shape, canon.kernel_shape, jnp.float32,
                                                  canon.config)
-                 if a in modelled() and not _too_big(a, canon)]
+                 if a in modelled() and not _too_big(a, canon) and (only is None or a in only)]
+        if not names:
+            continue
         line = []
         for mode in cost_model.MODES:
             fns = {}
@@ -313,6 +319,13 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     cpus = {r["machine"].split(";")[0] for r in runs}  # the rest is the load at the start
     if len(cpus) != 1:
         raise SystemExit(f"fit_cost_model: --load files come from different machines: {cpus}")
+    full = [r for r in runs if not r.get("algorithms")]
+    if not full:
+        raise SystemExit("fit_cost_model: --load needs one run of every algorithm besides the "
+                         "runs of some (--algorithms)")
+    if len(full) < len(runs):
+        reference = merge_runs(full)
+        runs = full + [_anchored(r, reference) for r in runs if r.get("algorithms")]
     newest = max(map(_revision, runs))
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for run in runs:
@@ -332,6 +345,26 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "rounds": sum(r["rounds"] for r in runs)}
 
 
+def _anchored(partial: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """A run of some algorithms (``--algorithms``, ``direct`` among them) on the scale of the
+    ``reference`` runs: per mode, its rows times the geometric mean of ``direct``'s reference
+    time over its own on the problems both timed (the machine drifts between runs: the same
+    problems took ~10% more or less on another day), ``direct``'s own rows dropped."""
+    key = lambda r: (json.dumps(r["problem"], sort_keys=True), r["mode"])  # noqa: E731
+    ref = {key(r): r["seconds"] for r in reference["rows"] if r["alg"] == "direct"}
+    scale = {}
+    for mode in cost_model.MODES:
+        logs = [math.log(ref[key(r)] / r["seconds"]) for r in partial["rows"]
+                if r["alg"] == "direct" and r["mode"] == mode and key(r) in ref]
+        if not logs:
+            raise SystemExit("fit_cost_model: a run of some algorithms must time direct beside "
+                             f"them (--algorithms ... direct); {mode} has no direct rows in common")
+        scale[mode] = math.exp(float(np.mean(logs)))
+    rows = [{**r, "seconds": r["seconds"] * scale[r["mode"]]} for r in partial["rows"]
+            if r["alg"] != "direct"]
+    return {**partial, "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--problems", type=int, default=80, help="sampled fit problems (default 80)")
@@ -343,8 +376,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--load", type=Path, nargs="+",
                     help="refit these raw timings instead of measuring (several runs of one "
                          "machine merge: geometric mean per problem, algorithm and mode)")
+    ap.add_argument("--algorithms", nargs="+", metavar="NAME",
+                    help="measure only these algorithms (a new one: with direct, --save the "
+                         "run, then --load it with the earlier runs to merge and refit; its "
+                         "timings are put on their scale through direct's)")
     ap.add_argument("--dry-run", action="store_true", help="print the record, write nothing")
     args = ap.parse_args(argv)
+    unknown = sorted(set(args.algorithms or ()) - set(modelled()))
+    if unknown:
+        ap.error(f"--algorithms: not registered with cost terms: {', '.join(unknown)}; "
+                 f"known: {', '.join(modelled())}")
     if jax.default_backend() != "cpu":
         raise SystemExit("fit_cost_model: fits the cpu backend; run with JAX_PLATFORMS=cpu")
     if args.load:
@@ -367,12 +408,13 @@ def main(argv: list[str] | None = None) -> int:
         problems = grid(args.problems, args.seed)
         print(f"fit_cost_model: {len(problems)} problems, {args.rounds} rounds, on {machine}",
               flush=True)
-        rows = measure(problems, args.rounds, args.budget_min)
+        rows = measure(problems, args.rounds, args.budget_min, args.algorithms)
         if args.save:
             cost_model_io_write(args.save, {"rows": rows, "machine": machine,
                                             "measured_at": measured_at, "seed": args.seed,
                                             "training_revision": cost_model.TRAINING_REVISION,
-                                            "problems": args.problems, "rounds": args.rounds})
+                                            "problems": args.problems, "rounds": args.rounds,
+                                            "algorithms": args.algorithms})
     constants, hedge, error = fit(rows)
     rec = record(rows, constants, hedge, error, args, machine, measured_at, training_at)
     model = cost_model.from_record("cpu", rec, "the new fit")

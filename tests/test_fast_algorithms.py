@@ -292,6 +292,34 @@ def test_depthwise_reads_strided_taps_unpadded(rng):
             np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
+def test_tap_fused_serves_few_channels_and_short_sums(rng):
+    """What tap_fused serves (1-4 channels, groups 1, at most MAX_TERMS terms per output), its
+    values against the float64 reference on the forms its tap reads take (padded copy, strided
+    unpadded, dilated), and gradients exactly direct's."""
+    from jaxconv.convolution import tap_fused
+
+    check = tap_fused.TAP_FUSED.unsupported_reason
+    assert "at most 4 input channels" in check((1, 8, 8, 5), (3, 3, 5, 2), np.float32, ConvConfig())
+    assert "groups == 1" in check((1, 8, 8, 4), (3, 3, 2, 2), np.float32, ConvConfig(groups=2))
+    assert "multiply-adds" in check((1, 9, 9, 3), (5, 5, 3, 2), np.float32, ConvConfig())
+    assert check((1, 9, 9, 1), (8, 8, 1, 2), np.float32, ConvConfig()) is None  # 64 terms
+    for xs, ks, config in [
+        ((2, 9, 8, 3), (3, 3, 3, 5), ConvConfig(padding=((1, 1), (1, 1)))),
+        ((1, 8, 10, 3), (3, 3, 3, 9), ConvConfig(stride=(2, 2), padding=((0, 1), (0, 1)))),
+        ((1, 11, 7, 1), (5, 3, 1, 4), ConvConfig(stride=(1, 2), padding=((2, 0), (0, 3)),
+                                                  dilation=(2, 1))),
+    ]:
+        x, k = jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks))
+        y, pull = jax.vjp(functools.partial(tap_fused.conv_tap_fused, config=config), x, k)
+        want, pull_want = jax.vjp(functools.partial(conv_direct, config=config), x, k)
+        ref = conv2d_ref(np.asarray(x), np.asarray(k), stride=config.stride,
+                         padding=config.padding, dilation=config.dilation)
+        np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+        ct = jnp.asarray(rng.normal(size=y.shape))
+        for g, w in zip(pull(ct), pull_want(ct), strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
 # Second order through depthwise's custom JVP compiles for seconds per case: the default run
 # keeps one case per form of the kernel gradient's fold and input gradient; the row-fold edge
 # cases and the 5x5 (scatter-free) one run second order with -m slow (first order, above,

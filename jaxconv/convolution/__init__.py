@@ -24,6 +24,7 @@ from . import dft as _dft  # noqa: F401  (registers "dft"; after fft, whose guar
 from . import channel_padded as _channel_padded  # noqa: F401  (registers "channel_padded")
 from . import depthwise as _depthwise  # noqa: F401  (registers "depthwise")
 from . import pointwise as _pointwise  # noqa: F401  (registers "pointwise")
+from . import tap_fused as _tap_fused  # noqa: F401  (registers "tap_fused")
 from ._conv2d import conv, conv1d, conv2d, conv3d
 from ._registry import Algorithm, ConvConfig, algorithms, applicable, register
 from .cache import AutotuneCacheWarning

@@ -12,8 +12,6 @@ The result is exact: the added channel contributes ``0 * 0`` to every sum. Gradi
 
 from __future__ import annotations
 
-import math
-
 import jax.numpy as jnp
 
 from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register

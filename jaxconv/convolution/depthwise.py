@@ -36,7 +36,7 @@ Forward mode evaluates the transposed forms (correct, not tuned). Everything is 
 ``lax`` / ``jnp``, so ``vmap`` and every higher order work as for any ``custom_jvp``.
 
 Fusion boundary: the tap sums (forward and input gradient) run as the taken branch of a
-``lax.cond`` (:func:`_unfused`). Without it, when a reduction consumes the result in the same
+``lax.cond`` (:func:`unfused`). Without it, when a reduction consumes the result in the same
 jitted function (a max-pool, a sum, batch statistics), XLA:CPU fuses the tap sum into that
 reduction and materializes every tap instead: LeNet's first layer followed by ReLU and a 2x2
 max-pool took 28 ms instead of 1 + 0.3, MobileNetV2's 8x56x56x144 layer 35 ms instead of 2.5
@@ -73,7 +73,7 @@ def check(x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
     return None
 
 
-def _tap(xp, i: int, j: int, out_hw, config: ConvConfig):
+def tap(xp, i: int, j: int, out_hw, config: ConvConfig):
     """The strided slice of padded ``xp`` under kernel tap ``(i, j)``: ``(N, H_out, W_out, C)``."""
     (ho, wo), (sh, sw), (dh, dw) = out_hw, config.stride, config.dilation
     n, _, _, c = xp.shape
@@ -85,7 +85,7 @@ def _tap(xp, i: int, j: int, out_hw, config: ConvConfig):
     )
 
 
-def _tap_unpadded(x, i: int, j: int, out_hw, config: ConvConfig):
+def tap_unpadded(x, i: int, j: int, out_hw, config: ConvConfig):
     """Tap ``(i, j)`` read from unpadded ``x`` when ``config``'s leading pads are zero: the
     strided slice of ``x`` under the tap, zero-padded at its end where the tap runs past ``x``.
     The tap must start inside ``x`` (one wholly past its end adds nothing: leave it out)."""
@@ -105,7 +105,7 @@ def _tap_unpadded(x, i: int, j: int, out_hw, config: ConvConfig):
 
 
 def reads_unpadded(config: ConvConfig) -> bool:
-    """Whether the forward pass reads its taps straight from ``x`` (:func:`_tap_unpadded`)
+    """Whether the forward pass reads its taps straight from ``x`` (:func:`tap_unpadded`)
     instead of from a zero-padded copy: strided, with padding at the end only (SAME at stride 2
     on even sizes, as in MobileNet's downsampling layers, and VALID).
 
@@ -118,12 +118,25 @@ def reads_unpadded(config: ConvConfig) -> bool:
     return any(s > 1 for s in config.stride) and all(lo == 0 for lo, _ in config.padding)
 
 
-def _pad(x, config: ConvConfig):
+def tap_reader(x, kernel_hw, config: ConvConfig, unpadded: bool):
+    """``(source, read, taps)`` for tap sums over ``x``: what they read from (``x`` itself, or
+    its zero-padded copy), ``read(source, i, j, out_hw, config)`` giving tap ``(i, j)``, and the
+    taps that add anything (``unpadded``: see :func:`reads_unpadded`; a tap wholly past the
+    input's end is left out)."""
+    kh, kw = kernel_hw
+    if not unpadded:
+        return pad_input(x, config), tap, [(i, j) for i in range(kh) for j in range(kw)]
+    (dh, dw), (h, w) = config.dilation, x.shape[1:3]
+    return x, tap_unpadded, [(i, j) for i in range(kh) for j in range(kw)
+                             if i * dh < h and j * dw < w]
+
+
+def pad_input(x, config: ConvConfig):
     (top, bottom), (left, right) = config.padding
     return jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
 
 
-def _out_hw(x_shape, kernel_hw, config: ConvConfig):
+def output_hw(x_shape, kernel_hw, config: ConvConfig):
     return config.output_hw(tuple(x_shape[1:3]), tuple(kernel_hw))
 
 
@@ -139,18 +152,13 @@ def _shift_multiply_add(x, k, config: ConvConfig, unpadded: bool = False):
     ``unpadded``: read the taps from ``x`` itself (:func:`reads_unpadded` says when that pays;
     only valid when the leading pads are zero)."""
     kh, kw, c = k.shape
-    out_hw = _out_hw(x.shape, (kh, kw), config)
-    xp = x if unpadded else _pad(x, config)
-    tap = _tap_unpadded if unpadded else _tap
-    taps = [(i, j) for i in range(kh) for j in range(kw)]
-    if unpadded:  # a tap wholly past the input's end adds nothing
-        (dh, dw), (h, w) = config.dilation, x.shape[1:3]
-        taps = [(i, j) for i, j in taps if i * dh < h and j * dw < w]
+    out_hw = output_hw(x.shape, (kh, kw), config)
+    xp, read, taps = tap_reader(x, (kh, kw), config, unpadded)
 
     def tap_sum(xp, k, chunk):
         y = None
         for i, j in chunk:
-            term = tap(xp, i, j, out_hw, config) * k[i, j].reshape(1, 1, 1, c)
+            term = read(xp, i, j, out_hw, config) * k[i, j].reshape(1, 1, 1, c)
             y = term if y is None else y + term
         return y
 
@@ -159,7 +167,7 @@ def _shift_multiply_add(x, k, config: ConvConfig, unpadded: bool = False):
     y = None
     for start in range(0, len(taps), MAX_FUSED_TAPS):
         chunk = taps[start:start + MAX_FUSED_TAPS]
-        part = _unfused(lambda xp, k, chunk=chunk: tap_sum(xp, k, chunk), xp, k)
+        part = unfused(lambda xp, k, chunk=chunk: tap_sum(xp, k, chunk), xp, k)
         y = part if y is None else y + part
     return y
 
@@ -229,7 +237,7 @@ def _kernel_gradient(x, g, kernel_hw, config: ConvConfig):
     """
     kh, kw = kernel_hw
     n, ho, wo, c = g.shape
-    xp = _pad(x, config)
+    xp = pad_input(x, config)
     f, padded = _fold(n * ho)
     if n == 1 and padded > ho:
         # One image: run the taps past its bottom on zero rows of x and g instead of padding
@@ -243,7 +251,7 @@ def _kernel_gradient(x, g, kernel_hw, config: ConvConfig):
     parts = []
     for i in range(kh):
         for j in range(kw):
-            prod = _row_blocks(_tap(xp, i, j, (ho, wo), config), f, padded)
+            prod = _row_blocks(tap(xp, i, j, (ho, wo), config), f, padded)
             acc = prod[0] * gr[0]
             for b in range(1, f):
                 acc = acc + prod[b] * gr[b]
@@ -263,7 +271,7 @@ def depthwise_core(x, k, config: ConvConfig, m: int = 1):
     """Depthwise correlation with channel multiplier ``m``: ``x`` (N, H, W, C), ``k``
     (kh, kw, C * m)."""
     unpadded = reads_unpadded(config)
-    return _unfused(lambda x, k: _shift_multiply_add(_repeat(x, m), k, config, unpadded), x, k)
+    return unfused(lambda x, k: _shift_multiply_add(_repeat(x, m), k, config, unpadded), x, k)
 
 
 @depthwise_core.defjvp
@@ -283,10 +291,10 @@ def _depthwise_core_jvp(config, m, primals, tangents):
     kh, kw, _ = k.shape
     g_aval = jax.ShapeDtypeStruct(y.shape, y.dtype)
     if kh * kw <= SCATTER_MAX_TAPS:  # reverse mode: autodiff's scatter form
-        dy_x = _unfused(lambda d, k: _shift_multiply_add(d, k, config), dx, k)
+        dy_x = unfused(lambda d, k: _shift_multiply_add(d, k, config), dx, k)
     else:  # reverse mode: the gather form
         conv_dx = jax.linear_transpose(
-            lambda g: _unfused(lambda g, k: _input_gradient(g, k, x.shape[1:3], config), g, k),
+            lambda g: unfused(lambda g, k: _input_gradient(g, k, x.shape[1:3], config), g, k),
             g_aval)
         (dy_x,) = conv_dx(dx)
     conv_dk = jax.linear_transpose(lambda g: _kernel_gradient(x, g, (kh, kw), config), g_aval)
@@ -314,7 +322,7 @@ def conv_depthwise(x, kernel, config: ConvConfig):
     return y.astype(dtype)
 
 
-def _unfused(f, x, k):
+def unfused(f, x, k):
     """``f(x, k)``, computed where XLA cannot fuse its consumers into it (see the module doc).
 
     ``f`` is the true branch of a ``lax.cond`` whose predicate is ``True`` behind an
