@@ -241,12 +241,18 @@ def with_forward_pick(train: dict[str, dict[str, tuple[float, float]]],
 
 #: The hedges :func:`choose_hedge` tries.
 HEDGES = tuple(round(0.6 + 0.025 * i, 3) for i in range(17))
+#: Regrets (geometric means) closer than this count as equal in :func:`choose_hedge`: the
+#: cross-validated regret of neighbouring hedges differs by a few tenths of a percent, less
+#: than the timings' run-to-run noise.
+HEDGE_TOLERANCE = 0.005
 
 
 def choose_hedge(problems: list[dict[str, tuple[float, float]]]) -> float:
     """The hedge whose picks from cross-validated estimates lose least: per problem
-    ``{algorithm: (estimate, measured)}``, the :data:`HEDGES` value with the lowest geometric
-    mean of picked time / fastest time (the largest among equals: the least hedging)."""
+    ``{algorithm: (estimate, measured)}``, the :data:`HEDGES` values with the lowest geometric
+    mean of picked time / fastest time, within :data:`HEDGE_TOLERANCE` of it; of several, the
+    one that hedges most (``direct``, XLA's own convolution, kept unless the estimates say
+    otherwise by more than the noise), of exact ties the one that hedges least."""
     def regret(h: float) -> float:
         logs = []
         for algs in problems:
@@ -255,7 +261,9 @@ def choose_hedge(problems: list[dict[str, tuple[float, float]]]) -> float:
             logs.append(math.log(algs[best][1] / min(t for _, t in algs.values())))
         return float(np.mean(logs)) if logs else 0.0
     scores = {h: round(regret(h), 9) for h in HEDGES}
-    return max(h for h in HEDGES if scores[h] == min(scores.values()))
+    best = min(scores.values())
+    cautious = min(h for h in HEDGES if scores[h] <= best + HEDGE_TOLERANCE)
+    return max(h for h in HEDGES if scores[h] == scores[cautious])
 
 
 def record(rows: list[dict], constants, hedge, error, args, machine: str, measured_at: str,
