@@ -311,7 +311,7 @@ def test_tap_fused_serves_few_channels_and_short_sums(rng):
     ]:
         x, k = jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks))
         y, pull = jax.vjp(functools.partial(tap_fused.conv_tap_fused, config=config), x, k)
-        want, pull_want = jax.vjp(functools.partial(conv_direct, config=config), x, k)
+        _, pull_want = jax.vjp(functools.partial(conv_direct, config=config), x, k)
         ref = conv2d_ref(np.asarray(x), np.asarray(k), stride=config.stride,
                          padding=config.padding, dilation=config.dilation)
         np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)

@@ -197,7 +197,9 @@ def test_training_estimates_carry_the_forward_picks_forward(monkeypatch):
     monkeypatch.setattr(cost_model, "cost_terms", lambda *a: {"call": 1.0})
 
     def model(forward, train):
-        as_constants = lambda d: {a: {"call": s} for a, s in d.items()}
+        def as_constants(d):
+            return {a: {"call": s} for a, s in d.items()}
+
         return cost_model.CostModel("cpu", {"forward": as_constants(forward),
                                             "train": as_constants(train)},
                                     {"forward": 0.8, "train": 0.8})

@@ -277,8 +277,11 @@ def select(x_shape, kernel_shape, dtype, config: ConvConfig, backend: str | None
     x_shape = tuple(int(d) for d in x_shape)
     kernel_shape = tuple(int(d) for d in kernel_shape)
     dtype_name = jnp.dtype(dtype).name
-    forward = (choose_algorithm(x_shape, kernel_shape, dtype, config, backend, model=model)
-               if mode == "train" else None)
+    forward = None
+    if mode == "train":  # what auto runs forward (no measuring here: select only reports)
+        cached = _cached_choice(x_shape, kernel_shape, dtype, config, backend) if use_cache else None
+        forward = cached[0] if cached else _model_choice(
+            x_shape, kernel_shape, dtype_name, config, backend, model, _registry.names())[0]
     name, costs, unsupported, reason = _model_choice(x_shape, kernel_shape, dtype_name, config,
                                                      backend, model, _registry.names(), mode,
                                                      forward)
