@@ -11,6 +11,7 @@ seeded sample; ``JAXCONV_FULL_TESTS=1`` draws many more.
 
 from __future__ import annotations
 
+import collections
 import os
 
 import jax
@@ -156,10 +157,11 @@ def _draw(seed: int) -> dict:
         config = ConvConfig(stride=strides, padding=tuple(tuple(int(v) for v in p) for p in pads),
                             dilation=rd, groups=max(g, b))
         ok = _registry.applicable((n // b, *size, b * c), (*ks, i, o), jnp.dtype(dtype), config)
-        # cycle through those that serve (direct comes with lhs_dilation, below), so a small
-        # sample still meets many algorithms
+        # the one that serves and the sample has drawn least so far (direct comes with
+        # lhs_dilation, below), so a small sample meets many algorithms whatever is registered
         others = [a for a in ok if a != "direct"] or ok
-        algorithm = others[(seed // 2) % len(others)]
+        algorithm = min(others, key=lambda a: (_DRAWN[a], a))
+        _DRAWN[algorithm] += 1
     elif ld is not None and r.random() < 0.5:
         algorithm = "direct"
     return dict(
@@ -176,6 +178,7 @@ def _draw(seed: int) -> dict:
     )
 
 
+_DRAWN: collections.Counter = collections.Counter()  # named algorithms drawn so far
 CASES = [_draw(s) for s in range(N_CASES)]
 
 
