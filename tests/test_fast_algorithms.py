@@ -241,6 +241,17 @@ TAP_CHUNK_CASES = [((1, 20, 17, 1), (9, 9, 1, 1), ConvConfig(padding=((4, 4), (4
 # The 9x9 kernel compiles 3 x 81 unrolled taps (5-17 s on 2 cores): the default run sums 7x5 in
 # chunks of 16 (16 + 16 + 3, the last one short: the same lines as 64 + 17); the full tier sums
 # both kernels in both chunk sizes.
+def _values_and_direct(fn, x, k, config, rng):
+    """``(fn(x, k), direct(x, k))``, asserting on the way that ``fn``'s gradients (for a random
+    cotangent) equal ``direct``'s to 1e-12."""
+    y, pull = jax.vjp(functools.partial(fn, config=config), x, k)
+    want, pull_want = jax.vjp(functools.partial(conv_direct, config=config), x, k)
+    ct = jnp.asarray(rng.normal(size=y.shape))
+    for g, w in zip(pull(ct), pull_want(ct), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+    return y, want
+
+
 @pytest.mark.parametrize("max_fused_taps", [16, 64] if FULL else [16],
                          ids=["chunks-of-16", "default"] if FULL else ["chunks-of-16"])
 def test_depthwise_tap_chunks_match_direct(max_fused_taps, monkeypatch, rng):
@@ -251,12 +262,8 @@ def test_depthwise_tap_chunks_match_direct(max_fused_taps, monkeypatch, rng):
     cases = TAP_CHUNK_CASES if FULL else TAP_CHUNK_CASES[1:]
     for xs, ks, config in cases:
         x, k = jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks))
-        y, pull = jax.vjp(functools.partial(depthwise.conv_depthwise, config=config), x, k)
-        want, pull_want = jax.vjp(functools.partial(conv_direct, config=config), x, k)
+        y, want = _values_and_direct(depthwise.conv_depthwise, x, k, config, rng)
         np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
-        ct = jnp.asarray(rng.normal(size=y.shape))
-        for g, w in zip(pull(ct), pull_want(ct), strict=True):
-            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
 # Strided, padded at the end only: the forward reads its taps from x itself, each tap padded at
@@ -281,15 +288,11 @@ def test_depthwise_reads_strided_taps_unpadded(rng):
     for xs, ks, config in UNPADDED_CASES:
         assert depthwise.reads_unpadded(config)
         x, k = jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks))
-        y, pull = jax.vjp(functools.partial(depthwise.conv_depthwise, config=config), x, k)
-        want, pull_want = jax.vjp(functools.partial(conv_direct, config=config), x, k)
+        y, want = _values_and_direct(depthwise.conv_depthwise, x, k, config, rng)
         ref = conv2d_ref(np.asarray(x), np.asarray(k), stride=config.stride,
                          padding=config.padding, dilation=config.dilation, groups=config.groups)
         np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(want, ref, rtol=1e-12, atol=1e-12)
-        ct = jnp.asarray(rng.normal(size=y.shape))
-        for g, w in zip(pull(ct), pull_want(ct), strict=True):
-            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
 def test_tap_fused_serves_few_channels_and_short_sums(rng):
@@ -310,14 +313,10 @@ def test_tap_fused_serves_few_channels_and_short_sums(rng):
                                                   dilation=(2, 1))),
     ]:
         x, k = jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks))
-        y, pull = jax.vjp(functools.partial(tap_fused.conv_tap_fused, config=config), x, k)
-        _, pull_want = jax.vjp(functools.partial(conv_direct, config=config), x, k)
+        y, _ = _values_and_direct(tap_fused.conv_tap_fused, x, k, config, rng)
         ref = conv2d_ref(np.asarray(x), np.asarray(k), stride=config.stride,
                          padding=config.padding, dilation=config.dilation)
         np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
-        ct = jnp.asarray(rng.normal(size=y.shape))
-        for g, w in zip(pull(ct), pull_want(ct), strict=True):
-            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
 # Second order through depthwise's custom JVP compiles for seconds per case: the default run

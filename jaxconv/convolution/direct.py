@@ -119,6 +119,18 @@ def direct_cost_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -
     return terms
 
 
+def xla_gradient_terms(x_shape: Shape, kernel_shape: Shape,
+                       config: ConvConfig) -> dict[str, float]:
+    """Training terms of another algorithm whose gradients are XLA's convolutions: ``dx_*``
+    (the input gradient: ``direct``'s flops per path and its ``dx_flop_dilated*``) and ``dk_*``
+    (the kernel gradient: ``direct``'s flops per path)."""
+    terms = direct_cost_terms(x_shape, kernel_shape, config)
+    out = {(k if k.startswith("dx_") else "dx_" + k): v for k, v in terms.items()
+           if k.startswith(("flop", "dx_"))}
+    out.update({"dk_" + k: v for k, v in terms.items() if k.startswith("flop")})
+    return out
+
+
 #: Output-channel counts (inclusive ranges) at which XLA:CPU's (jax 0.10, YNNPACK) convolution
 #: of a 3-channel image ran 4-12x slower than with a fourth, all-zero input channel
 #: (``channel_padded``), on every kernel size, stride and image size tried; at other counts it

@@ -40,7 +40,7 @@ from jax import lax
 
 from .._args import accumulation_dtype
 from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
-from .direct import conv_direct, direct_cost_terms, zero_result
+from .direct import conv_direct, xla_gradient_terms, zero_result
 
 #: Largest patch chunk, in bytes, built at once on GPU/TPU (bounds working memory there).
 MAX_PATCH_BYTES = 256 * 2**20
@@ -252,11 +252,10 @@ def gradient_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> d
     kernel gradient, by :func:`kernel_gradient_path`: XLA's flops per path (``dk_flop_*``), or
     the GEMMs' flops, patch bytes and chunks (``dk_gemm_*``).
     """
-    xla = direct_cost_terms(x_shape, kernel_shape, config)
-    terms = {(k if k.startswith("dx_") else "dx_" + k): v
-             for k, v in xla.items() if k.startswith(("flop", "dx_"))}
+    xla = xla_gradient_terms(x_shape, kernel_shape, config)
+    terms = {k: v for k, v in xla.items() if k.startswith("dx_")}
     if kernel_gradient_path(kernel_shape, config) == "xla":
-        terms.update({"dk_" + k: v for k, v in xla.items() if k.startswith("flop")})
+        terms.update({k: v for k, v in xla.items() if k.startswith("dk_")})
     else:
         t = im2col_cost_terms(x_shape, kernel_shape, config, itemsize=4)
         terms.update(dk_gemm_flop=float(t["flops"]), dk_gemm_patch_byte=float(t["patch_bytes"]),

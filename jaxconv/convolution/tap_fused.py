@@ -33,7 +33,7 @@ import jax
 from .._args import accumulation_dtype
 from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
 from .depthwise import LANES, output_hw, reads_unpadded, tap_reader, unfused
-from .direct import conv_direct, direct_cost_terms
+from .direct import conv_direct, xla_gradient_terms
 
 #: Most input channels served: beyond them a GEMM's contraction is long enough to pay.
 MAX_CHANNELS = 4
@@ -113,17 +113,13 @@ def tap_fused_cost_terms(x_shape: Shape, kernel_shape: Shape,
     o = kernel_shape[-1]
     positions = n * math.prod(config.output_hw(x_shape[1:-1], kernel_shape[:-2]))
     terms = math.prod(kernel_shape[:-2]) * c
-    xla = direct_cost_terms(x_shape, kernel_shape, config)
     return {
         "call": 1.0,
         "term_vector": float(positions * terms * -(-o // LANES)),
         # fewer outputs than a vector's lanes: XLA vectorizes along the row instead, per output
         "term_narrow": float(positions * terms * o) if o < LANES else 0.0,
         "byte": 4.0 * (math.prod(x_shape) + positions * o),
-        # training: direct's gradients, priced as im2col prices its XLA ones
-        **{(k if k.startswith("dx_") else "dx_" + k): v for k, v in xla.items()
-           if k.startswith(("flop", "dx_"))},
-        **{"dk_" + k: v for k, v in xla.items() if k.startswith("flop")},
+        **xla_gradient_terms(x_shape, kernel_shape, config),  # training: direct's gradients
     }
 
 
