@@ -522,6 +522,10 @@ def test_no_convolution_emitter(case, rng):
          "(that is direct)"),
         ("channel_padded", (1, 8, 8, 6), (3, 3, 3, 4), dict(groups=2),
          "channel_padded serves groups == 1 (got groups=2)"),
+        ("tap_fused", (1, 8, 8, 8), (3, 3, 8, 4), {},
+         "tap_fused serves at most 4 input channels (C=8)"),
+        ("tap_fused", (1, 12, 12, 3), (5, 5, 3, 4), {},
+         "tap_fused serves at most 64 multiply-adds per output (kh * kw * C = 75)"),
     ],
 )
 def test_refuses_with_reason(algorithm, xs, ks, kwargs, reason):

@@ -79,6 +79,12 @@ def test_a_run_of_some_algorithms_merges_on_the_others_scale(fit_cost_model):
         fit_cost_model.merge_runs([full, run([row("a", "new", "forward", 1.0)], ["new"])])
 
 
+def test_algorithms_argument_names_the_unknown(fit_cost_model, capsys):
+    with pytest.raises(SystemExit):
+        fit_cost_model.main(["--algorithms", "magic", "direct", "--dry-run"])
+    assert "--algorithms: not registered with cost terms: magic" in capsys.readouterr().err
+
+
 def test_runs_merge_at_the_geometric_mean(fit_cost_model):
     row = {"problem": {"label": "p"}, "family": "cnn", "alg": "direct", "mode": "forward"}
     a = {"rows": [{**row, "seconds": 1.0}, {**row, "alg": "fft", "seconds": 3.0}],
