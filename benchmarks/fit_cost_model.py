@@ -37,6 +37,7 @@ import argparse
 import contextlib
 import datetime
 import functools
+import itertools
 import json
 import math
 import os
@@ -353,6 +354,37 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "rounds": sum(r["rounds"] for r in runs)}
 
 
+def run_to_run(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """How well one run of the machine predicts another: per mode, over the problems both
+    timed with two or more algorithms in common, the regret in run ``b`` of run ``a``'s fastest
+    algorithm (its time in ``b`` over ``b``'s fastest): geometric mean, 90th percentile, worst,
+    and the share of problems whose fastest algorithm differs. No cost model picks better on
+    average than the measurement it was fitted to, so this is the floor of ``auto``'s regret on
+    the machine."""
+    def table(run):
+        t: dict[tuple[str, str], dict[str, float]] = {}
+        for r in run["rows"]:
+            t.setdefault((json.dumps(r["problem"], sort_keys=True), r["mode"]), {})[r["alg"]] = (
+                r["seconds"])
+        return t
+
+    ta, tb = table(a), table(b)
+    regrets: dict[str, list[float]] = {}
+    changed: dict[str, int] = {}
+    for key, times_b in tb.items():
+        common = [alg for alg in times_b if alg in ta.get(key, {})]
+        if len(common) < 2:
+            continue
+        best_a = min(common, key=ta[key].__getitem__)
+        best_b = min(common, key=times_b.__getitem__)
+        regrets.setdefault(key[1], []).append(times_b[best_a] / times_b[best_b])
+        changed[key[1]] = changed.get(key[1], 0) + (best_a != best_b)
+    return {mode: {"geomean": float(np.exp(np.mean(np.log(v)))),
+                   "p90": float(np.percentile(v, 90)), "worst": float(max(v)),
+                   "best_changed": changed[mode] / len(v), "problems": len(v)}
+            for mode, v in regrets.items()}
+
+
 def _anchored(partial: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
     """A run of some algorithms (``--algorithms``, ``direct`` among them) on the scale of the
     ``reference`` runs: per mode, its rows times the geometric mean of ``direct``'s reference
@@ -397,7 +429,15 @@ def main(argv: list[str] | None = None) -> int:
     if jax.default_backend() != "cpu":
         raise SystemExit("fit_cost_model: fits the cpu backend; run with JAX_PLATFORMS=cpu")
     if args.load:
-        raw = merge_runs([json.loads(p.read_text(encoding="utf-8")) for p in args.load])
+        runs = [json.loads(p.read_text(encoding="utf-8")) for p in args.load]
+        full = [(p, r) for p, r in zip(args.load, runs, strict=True) if not r.get("algorithms")]
+        for (pa, a), (pb, b) in itertools.combinations(full, 2):
+            for mode, f in run_to_run(a, b).items():
+                print(f"run to run ({pa.name} -> {pb.name}), {mode}: the fastest of one timed in "
+                      f"the other: geometric mean {f['geomean']:.3f}, 90th percentile "
+                      f"{f['p90']:.2f}, worst {f['worst']:.2f}; another fastest on "
+                      f"{f['best_changed']:.0%} of {f['problems']} problems")
+        raw = merge_runs(runs)
         if _revision(raw) < cost_model.TRAINING_REVISION:
             raise SystemExit(
                 f"fit_cost_model: the training timings of {', '.join(map(str, args.load))} were "

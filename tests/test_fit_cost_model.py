@@ -100,6 +100,27 @@ def test_runs_merge_at_the_geometric_mean(fit_cost_model):
         fit_cost_model.merge_runs([a, {**b, "machine": "cpu Y"}])
 
 
+def test_run_to_run_is_the_regret_of_one_runs_fastest_in_another(fit_cost_model):
+    def run(times):  # {(label, mode): {alg: seconds}}
+        return {"rows": [{"problem": {"label": label}, "family": "cnn", "alg": alg, "mode": mode,
+                          "seconds": sec}
+                         for (label, mode), algs in times.items() for alg, sec in algs.items()]}
+
+    a = run({("p", "forward"): {"direct": 1.0, "fft": 2.0},
+             ("q", "forward"): {"direct": 2.0, "fft": 1.0, "mec": 3.0},
+             ("r", "forward"): {"direct": 1.0},  # one algorithm: nothing to compare
+             ("p", "train"): {"direct": 1.0, "fft": 2.0}})
+    b = run({("p", "forward"): {"direct": 3.0, "fft": 1.5},  # another fastest: 2x
+             ("q", "forward"): {"direct": 2.0, "fft": 1.0},  # the same: 1x
+             ("r", "forward"): {"direct": 1.0, "fft": 0.5},
+             ("p", "train"): {"direct": 1.0, "fft": 2.0}})
+    floor = fit_cost_model.run_to_run(a, b)
+    assert floor["forward"] == pytest.approx({"geomean": math.sqrt(2.0), "p90": 1.9,
+                                              "worst": 2.0, "best_changed": 0.5, "problems": 2})
+    assert floor["train"] == pytest.approx({"geomean": 1.0, "p90": 1.0, "worst": 1.0,
+                                            "best_changed": 0.0, "problems": 1})
+
+
 def test_training_rows_of_older_gradients_are_not_merged(fit_cost_model, tmp_path):
     fwd = {"problem": {"label": "p"}, "family": "cnn", "alg": "direct", "mode": "forward"}
     train = {**fwd, "mode": "train"}
