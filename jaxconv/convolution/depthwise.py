@@ -198,7 +198,7 @@ def _input_gradient(g, k, x_hw, config: ConvConfig):
 #: was ~10x slower (a bounds check per tap per element), so larger kernels gather.
 SCATTER_MAX_TAPS = 9
 
-#: Most row blocks the kernel gradient folds inside its fusion (see below).
+#: Most output rows summed by explicit adds inside the kernel-gradient fusion (see below).
 MAX_FOLD = 16
 
 
@@ -228,12 +228,14 @@ def _row_blocks(a, f: int, padded_rows: int):
 def _kernel_gradient(x, g, kernel_hw, config: ConvConfig):
     """``dk[i, j, c] = sum_{n, p, q} tap(x, i, j)[n, p, q, c] * g[n, p, q, c]`` -> (kh, kw, C).
 
-    The ``N * H_out`` rows of every tap's product are first folded ``F`` times by summing
-    contiguous row blocks, all taps stacked on an axis next to the channels: one loop fusion
+    The ``N * H_out`` rows of every tap's product are first folded ``F`` times by explicit adds
+    of contiguous row blocks, all taps stacked on an axis next to the channels: one loop fusion
     that reads ``x`` and ``g`` about once, while they are in cache, and writes ``kh * kw / F``
     times the size of ``g``. Only that goes through a reduction. Summing each tap's full product
     with its own reduction was measured 1.3-9x slower on XLA:CPU: the taps were all materialized
-    before the reductions ran.
+    before the reductions ran. The fold must stay explicit adds: a ``jnp.sum`` over each tap's
+    ``F`` blocks traces ~10x faster but is such a reduction again (the training of an
+    8x32x32x96 layer ran 7x slower; ``tests/test_fast_algorithms.py`` checks the buffers).
     """
     kh, kw = kernel_hw
     n, ho, wo, c = g.shape
@@ -248,10 +250,14 @@ def _kernel_gradient(x, g, kernel_hw, config: ConvConfig):
         g = jnp.pad(g, ((0, 0), (0, extra), (0, 0), (0, 0)))
         ho = padded
     gr = _row_blocks(g, f, padded)
-    # A sum over the F blocks: XLA compiles it to the same fusion as F - 1 explicit adds, which
-    # took ~10x longer to trace (and to transpose, in the custom JVP).
-    parts = [jnp.sum(_row_blocks(tap(xp, i, j, (ho, wo), config), f, padded) * gr, axis=0)
-             for i in range(kh) for j in range(kw)]
+    parts = []
+    for i in range(kh):
+        for j in range(kw):
+            prod = _row_blocks(tap(xp, i, j, (ho, wo), config), f, padded)
+            acc = prod[0] * gr[0]
+            for b in range(1, f):
+                acc = acc + prod[b] * gr[b]
+            parts.append(acc)
     stacked = jnp.stack(parts, axis=2)  # (padded_rows / F, W_out, kh * kw, C)
     return jnp.sum(stacked, axis=(0, 1)).reshape(kh, kw, c)
 
