@@ -19,7 +19,8 @@ The grid: ``--problems`` draws of the "fit" split of ``jaxconv.convolution.cases
 (``jaxconv.convolution.cases.CASES``). On each problem every applicable algorithm with cost terms is
 compiled and timed forward and forward + backward (``tuning.timed_function``: the gradients of
 ``tuning.timing_loss``), in interleaved rounds in a fresh random order
-(``tuning.interleaved_medians``); medians are fitted.
+(``tuning.interleaved_medians``; algorithms that compile to the same program are timed once and
+share the timing); medians are fitted.
 
 The fit: for each algorithm and mode, non-negative least squares on the *relative* error of the
 estimate (``sum_t c_t a_t / measured - 1``), so a 0.1 ms problem weighs as much as a 100 ms one,
@@ -127,19 +128,20 @@ def measure(problems: list[Problem], rounds: int, budget_min: float,
         names = [a for a in _registry.applicable(canon.x_shape, canon.kernel_shape, jnp.float32,
                                                  canon.config)
                  if a in modelled() and not _too_big(a, canon) and (only is None or a in only)]
-        if not names:
-            continue
+        if not names or (only is not None and set(names) <= {"direct"}):
+            continue  # (with --algorithms, direct is timed only beside the others)
         line = []
         for mode in cost_model.MODES:
-            fns = {}
+            programs = {}
             for name in names:
                 try:
-                    compiled, _ = tuning.compile_timed(name, x, k, canon.config, mode)
+                    programs[name], _ = tuning.compile_timed(name, x, k, canon.config, mode)
                 except Exception as e:
                     print(f"    {name} {mode}: {type(e).__name__}", flush=True)
                     continue
-                fns[name] = functools.partial(compiled, x, k)
-            medians = tuning.interleaved_medians(fns, rounds, budget_s=BUDGET_S, seed=i)
+            fns = {name: functools.partial(c, x, k) for name, c in programs.items()}
+            medians = tuning.interleaved_medians(fns, rounds, budget_s=BUDGET_S, seed=i,
+                                                 programs=programs)
             for name, t in medians.items():
                 rows.append({"problem": _problem_dict(p), "family": cases.family(p), "alg": name,
                              "mode": mode, "seconds": t})

@@ -9,10 +9,14 @@ Draws ``N`` problems of the "heldout" split of ``jaxconv.convolution.cases.sampl
 registered algorithm, ``auto`` (``jaxconv.conv`` as a user calls it), XLA
 (``lax.conv_general_dilated`` in channels-last layout) and, when it is installed, torch
 (``torch.nn.functional.conv1d/2d/3d``, 2 threads), in interleaved rounds in a fresh random order
-(``jaxconv.convolution.tuning.interleaved_medians``), float32, forward. Prints each problem's row, then
-``auto`` / fastest algorithm per family and overall (geometric mean, 90th percentile, worst;
-``auto`` timed as its own call, and its pick's timing beside the others), and ``auto`` against
-XLA and torch. Algorithms whose buffers would exceed 2 GB are not run (they are
+(``jaxconv.convolution.tuning.interleaved_medians``), float32, forward. Names that compile to
+the same XLA program are timed once, as one (``auto`` and the algorithm it picks; ``pointwise``,
+``im2col`` and ``mec`` on a stride-1 1x1 layer; ``direct`` and XLA): timed apart, copies of one
+program differed by up to 1.7x in 7-round medians, noise that the fastest of several copies
+turned into regret. Prints each problem's row, then ``auto`` / fastest algorithm per family and
+overall (geometric mean, 90th percentile, worst; ``auto``'s own compiled call, and its pick's
+timing beside the others: the two differ only where ``auto``'s program is not its pick's), and
+``auto`` against XLA and torch. Algorithms whose buffers would exceed 2 GB are not run (they are
 not what ``auto`` should pick there either; their absence is printed).
 """
 
@@ -65,28 +69,29 @@ def time_problem(problem, rounds: int, seed: int) -> dict:
     x = jnp.asarray(rng.standard_normal(canon.x_shape), jnp.float32)
     k = jnp.asarray(rng.standard_normal(canon.kernel_shape), jnp.float32)
     skipped = []
-    fns = {}
+    fns, programs = {}, {}
     for name in _registry.applicable(canon.x_shape, canon.kernel_shape, jnp.float32, canon.config):
         if _registry.get(name).cost_terms is not None and any(
                 v > MAX_BUFFER_BYTES for t, v in cost_model.cost_terms(
                     name, canon.x_shape, canon.kernel_shape, canon.config).items() if "byte" in t):
             skipped.append(name)
             continue
-        compiled, _ = tuning.compile_timed(name, x, k, canon.config)
-        fns[name] = functools.partial(compiled, x, k)
+        programs[name], _ = tuning.compile_timed(name, x, k, canon.config)
     kwargs = problem.conv_kwargs()
-    auto = jax.jit(lambda a, b: jaxconv.conv(a, b, **kwargs))
-    fns["auto"] = lambda: auto(x, k)
+    programs["auto"] = jax.jit(lambda a, b: jaxconv.conv(a, b, **kwargs)).lower(x, k).compile()
     spec = "NWC WIO NWC" if len(canon.x_shape) == 3 else (
         "NHWC HWIO NHWC" if len(canon.x_shape) == 4 else "NDHWC DHWIO NDHWC")
-    xla = jax.jit(lambda a, b: jax.lax.conv_general_dilated(
+    programs["xla"] = jax.jit(lambda a, b: jax.lax.conv_general_dilated(
         a, b, canon.config.stride, canon.config.padding, rhs_dilation=canon.config.dilation,
-        dimension_numbers=tuple(spec.split()), feature_group_count=canon.config.groups))
-    fns["xla"] = lambda: xla(x, k)
+        dimension_numbers=tuple(spec.split()), feature_group_count=canon.config.groups)
+    ).lower(x, k).compile()
+    fns = {name: functools.partial(compiled, x, k) for name, compiled in programs.items()}
     torch_fn = _torch_fn(problem, x, k)
     if torch_fn is not None:
         fns["torch"] = torch_fn
-    medians = tuning.interleaved_medians(fns, rounds, budget_s=20.0, seed=seed)
+    # Names that compile to one program (auto and its pick, 1x1 GEMMs under three names, direct
+    # and XLA) are timed once and share the timing.
+    medians = tuning.interleaved_medians(fns, rounds, budget_s=20.0, seed=seed, programs=programs)
     picked = select.select(canon.x_shape, canon.kernel_shape, canon.dtype, canon.config,
                            use_cache=False).algorithm
     algs = {n: t for n, t in medians.items() if n not in ("auto", "xla", "torch")}

@@ -246,3 +246,81 @@ def test_cli_top_k_and_a_problem_no_algorithm_runs(cache_dir, capsys, monkeypatc
     monkeypatch.setattr("jaxconv.cli.autotune.autotune", broken)
     assert autotune_main(["1x8x8x2", "3x3x2x2", "--no-cache"]) == 1
     assert capsys.readouterr().err.startswith("jaxconv autotune: autotune: no algorithm")
+
+
+def test_the_same_program_is_recognized_whatever_its_names():
+    """Known answers: a stride-1 1x1 convolution is one ``dot`` through pointwise, im2col and
+    mec, and ``auto`` compiles to the program of the algorithm it picks; another shape, another
+    program."""
+    import jax
+
+    from jaxconv.convolution import tuning
+
+    def compiled(fn, *shapes):
+        return jax.jit(fn).lower(*(jax.ShapeDtypeStruct(s, np.float32) for s in shapes)).compile()
+
+    xs, ks = (1, 9, 9, 16), (1, 1, 16, 8)
+    progs = {a: compiled(lambda x, k, a=a: jaxconv.conv2d(x, k, algorithm=a), xs, ks)
+             for a in ("pointwise", "im2col", "mec", "fft", "direct", "auto")}
+    pick = jaxconv.select_algorithm(xs, ks).algorithm
+    assert pick in progs
+    same = tuning.same_programs(progs)
+    assert same["im2col"] == same["mec"] == same["pointwise"] == "pointwise"
+    assert same["fft"] == "fft"
+    assert same["auto"] == same[pick]
+
+    def add_one(a):
+        return a + 1.0
+
+    renamed = compiled(lambda b: jax.numpy.add(b, 1.0), (3, 4))
+    assert tuning.program_fingerprint(compiled(add_one, (3, 4))) == tuning.program_fingerprint(renamed)
+    assert tuning.program_fingerprint(compiled(add_one, (4, 3))) != tuning.program_fingerprint(renamed)
+
+
+def test_one_program_under_several_names_is_timed_once():
+    from jaxconv.convolution import tuning
+
+    calls = {"a": 0, "b": 0, "c": 0}
+
+    def fn(name):
+        def run():
+            calls[name] += 1
+        return run
+
+    progs = {"a": "one", "b": "one", "c": "two"}
+    fingerprints = {"one": "ENTRY %main { one }", "two": "ENTRY %main { two }"}
+    medians = tuning.interleaved_medians(
+        {n: fn(n) for n in calls}, 3,
+        programs={n: type("P", (), {"as_text": lambda self, p=p: fingerprints[p]})()
+                  for n, p in progs.items()})
+    assert calls == {"a": 4, "b": 0, "c": 4}  # warm-up + 3 rounds; b is a's program
+    assert medians["b"] == medians["a"] and set(medians) == set(calls)
+
+
+def test_autotune_times_the_names_of_one_program_once(cache_dir):
+    """On a stride-1 1x1 layer pointwise, im2col and mec share one timing (the same ``dot``)."""
+    r = jaxconv.autotune((1, 9, 9, 16), (1, 1, 16, 8), repeats=2, cache=False,
+                         algorithms=["pointwise", "im2col", "mec", "direct"])
+    assert r.timings_ms["pointwise"] == r.timings_ms["im2col"] == r.timings_ms["mec"]
+
+
+def test_autotune_and_first_use_measure_3d_problems(cache_dir):
+    """A DHWIO kernel makes a 3-D problem (as for ``jaxconv.conv``); the depth-lowered
+    algorithms, which the cost model cannot estimate, are measured beside the model's picks."""
+    from jaxconv.convolution import select
+
+    xs, ks = (1, 6, 6, 6, 2), (3, 3, 3, 2, 2)
+    r = jaxconv.autotune(xs, ks, padding="SAME", repeats=1, cache=False)
+    assert {"direct", "fft", "depth_direct", "depth_mec"} <= set(r.timings_ms)
+    assert "im2col" in r.unsupported and r.key["x_shape"] == list(xs)
+    with pytest.raises(ValueError, match=r"^autotune: x must have rank 4"):
+        jaxconv.autotune(xs, ks, data_format="NHWC")
+    select.set_autotune(True)
+    try:
+        jaxconv.conv3d(np.ones(xs, np.float32), np.ones(ks, np.float32), padding="SAME")
+    finally:
+        select.set_autotune(None)
+    entries = json.loads((cache_dir / "autotune.json").read_text())["entries"].values()
+    assert entries and all({"depth_direct", "depth_mec", "direct"} <= set(e["timings_ms"])
+                           for e in entries)
+    assert jaxconv.select_algorithm(xs, ks, padding="SAME").source == "autotune"

@@ -15,7 +15,7 @@ import pytest
 from conftest import full_only
 
 from jaxconv.convolution import algorithms
-from jaxconv.convolution.cases import CASES
+from jaxconv.convolution.cases import CASES, Problem
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the runner is a script of the clone, not the package
@@ -418,3 +418,14 @@ def test_heldout_summary_known_answer(tmp_path):
     assert "auto below 0.9x XLA where XLA takes > 0.5 ms: 1 of 2" in text
     heldout.plot(rows, tmp_path / "regret.png")
     assert (tmp_path / "regret.png").stat().st_size > 0
+
+
+def test_heldout_times_one_program_once():
+    """``benchmarks/heldout.py`` on a stride-1 1x1 layer: pointwise, im2col and mec are one
+    ``dot`` and share one timing, and ``auto`` shares its pick's."""
+    import heldout
+
+    row = heldout.time_problem(Problem("1x1", (1, 9, 9, 16), (1, 1, 16, 8)), 1, 0)
+    ms = row["ms"]
+    assert ms["pointwise"] == ms["im2col"] == ms["mec"]
+    assert ms["auto"] == ms[row["picked"]] and row["fastest"] in ms

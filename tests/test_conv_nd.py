@@ -161,8 +161,10 @@ def test_the_cases_cover_every_level():
 
 
 def test_algorithms_serving_each_rank():
-    assert set(serving(1)) == set(serving(3)) == {"direct", "fft"}
+    assert set(serving(1)) == {"direct", "fft"}
+    assert set(serving(3)) == {"direct", "fft", "depth_direct", "depth_mec"}
     assert "direct" in serving(2) and "im2col" in serving(2)
+    assert not {"depth_direct", "depth_mec"} & set(serving(2))
 
 
 def test_the_product_keeps_every_level():
@@ -192,9 +194,13 @@ def test_matches_reference(algorithm, case, rng):
 
 @pytest.mark.parametrize("algorithm", ("auto", *ALGS_ND))
 def test_float32(algorithm, rng):
-    x = rng.normal(size=(2, 40, 3)).astype(np.float32)
-    k = rng.normal(size=(7, 3, 4)).astype(np.float32)
-    y = jaxconv.conv1d(x, k, algorithm=algorithm, padding="SAME")
+    if algorithm in ("auto", *serving(1)):
+        x = rng.normal(size=(2, 40, 3)).astype(np.float32)
+        k = rng.normal(size=(7, 3, 4)).astype(np.float32)
+    else:  # the 3-D-only algorithms
+        x = rng.normal(size=(2, 9, 8, 7, 3)).astype(np.float32)
+        k = rng.normal(size=(3, 3, 3, 3, 4)).astype(np.float32)
+    y = jaxconv.conv(x, k, algorithm=algorithm, padding="SAME")
     assert y.dtype == jnp.float32
     assert_close(y, conv_ref(x, k, padding="SAME"), algorithm=None if algorithm == "auto"
                  else algorithm)
@@ -239,19 +245,23 @@ GRAD_CASES = [
     dict(x=(1, 3, 4, 3, 2), k=(2, 2, 1, 2, 2), kw=dict(stride=(1, 2, 1), padding=1,
                                                       padding_mode="replicate")),
 ]
-GRAD_ALGS = sorted(set(serving(1)))
-
+# The depth-lowered algorithms: the depth taps' stride, dilation and the groups through the
+# stacking.
+DEPTH_GRAD_CASE = dict(x=(2, 7, 4, 3, 4), k=(2, 2, 2, 2, 4),
+                       kw=dict(stride=(2, 1, 1), dilation=(2, 1, 1), groups=2,
+                               padding=((1, 0), (0, 1), (1, 1))))
 
 # fft: second order through the transforms compiles slowly, so first order on two cases
 GRAD_PARAMS = [("direct", c, 2) for c in GRAD_CASES] + [("fft", GRAD_CASES[0], 1),
-                                                          ("fft", GRAD_CASES[2], 1)]
+                                                          ("fft", GRAD_CASES[2], 1)] + [
+    (a, c, 1) for a in ("depth_direct", "depth_mec") for c in (GRAD_CASES[-1], DEPTH_GRAD_CASE)]
 
 
 @pytest.mark.parametrize(("algorithm", "case", "order"), GRAD_PARAMS,
                          ids=lambda v: f"{len(v['k']) - 2}d-{v['kw']}" if isinstance(v, dict)
                          else str(v))
 def test_check_grads(algorithm, case, order, rng):
-    assert algorithm in GRAD_ALGS
+    assert algorithm in ALGS_ND
     x = rng.normal(size=case["x"])
     k = rng.normal(size=case["k"])
     b = rng.normal(size=case["k"][-1:])
@@ -265,8 +275,8 @@ def test_check_grads(algorithm, case, order, rng):
     check_grads(lambda k: f(x, k, b), (k,), order=order, modes=("rev",), eps=1.0)
 
 
-@pytest.mark.parametrize("spatial", [1, 3])
-@pytest.mark.parametrize("algorithm", ALGS_ND)
+@pytest.mark.parametrize(("algorithm", "spatial"),
+                         [(a, sp) for a in ALGS_ND for sp in (1, 3) if a in serving(sp)])
 def test_jit_vmap(algorithm, spatial, rng):
     fn = FNS[spatial]
     kw = dict(stride=2, padding="SAME", padding_mode="reflect")

@@ -4,7 +4,8 @@
 Modules, in the order data flows: ``_canonical`` (validation) -> ``select`` (``auto``: the
 autotune ``cache``, else the ``cost_model``) -> ``_registry`` (one :class:`Algorithm` record per
 algorithm, registered by its own module: ``direct``, ``xla_padded``, ``fft``, ``im2col``,
-``mec``, ``winograd``, then the special cases ``channel_padded``, ``depthwise``, ``pointwise``). ``tuning`` measures algorithms and fills the cache, ``calibration`` rescales the
+``mec``, ``winograd``, then the special cases ``channel_padded``, ``depth_direct`` and
+``depth_mec`` (3-D through 2-D), ``depthwise``, ``pointwise``, ``tap_fused``). ``tuning`` measures algorithms and fills the cache, ``calibration`` rescales the
 cost model for this machine; ``cases`` holds the benchmark problems.
 """
 
@@ -22,6 +23,7 @@ from . import dft as _dft  # noqa: F401  (registers "dft"; after fft, whose guar
 # The special-case algorithms register after the general ones (registration order is the order
 # of jaxconv.algorithms() and of the "Algorithms that can" lists).
 from . import channel_padded as _channel_padded  # noqa: F401  (registers "channel_padded")
+from . import depth_lowered as _depth_lowered  # noqa: F401  (registers "depth_direct", "depth_mec")
 from . import depthwise as _depthwise  # noqa: F401  (registers "depthwise")
 from . import pointwise as _pointwise  # noqa: F401  (registers "pointwise")
 from . import tap_fused as _tap_fused  # noqa: F401  (registers "tap_fused")

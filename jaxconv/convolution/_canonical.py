@@ -78,6 +78,21 @@ def canonical_precision(fn: str, precision: Any) -> Any:
     )
 
 
+_LAYOUT_NAMES = tuple(name for s in (1, 2, 3) for name in layouts(s))
+
+
+def spatial_of(x: Any, kernel: Any, data_format: Any) -> int:
+    """The spatial dims of a problem given by shapes (``autotune``, ``select_algorithm``): the
+    layout name's, else the kernel's rank when x's rank agrees, else 2 (whose validation then
+    says what is wrong)."""
+    if isinstance(data_format, str) and data_format.upper() in _LAYOUT_NAMES:
+        return len(data_format) - 2
+    spatial = kernel.ndim - 2
+    if spatial not in (1, 2, 3) or x.ndim not in (spatial + 1, spatial + 2):
+        return 2
+    return spatial
+
+
 def canonicalize(fn: str, x: Any, kernel: Any, bias: Any = None, *, stride: Any = 1,
                  padding: Any = "VALID", dilation: Any = 1, groups: Any = 1,
                  padding_mode: Any = "zeros", data_format: Any = None, precision: Any = None,

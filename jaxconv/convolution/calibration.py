@@ -122,17 +122,19 @@ def calibrate(*, repeats: int = 3, budget_s: float = 45.0, save: bool = True,
         x = jnp.asarray(rng.standard_normal(x_shape), jnp.float32)
         k = jnp.asarray(rng.standard_normal(kernel_shape), jnp.float32)
         line = []
-        fns, ests = {}, {}
+        programs, ests = {}, {}
         for name in _registry.applicable(x_shape, kernel_shape, jnp.float32, config):
             est = base.estimate(name, x_shape, kernel_shape, jnp.float32, config)
             if est is None or est <= 0:
                 continue
             try:
-                compiled, _ = tuning.compile_timed(name, x, k, config)
+                programs[name], _ = tuning.compile_timed(name, x, k, config)
             except Exception:  # an algorithm that fails here is measured by nothing
                 continue
-            fns[name], ests[name] = functools.partial(compiled, x, k), est
-        for name, t in tuning.interleaved_medians(fns, repeats, seed=i).items():
+            ests[name] = est
+        fns = {name: functools.partial(c, x, k) for name, c in programs.items()}
+        for name, t in tuning.interleaved_medians(fns, repeats, seed=i,
+                                                  programs=programs).items():
             ratios.setdefault(name, []).append(t / ests[name])
             line.append(f"{name} {t * 1e3:.2f} ms")
         done += 1

@@ -57,10 +57,10 @@ from ._canonical import (
     kernel_layout,
     layouts,
     shape_specs,
+    spatial_of,
 )
 from ._registry import ConvConfig
 
-_LAYOUTS = tuple(name for s in (1, 2, 3) for name in layouts(s))
 # Backends where only a measurement (autotune) may displace XLA's convolution: XLA lowers
 # ``direct`` to cuDNN / the MXU there, and the constants were fitted on CPU.
 ACCELERATOR_BACKENDS = ("gpu", "cuda", "rocm", "tpu", "metal")
@@ -322,8 +322,12 @@ def choose_algorithm(x_shape, kernel_shape, dtype, config: ConvConfig,
                                     model, _registry.names(), mode, forward)
     if autotune_enabled() and backend == jax.default_backend() and math.prod(x_shape) > 0:
         try:
-            names = shortlist(costs, FIRST_USE_TOP_K) if costs else [
-                a.name for a in _registry.algorithms() if _precision_reason(a, config) is None]
+            # The model's best few and direct, and whatever applies that it cannot estimate
+            # (an algorithm without cost terms, such as the 3-D depth_direct and depth_mec).
+            unestimated = [a for a in _registry.applicable(x_shape, kernel_shape, dtype, config)
+                           if a not in costs
+                           and _precision_reason(_registry.get(a), config) is None]
+            names = [*shortlist(costs, FIRST_USE_TOP_K), *unestimated] if costs else unestimated
             return tuning.measure(x_shape, kernel_shape, dtype, config, names=names,
                                   repeats=3, mode=mode).winner
         except Exception as e:  # measuring must never break a convolution: the model decides
@@ -391,15 +395,9 @@ def select_algorithm(
     if mode not in cache.MODES:
         raise ValueError(f"{fn}: mode must be one of {cache.MODES}, got {mode!r}")
     x_spec, k_spec = shape_specs(fn, x_shape, kernel_shape, dtype)
-    # The layout name, else the kernel's rank (when x's rank agrees), sets the spatial dims;
-    # otherwise 2-D, whose validation then says what is wrong.
-    spatial = k_spec.ndim - 2
-    if isinstance(data_format, str) and data_format.upper() in _LAYOUTS:
-        spatial = len(data_format) - 2
-    elif spatial not in (1, 2, 3) or x_spec.ndim not in (spatial + 1, spatial + 2):
-        spatial = 2
     _, _, _, canon = canonicalize(fn, x_spec, k_spec, None, stride=stride, padding=padding,
                                   dilation=dilation, groups=groups, padding_mode=padding_mode,
-                                  data_format=data_format, precision=precision, spatial=spatial)
+                                  data_format=data_format, precision=precision,
+                                  spatial=spatial_of(x_spec, k_spec, data_format))
     return select(canon.x_shape, canon.kernel_shape, canon.dtype, canon.config,
                   None if backend is None else backend.lower(), mode=mode)

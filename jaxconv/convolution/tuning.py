@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import math
+import re
 import statistics
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from jax.typing import DTypeLike
 
 from . import _registry
 from . import cache as _cache
-from ._canonical import Padding, PrecisionLike, canonicalize, shape_specs
+from ._canonical import Padding, PrecisionLike, canonicalize, shape_specs, spatial_of
 from ._registry import ConvConfig
 
 FN = "autotune"
@@ -107,8 +109,49 @@ def compile_timed(name: str, x, kernel, config: ConvConfig, mode: str = "forward
     return compiled, time.perf_counter() - t0
 
 
+_HLO_METADATA = re.compile(r",\s*metadata=\{[^{}]*\}")
+_HLO_PARAM_NAME = re.compile(r"[\w.\-]+: ")
+_HLO_NAME = re.compile(r"%[\w.\-]+")
+
+
+def program_fingerprint(compiled: Any) -> str:
+    """A digest of the optimized program of a ``jax.stages.Compiled``, names and metadata aside.
+
+    Two computations with the same fingerprint run the same XLA program (the same instructions,
+    shapes, layouts, fusions and schedule), however they were written or named: on XLA:CPU
+    ``pointwise``, ``im2col`` and ``mec`` all compile a stride-1 1x1 convolution to the one
+    ``dot``, and ``auto`` compiles to the program of the algorithm it picks.
+    """
+    lines = compiled.as_text().splitlines()
+    # The module header and its tables of source locations differ with the code that traced the
+    # program; the computations start at the first line naming one.
+    start = next((i for i, line in enumerate(lines) if line.startswith(("%", "ENTRY"))),
+                 len(lines))
+    names: dict[str, str] = {}
+
+    def rename(m: re.Match) -> str:
+        return names.setdefault(m.group(0), f"%{len(names)}")
+
+    digest = hashlib.sha256()
+    for line in lines[start:]:
+        line = _HLO_METADATA.sub("", line)
+        if line.startswith(("%", "ENTRY")):  # a computation's signature names its parameters
+            line = _HLO_PARAM_NAME.sub("", line)
+        digest.update(_HLO_NAME.sub(rename, line).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def same_programs(compiled: Mapping[str, Any]) -> dict[str, str]:
+    """``name -> the first name`` (in ``compiled``'s order) whose program has the same
+    :func:`program_fingerprint`; a name whose program is its own maps to itself."""
+    first: dict[str, str] = {}
+    return {name: first.setdefault(program_fingerprint(c), name) for name, c in compiled.items()}
+
+
 def interleaved_medians(fns: dict[str, Any], rounds: int, *, budget_s: float = math.inf,
-                        seed: int = 0) -> dict[str, float]:
+                        seed: int = 0, programs: Mapping[str, Any] | None = None
+                        ) -> dict[str, float]:
     """Median seconds of each zero-argument callable, timed in interleaved rounds.
 
     The one timing harness of jaxconv (``autotune``, the cost-model fit and the benchmarks):
@@ -117,9 +160,17 @@ def interleaved_medians(fns: dict[str, Any], rounds: int, *, budget_s: float = m
     order biases whoever follows whom), ``block_until_ready`` inside the timed span. Rounds stop
     early, after at least one, when ``budget_s`` is spent; a callable whose warm-up alone took
     over ``budget_s`` is timed by that run only.
+
+    ``programs`` maps names of ``fns`` to the ``jax.stages.Compiled`` they call: names whose
+    programs are the same (:func:`same_programs`) are timed once, as one, and share its median.
+    Timing copies of one program measures only the machine's noise, and the fastest of several
+    copies turns that noise into a false difference (the same ``dot`` timed under three names
+    on a 1x1 layer came out up to 1.4x apart).
     """
+    alias = same_programs(programs) if programs else {}
+    timed = {name: fn for name, fn in fns.items() if alias.get(name, name) == name}
     times: dict[str, list[float]] = {}
-    for name, fn in fns.items():  # warm-up: first-run allocations, caches
+    for name, fn in timed.items():  # warm-up: first-run allocations, caches
         t0 = time.perf_counter()
         jax.block_until_ready(fn())
         times[name] = [time.perf_counter() - t0] if time.perf_counter() - t0 > budget_s else []
@@ -128,13 +179,14 @@ def interleaved_medians(fns: dict[str, Any], rounds: int, *, budget_s: float = m
     for r in range(rounds):
         if r and time.perf_counter() - start > budget_s:
             break
-        order = [n for n in fns if len(times[n]) <= r]
+        order = [n for n in timed if len(times[n]) <= r]
         for i in rng.permutation(len(order)):
             name = order[i]
             t0 = time.perf_counter()
-            jax.block_until_ready(fns[name]())
+            jax.block_until_ready(timed[name]())
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    return {name: medians[alias.get(name, name)] for name in fns}
 
 
 def autotune(
@@ -150,7 +202,7 @@ def autotune(
     dilation: int | Sequence[int] = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
-    data_format: str = "NHWC",
+    data_format: str | None = None,
     precision: PrecisionLike = None,
     mode: str = "forward",
     top_k: int | None = None,
@@ -159,15 +211,18 @@ def autotune(
 
     Args:
       x_shape: image shape, ``(N, H, W, C)`` (or ``(N, C, H, W)`` with ``data_format="NCHW"``,
-        or unbatched ``(H, W, C)``), as for :func:`jaxconv.conv2d`.
-      kernel_shape: **HWIO** ``(kh, kw, C // groups, O)``.
+        or unbatched ``(H, W, C)``), as for :func:`jaxconv.conv2d`; ``(N, W, C)`` /
+        ``(N, D, H, W, C)`` for 1-D / 3-D (the kernel's rank sets the spatial dims, as for
+        :func:`jaxconv.conv`).
+      kernel_shape: **HWIO** ``(kh, kw, C // groups, O)`` (WIO / DHWIO for 1-D / 3-D).
       dtype: the floating dtype of ``x`` and ``kernel``.
       repeats: timed runs per algorithm (after one compile and one warm-up run); the median counts.
       cache: write the winner and all timings to the autotune cache, so that
         ``conv2d(..., algorithm="auto")`` uses it for this problem on this device.
       algorithms: restrict the candidates (default: every registered algorithm that applies).
-      stride, padding, dilation, groups, padding_mode, data_format, precision: as for
+      stride, padding, dilation, groups, padding_mode, precision: as for
         :func:`jaxconv.conv2d`; the problem is canonicalized exactly as ``conv2d`` does.
+      data_format: ``None`` (channels-last for the rank, ``"NHWC"`` for 2-D) or a layout name.
       mode: ``"forward"`` times the convolution; ``"train"`` its forward and backward pass (the
         gradients w.r.t. x and kernel), the choice ``auto`` makes when it is differentiated.
       top_k: time only the cost model's ``top_k`` best candidates (among ``algorithms``) plus
@@ -190,7 +245,8 @@ def autotune(
     x_spec, k_spec = shape_specs(FN, x_shape, kernel_shape, dtype)
     _, _, _, canon = canonicalize(FN, x_spec, k_spec, None, stride=stride, padding=padding,
                                   dilation=dilation, groups=groups, padding_mode=padding_mode,
-                                  data_format=data_format, precision=precision)
+                                  data_format=data_format, precision=precision,
+                                  spatial=spatial_of(x_spec, k_spec, data_format))
 
     if algorithms is None:
         names = _registry.names()
@@ -267,7 +323,7 @@ def measure(x_shape: Sequence[int], kernel_shape: Sequence[int], dtype: DTypeLik
     if not compiled:
         raise RuntimeError(f"{FN}: no algorithm could run this problem: {failed or unsupported}")
     medians = interleaved_medians({n: functools.partial(f, x, kernel) for n, f in compiled.items()},
-                                  repeats)
+                                  repeats, programs=compiled)
     timings = {n: t * 1e3 for n, t in medians.items()}
     winner = min(timings, key=lambda a: timings[a])
 
