@@ -356,7 +356,7 @@ def test_auto_estimates_1d():
 
 def test_select_for_3d_and_its_table():
     sel = jaxconv.select_algorithm((2, 8, 8, 8, 3), (3, 3, 3, 3, 4), backend="cpu")
-    assert set(sel.costs) == {"direct", "fft"}
+    assert set(sel.costs) == {"direct", "fft", "depth_direct", "depth_mec"}
     assert sel.unsupported["im2col"] == "im2col serves 2-D convolutions (got 3 spatial dims)"
     text = str(sel)
     assert "(NDHWC)" in text and "(DHWIO)" in text

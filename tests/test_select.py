@@ -254,6 +254,41 @@ def test_bundled_model_covers_every_term_of_every_algorithm():
     assert all(0 < h <= 1 for h in model.hedge.values())
 
 
+def test_every_applicable_algorithm_is_estimated():
+    """On every family's problems, 1-D to 3-D, every applicable algorithm has an estimate in
+    both modes: its own terms and constants, or (``reduces_to``) another algorithm's on the
+    problem it runs."""
+    model = cost_model.model("cpu", calibrated=False)
+    volumes = 0
+    for p in cases.sample(32, seed=2, split="fit"):
+        canon = p.canonical()
+        volumes += len(canon.x_shape) == 5
+        for name in _registry.applicable(canon.x_shape, canon.kernel_shape, np.float32,
+                                         canon.config):
+            for mode in cost_model.MODES:
+                assert model.estimate(name, canon.x_shape, canon.kernel_shape, np.float32,
+                                      canon.config, mode) is not None, (p.label, name, mode)
+    assert volumes
+
+
+def test_a_reduced_algorithm_is_estimated_as_the_algorithm_it_runs():
+    """Known answer: depth_mec on a 3-D problem is mec on the 2-D problem it runs, the depth
+    taps on the channels (3 x 4 -> 12) and the output depths in the batch (2 x 4 -> 8)."""
+    from jaxconv.convolution import depth_lowered
+
+    config = ConvConfig(stride=(2, 1, 1), padding=((1, 1), (1, 1), (0, 2)),
+                        dilation=(1, 2, 1), groups=2)
+    xs, ks = (2, 7, 8, 9, 4), (3, 3, 3, 2, 6)
+    x2, k2, config2 = depth_lowered.lowered_problem(xs, ks, config)
+    assert (x2, k2) == ((8, 8, 9, 12), (3, 3, 6, 6))
+    assert config2 == ConvConfig(stride=(1, 1), padding=((1, 1), (0, 2)), dilation=(2, 1),
+                                 groups=2)
+    model = cost_model.model("cpu", calibrated=False)
+    for mode in cost_model.MODES:
+        assert model.estimate("depth_mec", xs, ks, np.float32, config, mode) == model.estimate(
+            "mec", x2, k2, np.float32, config2, mode)
+
+
 @pytest.mark.parametrize("split", ["fit", "heldout"])
 def test_every_pick_is_a_comparison_of_estimates(split):
     """On sampled problems of every family, 1-D to 3-D, the pick is direct or the candidate

@@ -109,6 +109,10 @@ class Algorithm:
         largest output (transforms that mix all outputs: FFT, Winograd).
       tolerance: ``{dtype name: (rtol, atol relative to max|y|)}`` against a float64 reference,
         where it differs from the dtype's default (``tests/tolerances.py``).
+      reduces_to: for an algorithm that rewrites the problem as another algorithm's problem (a
+        3-D convolution as a 2-D one): ``reduces_to(x_shape, kernel_shape, config) -> (name,
+        x_shape, kernel_shape, config)`` of the problem it runs. Its estimate is that
+        algorithm's on that problem (it has no ``cost_terms`` and no constants of its own).
     """
 
     name: str
@@ -118,6 +122,7 @@ class Algorithm:
     cost_terms: TermsFn | None = None
     error: str = "elementwise"
     tolerance: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+    reduces_to: Callable[[Shape, Shape, ConvConfig], tuple[str, Shape, Shape, ConvConfig]] | None = None
 
     def unsupported_reason(self, x_shape: Shape, kernel_shape: Shape, dtype: Any,
                            config: ConvConfig) -> str | None:

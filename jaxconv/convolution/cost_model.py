@@ -119,7 +119,13 @@ class CostModel:
     def estimate(self, name: str, x_shape: Any, kernel_shape: Any, dtype: Any,
                  config: ConvConfig, mode: str = "forward") -> float | None:
         """Estimated seconds of ``name`` (forward, or forward + backward with ``mode="train"``);
-        ``None`` when the model has no constants for it or for one of its non-zero terms."""
+        ``None`` when the model has no constants for it or for one of its non-zero terms.
+        An algorithm that reduces the problem to another's (``Algorithm.reduces_to``) is
+        estimated as that algorithm on the reduced problem."""
+        reduces_to = _registry.get(name).reduces_to
+        if reduces_to is not None:
+            inner, xs, ks, cfg = reduces_to(tuple(x_shape), tuple(kernel_shape), config)
+            return self.estimate(inner, xs, ks, dtype, cfg, mode)
         consts = self.constants.get(mode, {}).get(name)
         if consts is None or _registry.get(name).cost_terms is None:
             return None

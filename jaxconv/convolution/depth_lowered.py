@@ -19,10 +19,14 @@ dilation, zero padding, ``groups``, dtype). The results are the same sums in ano
 (``error="elementwise"``). Gradients are those of the inner algorithm through the stacking
 (the transpose of a stack of slices is a sum of padded slices).
 
-Neither has cost terms yet, so ``auto``'s cost model does not pick them: ask for them by name,
-or let a measurement choose (``jaxconv.autotune``, ``jaxconv.set_autotune(True)``). Which of
-the two wins varies (``mec`` with few channels, XLA's with more or larger batches), and terms
-made of the flops and the stacked bytes alone mispredicted that by up to 2.3x.
+Estimates: each is its inner algorithm's estimate on the 2-D problem it runs
+(``Algorithm.reduces_to``), with no constants of its own; the stacking copy is not priced. On
+the fit grid's ten volumes that picked ``depth_mec`` every time, within 1.06x of the faster of
+the two forward on geometric mean (1.7x at worst, a 2x32³x16 volume where ``mec``'s 2-D estimate
+ran low) and 1.26x in training, where ``depth_direct`` was faster (``direct``'s 2-D estimate
+runs 1.5-2.5x high on these few-channel problems). Terms of their own (flops and stacked
+bytes, fitted on those ten volumes) did no better and moved the fitted hedge (see
+``docs/algorithms.md``).
 """
 
 from __future__ import annotations
@@ -47,18 +51,31 @@ def _check(name: str):
     return check
 
 
+def lowered_problem(x_shape: Shape, kernel_shape: Shape,
+                    config: ConvConfig) -> tuple[Shape, Shape, ConvConfig]:
+    """The shapes and config of the 2-D problem :func:`lower` makes of a 3-D one."""
+    n, d, h, w, c = x_shape
+    kd, kh, kw, cg, o = kernel_shape
+    (sd, *s_hw), (dd, *d_hw) = config.stride, config.dilation
+    (lo, hi), *p_hw = config.padding
+    do = (d + lo + hi - (kd - 1) * dd - 1) // sd + 1
+    config2 = ConvConfig(stride=tuple(s_hw), padding=tuple(p_hw), dilation=tuple(d_hw),
+                         groups=config.groups, precision=config.precision)
+    return (n * do, h, w, kd * c), (kh, kw, kd * cg, o), config2
+
+
 def lower(x, kernel, config: ConvConfig):
     """``(x2, kernel2, config2, (N, D_out))``: the 2-D convolution that computes the 3-D one.
 
     ``x`` is NDHWC, ``kernel`` DHWIO, ``config`` 3-D with zero padding. The result of the 2-D
     convolution, ``(N * D_out, H_out, W_out, O)``, reshapes to NDHWC.
     """
-    n, d, h, w, c = x.shape
+    n, _, h, w, c = x.shape
     kd, kh, kw, cg, o = kernel.shape
     g = config.groups
-    (sd, *s_hw), (dd, *d_hw) = config.stride, config.dilation
-    (lo, hi), *p_hw = config.padding
-    do = (d + lo + hi - (kd - 1) * dd - 1) // sd + 1
+    _, _, config2 = lowered_problem(x.shape, kernel.shape, config)
+    do = config.output_hw(x.shape[1:-1], kernel.shape[:-2])[0]
+    sd, dd, (lo, hi) = config.stride[0], config.dilation[0], config.padding[0]
     xp = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (lo, hi, 0), (0, 0, 0), (0, 0, 0),
                                              (0, 0, 0)))
     taps = [lax.slice_in_dim(xp, a * dd, a * dd + sd * (do - 1) + 1, sd, axis=1)
@@ -66,8 +83,6 @@ def lower(x, kernel, config: ConvConfig):
     stacked = jnp.stack(taps, axis=-2).reshape(n, do, h, w, kd, g, c // g)
     x2 = jnp.swapaxes(stacked, -3, -2).reshape(n * do, h, w, g * kd * (c // g))
     kernel2 = jnp.transpose(kernel, (1, 2, 0, 3, 4)).reshape(kh, kw, kd * cg, o)
-    config2 = ConvConfig(stride=tuple(s_hw), padding=tuple(p_hw), dilation=tuple(d_hw),
-                         groups=g, precision=config.precision)
     return x2, kernel2, config2, (n, do)
 
 
@@ -85,12 +100,19 @@ def _depth_lowered(inner):
 conv_depth_direct = _depth_lowered(conv_direct)
 conv_depth_mec = _depth_lowered(conv_mec)
 
+def _reduces_to(inner: str):
+    def reduces_to(x_shape: Shape, kernel_shape: Shape, config: ConvConfig):
+        return (inner, *lowered_problem(x_shape, kernel_shape, config))
+
+    return reduces_to
+
+
 DEPTH_DIRECT, DEPTH_MEC = (
     register(Algorithm(
-        name=name, fn=fn, check=_check(name),
-        serves=(f"3-D: the depth taps stacked on the channels, then {inner} 2-D convolution "
+        name=name, fn=fn, check=_check(name), reduces_to=_reduces_to(inner),
+        serves=(f"3-D: the depth taps stacked on the channels, then {title} 2-D convolution "
                 "(any stride, dilation, padding and groups)"),
     ))
-    for name, fn, inner in (("depth_direct", conv_depth_direct, "XLA's"),
-                            ("depth_mec", conv_depth_mec, "mec's"))
+    for name, fn, inner, title in (("depth_direct", conv_depth_direct, "direct", "XLA's"),
+                                   ("depth_mec", conv_depth_mec, "mec", "mec's"))
 )
