@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from jaxconv.convolution import tuning
+
 CASE = "models"
 TITLE = "end-to-end networks: CIFAR-style ResNet-18 and MobileNetV2, 32x32x3 images"
 MODES = ("train", "infer")
@@ -198,23 +200,13 @@ def compile_and_check(fns: Mapping[str, Callable[[], np.ndarray]]) -> dict[str, 
 
 def interleaved(fns: Mapping[str, Callable[[], object]], rounds: int,
                 seed: int = 1) -> dict[str, list[float]]:
-    """Seconds per call of each function over ``rounds`` rounds, in a fresh random order each
-    round: per round each is called once untimed, then once timed (a call right after a
-    memory-hungry neighbour runs slower; a fixed order would always favour the same one), so
-    load from other processes hits them alike. torch's threads get :data:`TORCH_REST_S` after
-    its call."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    order = np.random.default_rng(seed)
-    for _ in range(rounds):
-        for name in order.permutation(list(fns)):
-            fn = fns[name]
-            fn()
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-            if name == "torch":
-                time.sleep(TORCH_REST_S)
-    return times
+    """Seconds per call of each function over ``rounds`` rounds, by jaxconv's timing harness
+    (``tuning.interleaved_times``): a fresh random order each round, each function called once
+    untimed right before its timed call (a call right after a memory-hungry neighbour runs
+    slower; a fixed order would always favour the same one), so load from other processes hits
+    them alike; torch's threads get :data:`TORCH_REST_S` after its call."""
+    return tuning.interleaved_times(fns, rounds, seed=seed, warm_each_round=True,
+                                    rest_s={"torch": TORCH_REST_S})
 
 
 def summary(times: Mapping[str, Sequence[float]]) -> dict[str, dict[str, float]]:

@@ -295,6 +295,10 @@ def test_one_program_under_several_names_is_timed_once():
                   for n, p in progs.items()})
     assert calls == {"a": 4, "b": 0, "c": 4}  # warm-up + 3 rounds; b is a's program
     assert medians["b"] == medians["a"] and set(medians) == set(calls)
+    # the models benchmark's way: an untimed call right before each timed one
+    times = tuning.interleaved_times({n: fn(n) for n in ("a", "c")}, 2, warm_each_round=True,
+                                     rest_s={"c": 0.0})
+    assert calls == {"a": 9, "b": 0, "c": 9} and [len(t) for t in times.values()] == [2, 2]
 
 
 def test_autotune_times_the_names_of_one_program_once(cache_dir):

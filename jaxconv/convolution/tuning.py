@@ -149,26 +149,31 @@ def same_programs(compiled: Mapping[str, Any]) -> dict[str, str]:
     return {name: first.setdefault(program_fingerprint(c), name) for name, c in compiled.items()}
 
 
-def interleaved_medians(fns: dict[str, Any], rounds: int, *, budget_s: float = math.inf,
-                        seed: int = 0, programs: Mapping[str, Any] | None = None
-                        ) -> dict[str, float]:
-    """Median seconds of each zero-argument callable, timed in interleaved rounds.
+def interleaved_times(fns: Mapping[str, Any], rounds: int, *, budget_s: float = math.inf,
+                      seed: int = 0, programs: Mapping[str, Any] | None = None,
+                      warm_each_round: bool = False,
+                      rest_s: Mapping[str, float] | None = None) -> dict[str, list[float]]:
+    """Seconds of each zero-argument callable, one per round, timed in interleaved rounds.
 
-    The one timing harness of jaxconv (``autotune``, the cost-model fit and the benchmarks):
-    every callable runs once to warm up, then once per round, the rounds each in a fresh random
-    order (a call right after another algorithm's ran up to 1.8x slower on XLA:CPU, so a fixed
-    order biases whoever follows whom), ``block_until_ready`` inside the timed span. Rounds stop
-    early, after at least one, when ``budget_s`` is spent; a callable whose warm-up alone took
-    over ``budget_s`` is timed by that run only.
+    The one timing harness of jaxconv (``autotune``, ``calibrate``, the cost-model fit and the
+    benchmarks): every callable runs once to warm up, then once per round, the rounds each in a
+    fresh random order (a call right after another algorithm's ran up to 1.8x slower on
+    XLA:CPU, so a fixed order biases whoever follows whom), ``block_until_ready`` inside the
+    timed span. Rounds stop early, after at least one, when ``budget_s`` is spent; a callable
+    whose warm-up alone took over ``budget_s`` is timed by that run only.
 
     ``programs`` maps names of ``fns`` to the ``jax.stages.Compiled`` they call: names whose
-    programs are the same (:func:`same_programs`) are timed once, as one, and share its median.
+    programs are the same (:func:`same_programs`) are timed once, as one, and share its times.
     Timing copies of one program measures only the machine's noise, and the fastest of several
     copies turns that noise into a false difference (the same ``dot`` timed under three names
-    on a 1x1 layer came out up to 1.4x apart).
+    on a 1x1 layer came out up to 1.4x apart). ``warm_each_round`` calls each callable once
+    untimed right before its timed call (whole networks, whose neighbour's buffers evict
+    theirs); ``rest_s`` sleeps that long after the named callables' timed calls (torch's
+    OpenMP threads spin on after a call and slow whoever runs next).
     """
     alias = same_programs(programs) if programs else {}
     timed = {name: fn for name, fn in fns.items() if alias.get(name, name) == name}
+    rest_s = rest_s or {}
     times: dict[str, list[float]] = {}
     for name, fn in timed.items():  # warm-up: first-run allocations, caches
         t0 = time.perf_counter()
@@ -182,11 +187,20 @@ def interleaved_medians(fns: dict[str, Any], rounds: int, *, budget_s: float = m
         order = [n for n in timed if len(times[n]) <= r]
         for i in rng.permutation(len(order)):
             name = order[i]
+            if warm_each_round:
+                jax.block_until_ready(timed[name]())
             t0 = time.perf_counter()
             jax.block_until_ready(timed[name]())
             times[name].append(time.perf_counter() - t0)
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    return {name: medians[alias.get(name, name)] for name in fns}
+            if name in rest_s:
+                time.sleep(rest_s[name])
+    return {name: times[alias.get(name, name)] for name in fns}
+
+
+def interleaved_medians(fns: Mapping[str, Any], rounds: int, **kwargs: Any) -> dict[str, float]:
+    """The median of each callable's :func:`interleaved_times` (same arguments)."""
+    return {name: statistics.median(t)
+            for name, t in interleaved_times(fns, rounds, **kwargs).items()}
 
 
 def autotune(
