@@ -453,3 +453,31 @@ def test_measure_on_first_use_and_the_cache_serve_1d(monkeypatch, tmp_path, rng)
     sel = jaxconv.select_algorithm(x.shape, k.shape)
     assert sel.source == "autotune" and set(sel.measured_ms) == {"direct", "fft"}
     cache.clear_memory_cache()
+
+
+@pytest.mark.parametrize("algorithm", ["depth_direct", "depth_mec"])
+def test_depth_lowered_under_composed_transformations(algorithm, rng):
+    """vmap inside grad and jvp, grad inside vmap: the depth-lowered algorithms give direct's
+    derivatives (the stacking's transpose, then the inner algorithm's gradients)."""
+    x = rng.normal(size=(2, 1, 5, 4, 3, 4))
+    k = rng.normal(size=(3, 2, 2, 2, 6))
+    kw = dict(padding="SAME", groups=2, stride=(2, 1, 1))
+
+    def loss(x, k, a):
+        return jnp.sum(jaxconv.conv3d(x, k, algorithm=a, **kw) ** 2)
+
+    def grad_of_vmap(a):
+        return jax.grad(lambda xx, kk: jnp.sum(jax.vmap(lambda xi: loss(xi, kk, a))(xx)),
+                        argnums=(0, 1))(x, k)
+
+    def vmap_of_grad(a):
+        return jax.vmap(lambda xi: jax.grad(loss, argnums=(0, 1))(xi, k, a))(x)
+
+    def jvp_of_vmap(a):
+        return jax.jvp(lambda kk: jax.vmap(
+            lambda xi: jaxconv.conv3d(xi, kk, algorithm=a, **kw))(x), (k,), (0.1 * k,))
+
+    for composed in (grad_of_vmap, vmap_of_grad, jvp_of_vmap):
+        for got, want in zip(jax.tree.leaves(composed(algorithm)),
+                             jax.tree.leaves(composed("direct")), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
