@@ -10,9 +10,9 @@ and what is left is a 2-D convolution
 run by a 2-D algorithm: ``direct`` (XLA's 2-D convolution) for ``depth_direct``, ``mec`` for
 ``depth_mec``. The channels are ordered group-major, ``(group, tap, channel)``, so grouped
 convolutions stay grouped. It costs one copy of the input ``kd`` times over, and buys XLA:CPU's
-2-D convolution emitter (or a GEMM) instead of its 3-D one, which ran small volumes 6-30x
-slower: a 4x32³x4 3x3x3 volume took 128 ms through XLA's 3-D convolution, 4.3-14 ms lowered,
-and torch 5.5 ms (measured in ``docs/algorithms.md``).
+2-D convolution emitter (or a GEMM) instead of its 3-D one, which ran small volumes 1.4-27x
+slower than the better of the two: a 4x32³x4 3x3x3 volume took 128 ms through XLA's 3-D
+convolution, 4.6-14 ms lowered, and torch 5.5 ms (the table in ``docs/algorithms.md``).
 
 Serves: every 3-D problem the inner algorithm serves in 2-D (both serve every one: any stride,
 dilation, zero padding, ``groups``, dtype). The results are the same sums in another order
