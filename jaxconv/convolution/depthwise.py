@@ -249,14 +249,17 @@ def _kernel_gradient(x, g, kernel_hw, config: ConvConfig):
         xp = jnp.pad(xp, ((0, 0), (0, extra * config.stride[0]), (0, 0), (0, 0)))
         g = jnp.pad(g, ((0, 0), (0, extra), (0, 0), (0, 0)))
         ho = padded
+    # lax's index_in_dim, mul and add: the same program as indexing and operators, traced ~2x
+    # faster (a few hundred of them per layer, transposed again in the custom JVP).
     gr = _row_blocks(g, f, padded)
+    gs = [lax.index_in_dim(gr, b, 0, keepdims=False) for b in range(f)]
     parts = []
     for i in range(kh):
         for j in range(kw):
             prod = _row_blocks(tap(xp, i, j, (ho, wo), config), f, padded)
-            acc = prod[0] * gr[0]
+            acc = lax.mul(lax.index_in_dim(prod, 0, 0, keepdims=False), gs[0])
             for b in range(1, f):
-                acc = acc + prod[b] * gr[b]
+                acc = lax.add(acc, lax.mul(lax.index_in_dim(prod, b, 0, keepdims=False), gs[b]))
             parts.append(acc)
     stacked = jnp.stack(parts, axis=2)  # (padded_rows / F, W_out, kh * kw, C)
     return jnp.sum(stacked, axis=(0, 1)).reshape(kh, kw, c)
