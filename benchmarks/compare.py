@@ -11,7 +11,8 @@ Every applicable algorithm, ``auto``, XLA's ``lax.conv_general_dilated`` and
 threads get a rest after its call), in a fresh random order each round (a call right after a
 memory-hungry one runs slower), so load from other processes and neighbours hit them alike;
 names that compile to the same program (``auto`` and its pick, ``direct`` and XLA, the 1x1
-GEMMs) are timed once and share the timing (``jaxconv.convolution.tuning.same_programs``);
+GEMMs) are timed once and share the timing (the ``programs`` of
+``jaxconv.convolution.tuning.interleaved_times``);
 the median of the rounds is printed, with the ratios auto / fastest algorithm, XLA / auto and
 torch / auto and their geometric means over the case. ``fwd+bwd`` times the gradients
 of ``sum(y * y) / 2`` (``jaxconv.convolution.tuning.timing_loss``: a varying cotangent, as in
@@ -36,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 import jaxconv
-from jaxconv.convolution import _registry, cases, tuning
+from jaxconv.convolution import _registry, cases
 from jaxconv.convolution.cases import Problem
 from jaxconv.convolution.tuning import timing_loss
 
@@ -101,17 +102,16 @@ def run(problems, mode: str, rounds: int) -> list[dict]:
         k = (rng.standard_normal(p.kernel_shape, dtype=np.float32) / np.sqrt(fan_in)).astype(np.float32)
         algs = list(_registry.applicable(c.x_shape, c.kernel_shape, jnp.float32, c.config))
         calls = {a: jax_fn(p, a, mode, x, k) for a in [*algs, "auto", "xla"]}
-        # Names that compile to one program (auto and its pick, direct and XLA, 1x1 GEMMs) are
-        # timed once and share the timing: copies of one program differ only by noise.
-        same = tuning.same_programs({a: compiled for a, (_, compiled) in calls.items()})
-        fns = {a: call for a, (call, _) in calls.items() if same[a] == a}
+        fns = {a: call for a, (call, _) in calls.items()}
         fns["torch"] = torch_fn(p, c, mode, x, k)
         fns["torch"]()  # warm-up: oneDNN's primitive creation
         # A fresh order each round: a call right after a memory-hungry one (fft, dft) ran up to
         # 1.8x slower, even after two untimed calls; a fixed order put auto right after dft.
-        times = models_case.interleaved(fns, rounds)
+        # Names that compile to one program (auto and its pick, direct and XLA, 1x1 GEMMs) are
+        # timed once and share the timing: copies of one program differ only by noise.
+        times = models_case.interleaved(
+            fns, rounds, programs={a: compiled for a, (_, compiled) in calls.items()})
         med = {n: statistics.median(v) * 1e3 for n, v in times.items()}
-        med.update({a: med[same[a]] for a in same})
         sel = jaxconv.select_algorithm(p.x_shape, p.kernel_shape,
                                        mode="forward" if mode == "fwd" else "train",
                                        **p.conv_kwargs())

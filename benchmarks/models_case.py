@@ -198,15 +198,16 @@ def compile_and_check(fns: Mapping[str, Callable[[], np.ndarray]]) -> dict[str, 
     return seconds
 
 
-def interleaved(fns: Mapping[str, Callable[[], object]], rounds: int,
-                seed: int = 1) -> dict[str, list[float]]:
+def interleaved(fns: Mapping[str, Callable[[], object]], rounds: int, seed: int = 1,
+                programs: Mapping[str, object] | None = None) -> dict[str, list[float]]:
     """Seconds per call of each function over ``rounds`` rounds, by jaxconv's timing harness
     (``tuning.interleaved_times``): a fresh random order each round, each function called once
     untimed right before its timed call (a call right after a memory-hungry neighbour runs
     slower; a fixed order would always favour the same one), so load from other processes hits
-    them alike; torch's threads get :data:`TORCH_REST_S` after its call."""
-    return tuning.interleaved_times(fns, rounds, seed=seed, warm_each_round=True,
-                                    rest_s={"torch": TORCH_REST_S})
+    them alike; torch's threads get :data:`TORCH_REST_S` after its call. ``programs``: the
+    compiled programs behind some of ``fns``; names of one program are timed once, as one."""
+    return tuning.interleaved_times(fns, rounds, seed=seed, programs=programs,
+                                    warm_each_round=True, rest_s={"torch": TORCH_REST_S})
 
 
 def summary(times: Mapping[str, Sequence[float]]) -> dict[str, dict[str, float]]:

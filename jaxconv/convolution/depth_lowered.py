@@ -71,18 +71,18 @@ def lower(x, kernel, config: ConvConfig):
     convolution, ``(N * D_out, H_out, W_out, O)``, reshapes to NDHWC.
     """
     n, _, h, w, c = x.shape
-    kd, kh, kw, cg, o = kernel.shape
-    g = config.groups
-    _, _, config2 = lowered_problem(x.shape, kernel.shape, config)
+    kd, g = kernel.shape[0], config.groups
+    x2_shape, kernel2_shape, config2 = lowered_problem(x.shape, kernel.shape, config)
     do = config.output_hw(x.shape[1:-1], kernel.shape[:-2])[0]
     sd, dd, (lo, hi) = config.stride[0], config.dilation[0], config.padding[0]
     xp = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (lo, hi, 0), (0, 0, 0), (0, 0, 0),
                                              (0, 0, 0)))
     taps = [lax.slice_in_dim(xp, a * dd, a * dd + sd * (do - 1) + 1, sd, axis=1)
             for a in range(kd)]  # kd x (N, D_out, H, W, C)
+    # channels group-major: (group, tap, channel within the group)
     stacked = jnp.stack(taps, axis=-2).reshape(n, do, h, w, kd, g, c // g)
-    x2 = jnp.swapaxes(stacked, -3, -2).reshape(n * do, h, w, g * kd * (c // g))
-    kernel2 = jnp.transpose(kernel, (1, 2, 0, 3, 4)).reshape(kh, kw, kd * cg, o)
+    x2 = jnp.swapaxes(stacked, -3, -2).reshape(x2_shape)
+    kernel2 = jnp.transpose(kernel, (1, 2, 0, 3, 4)).reshape(kernel2_shape)
     return x2, kernel2, config2, (n, do)
 
 
@@ -99,6 +99,7 @@ def _depth_lowered(inner):
 
 conv_depth_direct = _depth_lowered(conv_direct)
 conv_depth_mec = _depth_lowered(conv_mec)
+
 
 def _reduces_to(inner: str):
     def reduces_to(x_shape: Shape, kernel_shape: Shape, config: ConvConfig):

@@ -323,7 +323,7 @@ def choose_algorithm(x_shape, kernel_shape, dtype, config: ConvConfig,
     if autotune_enabled() and backend == jax.default_backend() and math.prod(x_shape) > 0:
         try:
             # The model's best few and direct, and whatever applies that it cannot estimate
-            # (an algorithm without cost terms, such as the 3-D depth_direct and depth_mec).
+            # (an algorithm registered without cost terms: autotune-only).
             unestimated = [a for a in _registry.applicable(x_shape, kernel_shape, dtype, config)
                            if a not in costs
                            and _precision_reason(_registry.get(a), config) is None]
