@@ -165,6 +165,10 @@ def test_algorithms_serving_each_rank():
     assert set(serving(3)) == {"direct", "fft", "depth_direct", "depth_mec"}
     assert "direct" in serving(2) and "im2col" in serving(2)
     assert not {"depth_direct", "depth_mec"} & set(serving(2))
+    with pytest.raises(ValueError, match=r"^conv2d: algorithm='depth_mec' cannot serve these "
+                       r"arguments: depth_mec serves 3-D convolutions \(got 2 spatial dims\)\. "
+                       r"Algorithms that can: 'direct'"):
+        jaxconv.conv2d(np.ones((1, 5, 5, 2)), np.ones((3, 3, 2, 2)), algorithm="depth_mec")
 
 
 def test_the_product_keeps_every_level():
