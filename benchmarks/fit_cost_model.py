@@ -217,9 +217,10 @@ def fit(rows: list[dict]) -> tuple[dict, dict, dict]:
         cv[mode] = held
         if mode == "train":
             held = with_forward_pick(held, cv["forward"], hedge["forward"])
-        hedge[mode] = choose_hedge(list(held.values()))
+        scores = hedge_regrets(list(held.values()))
+        hedge[mode] = hedge_of(scores)
         print(f"{mode} hedge regret (mean log of picked / fastest, cross-validated): " + " ".join(
-            f"{h}:{r:.4f}" for h, r in hedge_regrets(list(held.values())).items()), flush=True)
+            f"{h}:{r:.4f}" for h, r in scores.items()), flush=True)
     return constants, hedge, error
 
 
@@ -275,7 +276,11 @@ def choose_hedge(problems: list[dict[str, tuple[float, float]]]) -> float:
     The curve is jagged (each problem's pick flips at its own hedge) and shallow: on the bundled
     timings the forward regrets from 0.775 to 1.0 go up and down between 0.097 and 0.118, so
     the choice moves with a few problems (:func:`fit` prints the curve)."""
-    scores = hedge_regrets(problems)
+    return hedge_of(hedge_regrets(problems))
+
+
+def hedge_of(scores: dict[float, float]) -> float:
+    """:func:`choose_hedge`'s choice from the regret per hedge (:func:`hedge_regrets`)."""
     best = min(scores.values())
     cautious = min(h for h in HEDGES if scores[h] <= best + HEDGE_TOLERANCE)
     return max(h for h in HEDGES if scores[h] == scores[cautious])
