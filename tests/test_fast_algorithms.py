@@ -182,8 +182,8 @@ def test_gradients_match_direct(case, rng):
     def loss(x, k, algorithm):
         return jnp.sum(jnp.sin(jaxconv.conv2d(x, k, algorithm=algorithm, **kwargs)))
 
-    got = jax.grad(loss, argnums=(0, 1))(x, k, algorithm)
-    want = jax.grad(loss, argnums=(0, 1))(x, k, "direct")
+    got = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)(x, k, algorithm)
+    want = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)(x, k, "direct")
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-12)
 
@@ -220,17 +220,20 @@ def test_depthwise_both_input_gradient_forms(shapes, scatter_max_taps, monkeypat
     monkeypatch.setattr(depthwise, "SCATTER_MAX_TAPS", scatter_max_taps)
     xs, ks, config = shapes
     x, k = jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks))
-    y = conv_direct(x, k, config)
-    ct = jnp.asarray(rng.normal(size=y.shape))
-    got = jax.vjp(lambda x, k: depthwise.conv_depthwise(x, k, config), x, k)[1](ct)
-    want = jax.vjp(lambda x, k: conv_direct(x, k, config), x, k)[1](ct)
-    for g, w in zip(got, want, strict=True):
-        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
-    # forward mode evaluates the transposed forms
+    ct = jnp.asarray(rng.normal(size=jax.eval_shape(functools.partial(conv_direct, config=config), x, k).shape))
     t = (jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks)))
-    got = jax.jvp(lambda x, k: depthwise.conv_depthwise(x, k, config), (x, k), t)[1]
-    want = jax.jvp(lambda x, k: conv_direct(x, k, config), (x, k), t)[1]
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+    # jitted (one program, not hundreds of eager ops), traced after the monkeypatch
+    @functools.partial(jax.jit, static_argnums=0)
+    def gradients(fn, x, k, ct, t):
+        f = functools.partial(fn, config=config)
+        # reverse mode, and forward mode, which evaluates the transposed forms
+        return jax.vjp(f, x, k)[1](ct), jax.jvp(f, (x, k), t)[1]
+
+    got = gradients(depthwise.conv_depthwise, x, k, ct, t)
+    want = gradients(conv_direct, x, k, ct, t)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
 TAP_CHUNK_CASES = [((1, 20, 17, 1), (9, 9, 1, 1), ConvConfig(padding=((4, 4), (4, 4)))),
@@ -244,10 +247,16 @@ TAP_CHUNK_CASES = [((1, 20, 17, 1), (9, 9, 1, 1), ConvConfig(padding=((4, 4), (4
 def _values_and_direct(fn, x, k, config, rng):
     """``(fn(x, k), direct(x, k))``, asserting on the way that ``fn``'s gradients (for a random
     cotangent) equal ``direct``'s to 1e-12."""
-    y, pull = jax.vjp(functools.partial(fn, config=config), x, k)
-    want, pull_want = jax.vjp(functools.partial(conv_direct, config=config), x, k)
-    ct = jnp.asarray(rng.normal(size=y.shape))
-    for g, w in zip(pull(ct), pull_want(ct), strict=True):
+    ct = jnp.asarray(rng.normal(size=jax.eval_shape(functools.partial(fn, config=config), x, k).shape))
+
+    @jax.jit  # one program: eagerly, each of the hundreds of tap ops compiles on its own
+    def both(x, k, ct):
+        y, pull = jax.vjp(functools.partial(fn, config=config), x, k)
+        want, pull_want = jax.vjp(functools.partial(conv_direct, config=config), x, k)
+        return y, want, pull(ct), pull_want(ct)
+
+    y, want, grads, wanted = both(x, k, ct)
+    for g, w in zip(grads, wanted, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
     return y, want
 
@@ -640,8 +649,8 @@ def test_channel_padded_matches_direct_and_its_gradients(c, kwargs, rng):
     np.testing.assert_allclose(jaxconv.conv2d(x, k, algorithm="channel_padded", **kwargs),
                                jaxconv.conv2d(x, k, algorithm="direct", **kwargs),
                                rtol=1e-12, atol=1e-12)
-    got = jax.grad(loss, argnums=(0, 1))(x, k, "channel_padded")
-    want = jax.grad(loss, argnums=(0, 1))(x, k, "direct")
+    got = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)(x, k, "channel_padded")
+    want = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)(x, k, "direct")
     for g, w in zip(got, want, strict=True):
         assert g.shape == w.shape
         np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-12)

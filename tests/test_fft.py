@@ -50,6 +50,10 @@ def test_next_fast_len_rejects_bad_radices():
         fft.next_fast_len(10, radices=(1,))
 
 
+# One program per call: eagerly, each of the transforms' ops compiles on its own.
+_jit_fft = jax.jit(fft.conv_fft, static_argnames=("config", "tiles"))
+
+
 @pytest.mark.parametrize(
     ("x_shape", "k_shape", "groups", "tiles"),
     [
@@ -64,9 +68,9 @@ def test_overlap_save_matches_single_fft_and_direct(x_shape, k_shape, groups, ti
     x = jnp.asarray(rng.standard_normal(x_shape))
     k = jnp.asarray(rng.standard_normal(k_shape))
     config = ConvConfig(groups=groups, padding=((1, 2), (0, 3)), stride=(1, 2), dilation=(2, 1))
-    single = fft.conv_fft(x, k, config, tiles=None)
-    tiled = fft.conv_fft(x, k, config, tiles=tiles)
-    ref = conv_direct(x, k, config)
+    single = _jit_fft(x, k, config, tiles=None)
+    tiled = _jit_fft(x, k, config, tiles=tiles)
+    ref = jax.jit(conv_direct, static_argnums=2)(x, k, config)
     assert_close(single, ref, algorithm="fft")
     assert_close(tiled, ref, algorithm="fft")
     np.testing.assert_allclose(tiled, single, atol=1e-12 * float(jnp.max(jnp.abs(ref))))
@@ -82,7 +86,7 @@ def test_large_images_float32_error_scales_with_max_abs_y(x_shape, k, o, rng):
     lh, lw = fft.next_fast_len(x_shape[1]), fft.next_fast_len(x_shape[2])
     bound = float(np.finfo(np.float32).eps) * np.log2(lh * lw) * scale
     for tiles in ("auto", None):
-        y = np.asarray(fft.conv_fft(jnp.asarray(x), jnp.asarray(kern), ConvConfig(), tiles=tiles))
+        y = np.asarray(_jit_fft(jnp.asarray(x), jnp.asarray(kern), ConvConfig(), tiles=tiles))
         err = float(np.max(np.abs(y - ref)))
         assert err <= bound, (tiles, err / scale)
         assert_close(y, ref, algorithm="fft")
@@ -122,8 +126,8 @@ def test_gradients_match_direct(kwargs, rng):
     def loss(algorithm):
         return lambda x, k: jnp.sum(w * jnp.tanh(jaxconv.conv2d(x, k, algorithm=algorithm, **kwargs)))
 
-    gf = jax.grad(loss("fft"), argnums=(0, 1))(x, k)
-    gd = jax.grad(loss("direct"), argnums=(0, 1))(x, k)
+    gf = jax.jit(jax.grad(loss("fft"), argnums=(0, 1)))(x, k)
+    gd = jax.jit(jax.grad(loss("direct"), argnums=(0, 1)))(x, k)
     for a, b in zip(gf, gd, strict=True):
         assert_close(a, np.asarray(b), algorithm="fft")
 

@@ -79,8 +79,8 @@ def test_im2col_chunking_through_conv2d_and_grad(monkeypatch, rng):
         jaxconv.conv2d(x, k, algorithm="im2col"), jaxconv.conv2d(x, k, algorithm="direct"),
         rtol=1e-12,
     )
-    got = jax.grad(loss, argnums=(0, 1))(x, k, "im2col")
-    want = jax.grad(loss, argnums=(0, 1))(x, k, "direct")
+    got = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)(x, k, "im2col")
+    want = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)(x, k, "direct")
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-12)
 
@@ -310,15 +310,16 @@ def test_mec_batch_loop_matches_the_reference(n, rng):
     assert mec.plan_chunks(x.shape, k.shape, cfg, chunk)[0] == 2
     assert (math.ceil(n / 2) > mec.MAX_UNROLLED) == (n == 17)
     want = conv2d_ref(x, k, padding=cfg.padding)
-    np.testing.assert_allclose(mec.conv_mec(jnp.asarray(x), jnp.asarray(k), cfg, chunk_bytes=chunk),
+    run = jax.jit(mec.conv_mec, static_argnames=("config", "chunk_bytes"))
+    np.testing.assert_allclose(run(jnp.asarray(x), jnp.asarray(k), cfg, chunk_bytes=chunk),
                                want, rtol=1e-10, atol=1e-10)
 
     def loss(f, x, k):
         return jnp.sum(jnp.sin(f(x, k)))
 
-    got = jax.grad(loss, argnums=(1, 2))(
-        lambda a, b: mec.conv_mec(a, b, cfg, chunk_bytes=chunk), x, k)
-    want = jax.grad(loss, argnums=(1, 2))(lambda a, b: conv_direct(a, b, cfg), x, k)
+    grad = jax.jit(jax.grad(loss, argnums=(1, 2)), static_argnums=0)
+    got = grad(lambda a, b: mec.conv_mec(a, b, cfg, chunk_bytes=chunk), x, k)
+    want = grad(lambda a, b: conv_direct(a, b, cfg), x, k)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-10)
 
