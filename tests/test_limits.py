@@ -25,6 +25,8 @@ EMPTY = [
     ((2, 6, 6, 0), (3, 3, 0, 4), dict(groups=2, padding=1)),
     ((0, 6, 6, 4), (3, 3, 1, 8), dict(groups=4, padding="SAME")),
     ((0, 9, 9, 3), (3, 3, 3, 2), dict(stride=2, padding=1, dilation=2)),
+    ((0, 9, 9, 3), (3, 3, 3, 2), dict(padding=2, dilation=2)),
+    ((2, 9, 9, 0), (3, 3, 0, 2), dict(padding=2, dilation=(1, 2))),
     ((0, 5, 5, 16), (1, 1, 16, 16), {}),
     ((2, 5, 5, 0), (1, 1, 0, 16), dict(stride=2)),
     ((0, 7, 7, 32), (3, 3, 32, 32), {}),

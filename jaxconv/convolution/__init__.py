@@ -26,6 +26,7 @@ from . import channel_padded as _channel_padded  # noqa: F401  (registers "chann
 from . import depth_lowered as _depth_lowered  # noqa: F401  (registers "depth_direct", "depth_mec")
 from . import depthwise as _depthwise  # noqa: F401  (registers "depthwise")
 from . import pointwise as _pointwise  # noqa: F401  (registers "pointwise")
+from . import subgrid as _subgrid  # noqa: F401  (registers "subgrid_winograd", "subgrid_winograd4")
 from . import tap_fused as _tap_fused  # noqa: F401  (registers "tap_fused")
 from ._conv2d import conv, conv1d, conv2d, conv3d
 from ._registry import Algorithm, ConvConfig, algorithms, applicable, register
