@@ -93,8 +93,10 @@ class MobileNetV2(nnx.Module):
       >>> import jax.numpy as jnp
       >>> from jaxconv.models import MobileNetV2
       >>> model = MobileNetV2(width=0.1, rngs=0)
+      >>> from flax import nnx
       >>> model.eval()  # inference: BatchNorm on its running averages
-      >>> model(jnp.zeros((1, 8, 8, 3))).shape
+      >>> predict = nnx.jit(lambda model, x: model(x))  # one compiled program for the network
+      >>> predict(model, jnp.zeros((1, 8, 8, 3))).shape
       (1, 10)
 
     References:
