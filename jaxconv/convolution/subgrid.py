@@ -13,10 +13,9 @@ gives the ``dh * dw`` interleaved sub-grids of the output:
 are cropped.) No flop is added; the rearrangement is two copies, of the input and of the output.
 What it buys is the undilated 3x3 problem, which Winograd's F(2x2, 3x3) and F(4x4, 3x3) serve
 (2.25x and 4x fewer multiplies than the direct sum) and XLA:CPU's dilated convolution does not:
-measured forward on the project's 2-core CPU (3x3, dilation 2, SAME; ms): 8x32x32x64 -> 64:
-XLA 6.7, ``mec`` 9.4, ``subgrid_winograd4`` 4.4; 16x14x14x128 -> 128: 9.7 / 12.7 / 5.4;
-2x64x64x64 -> 64 at dilation 4: 5.9 / 8.4 / 3.4; a small 4x28x28x48 -> 24 stays XLA's (0.8
-against 1.1). ``docs/algorithms.md`` has the table.
+on the project's 2-core CPU, dilated 3x3 layers with 64-128 channels ran 1.2-1.9x faster than
+XLA's convolution and than ``mec`` this way, and layers with a few dozen channels about as
+fast as the better of those two (the measured table is in ``docs/algorithms.md``).
 
 Serves: 2-D, stride 1, a dilation above 1 on some axis, and whatever the inner algorithm serves
 on the sub-grid problem (3x3 kernels; any zero padding and ``groups``). Error and tolerance are
