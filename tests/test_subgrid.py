@@ -89,11 +89,11 @@ def test_estimated_as_winograd_on_the_sub_grids(mode):
     model = cost_model.model("cpu", calibrated=False)
     config = ConvConfig(padding=((2, 2), (2, 2)), dilation=(2, 2))
     xs, ks = (8, 32, 32, 64), (3, 3, 64, 64)
+    xs2, ks2, config2 = subgrid_problem(xs, ks, config)
     for name, inner in zip(NAMES, ("winograd", "winograd4"), strict=True):
         got = model.estimate(name, xs, ks, np.float32, config, mode)
         assert got is not None
-        assert got == model.estimate(inner, *subgrid_problem(xs, ks, config)[:2], np.float32,
-                                     subgrid_problem(xs, ks, config)[2], mode)
+        assert got == model.estimate(inner, xs2, ks2, np.float32, config2, mode)
     sel = jaxconv.select_algorithm(xs, ks, padding=2, dilation=2, backend="cpu")
     assert set(NAMES) <= set(sel.costs)
 

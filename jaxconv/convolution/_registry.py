@@ -73,6 +73,19 @@ CheckFn = Callable[[Shape, Shape, Any, ConvConfig], "str | None"]
 TermsFn = Callable[[Shape, Shape, ConvConfig], dict[str, float]]
 
 
+ReducesToFn = Callable[[Shape, Shape, ConvConfig], tuple[str, Shape, Shape, ConvConfig]]
+
+
+def reduction(inner: str, problem: Callable[[Shape, Shape, ConvConfig],
+                                            tuple[Shape, Shape, ConvConfig]]) -> ReducesToFn:
+    """:attr:`Algorithm.reduces_to` of an algorithm that runs algorithm ``inner`` on
+    ``problem(x_shape, kernel_shape, config)`` (its shapes and config)."""
+    def reduces_to(x_shape: Shape, kernel_shape: Shape, config: ConvConfig):
+        return (inner, *problem(x_shape, kernel_shape, config))
+
+    return reduces_to
+
+
 def not_2d_reason(name: str, x_shape: Shape) -> str | None:
     """The ``check`` reason of an algorithm that serves only 2-D problems (``None`` for 2-D).
 
@@ -111,8 +124,9 @@ class Algorithm:
         where it differs from the dtype's default (``tests/tolerances.py``).
       reduces_to: for an algorithm that rewrites the problem as another algorithm's problem (a
         3-D convolution as a 2-D one): ``reduces_to(x_shape, kernel_shape, config) -> (name,
-        x_shape, kernel_shape, config)`` of the problem it runs. Its estimate is that
-        algorithm's on that problem (it has no ``cost_terms`` and no constants of its own).
+        x_shape, kernel_shape, config)`` of the problem it runs (:func:`reduction` writes one).
+        Its estimate is that algorithm's on that problem (it has no ``cost_terms`` and no
+        constants of its own).
     """
 
     name: str
@@ -122,7 +136,7 @@ class Algorithm:
     cost_terms: TermsFn | None = None
     error: str = "elementwise"
     tolerance: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
-    reduces_to: Callable[[Shape, Shape, ConvConfig], tuple[str, Shape, Shape, ConvConfig]] | None = None
+    reduces_to: ReducesToFn | None = None
 
     def unsupported_reason(self, x_shape: Shape, kernel_shape: Shape, dtype: Any,
                            config: ConvConfig) -> str | None:

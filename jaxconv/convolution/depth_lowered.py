@@ -34,7 +34,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax
 
-from ._registry import Algorithm, ConvConfig, Shape, register
+from ._registry import Algorithm, ConvConfig, Shape, reduction, register
 from .direct import conv_direct
 from .mec import conv_mec
 
@@ -101,16 +101,9 @@ conv_depth_direct = _depth_lowered(conv_direct)
 conv_depth_mec = _depth_lowered(conv_mec)
 
 
-def _reduces_to(inner: str):
-    def reduces_to(x_shape: Shape, kernel_shape: Shape, config: ConvConfig):
-        return (inner, *lowered_problem(x_shape, kernel_shape, config))
-
-    return reduces_to
-
-
 DEPTH_DIRECT, DEPTH_MEC = (
     register(Algorithm(
-        name=name, fn=fn, check=_check(name), reduces_to=_reduces_to(inner),
+        name=name, fn=fn, check=_check(name), reduces_to=reduction(inner, lowered_problem),
         serves=(f"3-D: the depth taps stacked on the channels, then {title} 2-D convolution "
                 "(any stride, dilation, padding and groups)"),
     ))

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ._registry import Algorithm, ConvConfig, Shape, get, not_2d_reason, register
+from ._registry import Algorithm, ConvConfig, Shape, get, not_2d_reason, reduction, register
 from .direct import zero_result
 
 
@@ -82,13 +82,6 @@ def _check(name: str, inner: str):
     return check
 
 
-def _reduces_to(inner: str):
-    def reduces_to(x_shape: Shape, kernel_shape: Shape, config: ConvConfig):
-        return (inner, *subgrid_problem(x_shape, kernel_shape, config))
-
-    return reduces_to
-
-
 def _conv(inner: str):
     def conv(x, kernel, config: ConvConfig):
         return conv_subgrid(x, kernel, config, inner=inner)
@@ -99,7 +92,8 @@ def _conv(inner: str):
 
 SUBGRID_WINOGRAD, SUBGRID_WINOGRAD4 = (
     register(Algorithm(
-        name=name, fn=_conv(inner), check=_check(name, inner), reduces_to=_reduces_to(inner),
+        name=name, fn=_conv(inner), check=_check(name, inner),
+        reduces_to=reduction(inner, subgrid_problem),
         error=get(inner).error, tolerance=get(inner).tolerance,
         serves=(f"3x3 kernels with dilation, stride 1, any padding and groups: the input's "
                 f"sub-grids stacked on the batch, then {inner} undilated"),
