@@ -118,3 +118,31 @@ def test_check_grads_and_vmap(name, rng):
     per_image = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0)))(k, x[:, None])
     loop = np.stack([jax.jit(jax.grad(loss))(k, x[i:i + 1]) for i in range(2)])
     assert_close(per_image, loop, algorithm=name)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_composed_transformations(name, rng):
+    """vmap inside grad and jvp, grad inside vmap: direct's derivatives."""
+    x = rng.normal(size=(2, 1, 8, 7, 2))
+    k = rng.normal(size=(3, 3, 2, 3))
+    kw = dict(padding="SAME", dilation=2)
+
+    def loss(x, k, a):
+        return jnp.sum(jnp.sin(jaxconv.conv2d(x, k, algorithm=a, **kw)))
+
+    def grad_of_vmap(a):
+        return jax.grad(lambda xx, kk: jnp.sum(jax.vmap(lambda xi: loss(xi, kk, a))(xx)),
+                        argnums=(0, 1))(x, k)
+
+    def vmap_of_grad(a):
+        return jax.vmap(lambda xi: jax.grad(loss, argnums=(0, 1))(xi, k, a))(x)
+
+    def jvp_of_vmap(a):
+        return jax.jvp(lambda kk: jax.vmap(
+            lambda xi: jaxconv.conv2d(xi, kk, algorithm=a, **kw))(x), (k,), (0.1 * k,))
+
+    for composed in (grad_of_vmap, vmap_of_grad, jvp_of_vmap):
+        run = jax.jit(composed, static_argnums=0)
+        for got, want in zip(jax.tree.leaves(run(name)), jax.tree.leaves(run("direct")),
+                             strict=True):
+            assert_close(got, np.asarray(want), algorithm=name)
