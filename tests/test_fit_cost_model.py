@@ -56,8 +56,9 @@ def test_training_picks_carry_the_forward_picks_forward(fit_cost_model):
 
 
 def test_a_run_of_some_algorithms_merges_on_the_others_scale(fit_cost_model):
-    """A run of a new algorithm (``--algorithms``) is scaled by direct's drift against the
-    other runs; its own direct rows do not merge."""
+    """A run of a new or changed algorithm (``--algorithms``) is scaled by direct's drift
+    against the other runs and replaces that algorithm's rows; its own direct rows do not
+    merge."""
     def row(problem, alg, mode, seconds):
         return {"problem": {"label": problem}, "alg": alg, "mode": mode, "seconds": seconds}
 
@@ -65,13 +66,15 @@ def test_a_run_of_some_algorithms_merges_on_the_others_scale(fit_cost_model):
         return {"rows": rows, "machine": "cpu; load 0", "measured_at": "t", "seed": 0,
                 "problems": 2, "rounds": 3, "training_revision": 2, "algorithms": algorithms}
 
-    full = run([row(p, "direct", m, 1.0) for p in "ab" for m in ("forward", "train")])
+    full = run([row(p, "direct", m, 1.0) for p in "ab" for m in ("forward", "train")]
+               + [row(p, "new", m, 5.0) for p in "ab" for m in ("forward", "train")])  # before
     # the machine ran 2x slower on the day of the partial run
     part = run([row(p, a, m, 2.0) for p in "ab" for m in ("forward", "train")
                 for a in ("direct", "new")], ["new", "direct"])
     merged = fit_cost_model.merge_runs([full, part])
     got = {(r["problem"]["label"], r["alg"], r["mode"]): r["seconds"] for r in merged["rows"]}
-    assert got[("a", "new", "forward")] == pytest.approx(1.0)
+    assert got[("a", "new", "forward")] == pytest.approx(1.0)  # 2.0 at half speed; 5.0 gone
+    assert sum(r["alg"] == "new" for r in merged["rows"]) == 4
     assert got[("b", "direct", "train")] == 1.0  # the partial run's direct is only the anchor
     with pytest.raises(SystemExit, match="one run of every algorithm"):
         fit_cost_model.merge_runs([part, part])

@@ -300,14 +300,19 @@ def test_mec_cost_terms():
     assert s["flop"] == 2 * ((ho + 1) * 2 + ho * 1) * wo * 3 * 4 * 2
 
 
-@pytest.mark.parametrize("n", [2, 17])  # unrolled chunks; a loop over 9 chunks, one padded
-def test_mec_batch_loop_matches_the_reference(n, rng):
+@pytest.mark.parametrize("n, unrolled_bytes", [
+    (2, None),  # two chunks, unrolled
+    (17, None),  # more than MAX_UNROLLED chunks: a loop over 8, the 17th image after it
+    (4, 1),  # two chunks, but more than UNROLLED_BYTES in all: a loop
+])
+def test_mec_batch_loop_matches_the_reference(n, unrolled_bytes, rng, monkeypatch):
+    if unrolled_bytes is not None:
+        monkeypatch.setattr(mec, "UNROLLED_BYTES", unrolled_bytes)
     x = rng.normal(size=(n, 9, 8, 3))
     k = rng.normal(size=(3, 3, 3, 4))
     cfg = ConvConfig(padding=((1, 1), (0, 2)))
-    # 2 images a chunk (for n = 17, more than MAX_UNROLLED: a loop, the last chunk padded)
     chunk = 2 * cfg.output_hw((9, 8), (3, 3))[0] * mec._row_bytes(x.shape, k.shape, cfg)
-    assert mec.plan_chunks(x.shape, k.shape, cfg, chunk)[0] == 2
+    assert mec.plan_chunks(x.shape, k.shape, cfg, chunk)[0] == 2  # 2 images a chunk
     assert (math.ceil(n / 2) > mec.MAX_UNROLLED) == (n == 17)
     want = conv2d_ref(x, k, padding=cfg.padding)
     run = jax.jit(mec.conv_mec, static_argnames=("config", "chunk_bytes"))
@@ -324,11 +329,12 @@ def test_mec_batch_loop_matches_the_reference(n, rng):
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-10)
 
 
-@pytest.mark.parametrize("shape", [(32, 64, 64, 64), (1, 512, 512, 64)],
-                         ids=["many images", "one large image"])
+@pytest.mark.parametrize("shape", [(32, 64, 64, 64), (8, 64, 64, 32), (1, 512, 512, 64)],
+                         ids=["many images", "a few large images", "one large image"])
 def test_mec_working_memory_is_bounded(shape):
-    """Many chunks run as a loop: the compiled temporaries stay near the padded input and the
-    output, not the lowered input and GEMM output of the whole batch, forward and backward."""
+    """Many chunks, or a few whose lowered input and GEMM output pass UNROLLED_BYTES, run as a
+    loop: the compiled temporaries stay near the padded input and the output, not the lowered
+    input and GEMM output of the whole batch, forward and backward."""
     n, h, w, c = shape
     x = jax.ShapeDtypeStruct(shape, jnp.float32)
     kernel = jax.ShapeDtypeStruct((5, 5, c, 64), jnp.float32)

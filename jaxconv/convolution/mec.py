@@ -16,12 +16,16 @@ on a row no tap reads. Groups batch the GEMM over ``G``.
 
 The batch is processed in chunks of whole images (or, for an image larger than a chunk, of
 output rows), each at most :data:`CHUNK_BYTES` of ``P`` and ``Z``, so the working set stays near
-the cache. Up to :data:`MAX_UNROLLED` chunks are unrolled (as a loop, forward + backward ran
-1.5-3x slower: the 2x224x224x3 7x7/2 stem's 6 chunks took 11.8 ms, unrolled 4.1); more run as
-a checkpointed ``lax.map`` over the chunks, which bounds the working memory to about one
-chunk. Unrolled, XLA:CPU interleaves the chunks and keeps most of their buffers live, and
-forward it ran up to 1.5x slower than the loop (32x32x32x64, 5x5: 39 ms unrolled, 25 ms as a
-loop, XLA 29 ms).
+the cache. Chunks are unrolled while the whole batch's ``P`` and ``Z`` stay under
+:data:`UNROLLED_BYTES` (as a loop, forward + backward ran 1.5-3x slower on small problems);
+beyond it the image chunks run as a checkpointed ``lax.map``, each chunk sliced and zero-padded
+inside the loop, so the program's temporary memory is about one chunk. That is what matters on
+XLA:CPU: a program's temporaries are allocated on every call, and above glibc's mmap threshold
+(32 MiB) that allocation is fresh pages, faulted in at ~0.3 ms per MiB. Unrolled, XLA:CPU keeps
+most chunks' buffers live: a 128x32x32x24 3x3 problem took 52 MiB of temporaries and ran 3x
+slower than XLA's convolution; as a loop, 17 MiB and as fast (the table in
+``docs/algorithms.md``). Row blocks of one large image unroll up to :data:`MAX_UNROLLED` and loop
+beyond.
 
 The gradients are GEMMs too: each phase is a ``jax.custom_jvp`` whose tangent halves are
 written as transposes of the backward functions we want, so reverse mode runs them: ``dZ`` is
@@ -57,6 +61,9 @@ from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
 CHUNK_BYTES = 10 * 2**20
 #: Most chunks unrolled; more run as a ``lax.map`` over the chunks (bounded memory).
 MAX_UNROLLED = 8
+#: Largest ``P`` and ``Z`` of the whole batch (float32 bytes) whose image chunks are unrolled;
+#: beyond it they run as a loop.
+UNROLLED_BYTES = 24 * 2**20
 
 
 def check(x_shape, kernel_shape, dtype, config: ConvConfig) -> str | None:
@@ -304,37 +311,63 @@ def conv_mec(x, kernel, config: ConvConfig, *, chunk_bytes: int | None = None):
     if n == 0 or ho <= 0 or wo <= 0:
         return jnp.zeros((n, max(ho, 0), max(wo, 0), o), dtype)
     (sh, _), (eh, _) = config.stride, config.effective_kernel((kh, kw))
-    xp = jnp.pad(x, ((0, 0), *config.padding, (0, 0)))
     nb, rows = plan_chunks(x.shape, kernel.shape, config, chunk_bytes)
     acc = accumulation_dtype(dtype)
     groups, blocks = math.ceil(n / nb), math.ceil(ho / rows)
-    span = (rows - 1) * sh + eh  # input rows under one block of output rows
+    whole = n * ho * _row_bytes(x.shape, kernel.shape, config)
 
-    if groups * blocks <= MAX_UNROLLED:  # exact chunks, unrolled
+    if groups * blocks == 1 or (groups * blocks <= MAX_UNROLLED and (
+            blocks > 1 or whole <= UNROLLED_BYTES)):  # exact chunks, unrolled
+        xp = jnp.pad(x, ((0, 0), *config.padding, (0, 0)))
         parts = []
         for b in range(0, n, nb):
-            row_parts = []
-            for p0 in range(0, ho, rows):
-                r = min(rows, ho - p0)
-                slab = xp[b:b + nb, p0 * sh:p0 * sh + (r - 1) * sh + eh]
-                row_parts.append(_rows(slab, kernel, config, r, wo, acc))
+            row_parts = [_rows(xp[b:b + nb, p0 * sh:p0 * sh + (min(rows, ho - p0) - 1) * sh + eh],
+                               kernel, config, min(rows, ho - p0), wo, acc)
+                         for p0 in range(0, ho, rows)]
             parts.append(jnp.concatenate(row_parts, axis=1) if blocks > 1 else row_parts[0])
         y = jnp.concatenate(parts, axis=0) if groups > 1 else parts[0]
         return y.astype(dtype)
 
-    # A loop over equal chunks: the batch padded to whole groups, the rows to whole blocks.
+    if blocks == 1:  # whole images: a loop over the full chunks, the rest after it
+        full = n // nb
+
+        def images(i):
+            xs = lax.dynamic_slice_in_dim(x, i * nb, nb, axis=0)
+            return _rows(_padded_rows(xs, config.padding, 0, (ho - 1) * sh + eh), kernel, config,
+                         ho, wo, acc)
+
+        # checkpoint: the backward pass rebuilds each chunk's P instead of storing all of them
+        y = lax.map(jax.checkpoint(images), jnp.arange(full)).reshape(full * nb, ho, wo, o)
+        if full * nb < n:
+            rest = _padded_rows(x[full * nb:], config.padding, 0, (ho - 1) * sh + eh)
+            y = jnp.concatenate([y, _rows(rest, kernel, config, ho, wo, acc)])
+        return y.astype(dtype)
+
+    # A loop over equal row blocks of equal image groups: the input padded to whole ones.
+    span = (rows - 1) * sh + eh  # input rows under one block of output rows
     need = (blocks * rows - 1) * sh + eh
-    xp = jnp.pad(xp, ((0, groups * nb - n), (0, max(0, need - xp.shape[1])), (0, 0), (0, 0)))
+    xp = jnp.pad(x, ((0, groups * nb - n), *config.padding, (0, 0)))
+    xp = jnp.pad(xp, ((0, 0), (0, max(0, need - xp.shape[1])), (0, 0), (0, 0)))
 
     def chunk(i):  # image group i // blocks, row block i % blocks
         start = (i // blocks * nb, i % blocks * rows * sh, 0, 0)
-        slab = lax.dynamic_slice(xp, start, (nb, span, *xp.shape[2:]))
-        return _rows(slab, kernel, config, rows, wo, acc)
+        return _rows(lax.dynamic_slice(xp, start, (nb, span, *xp.shape[2:])), kernel, config,
+                     rows, wo, acc)
 
-    # checkpoint: the backward pass rebuilds each chunk's P instead of storing all of them
     y = lax.map(jax.checkpoint(chunk), jnp.arange(groups * blocks))  # (chunks, nb, rows, wo, O)
     y = y.reshape(groups, blocks, nb, rows, wo, o).transpose(0, 2, 1, 3, 4, 5)
     return y.reshape(groups * nb, blocks * rows, wo, o)[:n, :ho].astype(dtype)
+
+
+def _padded_rows(x, padding, start: int, size: int):
+    """Rows ``start:start + size`` of ``x`` zero-padded by ``padding`` ((top, bottom), (left,
+    right)), padded here rather than copied whole: only this slab's rows are written."""
+    (top, _), (left, right) = padding
+    h = x.shape[1]
+    lo, hi = start - top, start - top + size  # the rows in x's coordinates
+    rows = lax.slice_in_dim(x, min(max(lo, 0), h), min(max(hi, 0), h), axis=1)
+    above = min(max(-lo, 0), size)
+    return jnp.pad(rows, ((0, 0), (above, size - above - rows.shape[1]), (left, right), (0, 0)))
 
 
 MEC = register(
