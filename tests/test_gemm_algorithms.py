@@ -350,8 +350,14 @@ def test_mec_working_memory_is_bounded(shape):
     assert temp < 3 * io + whole / 8, (temp, io, whole)
 
 
-@pytest.mark.parametrize("blocks", [3, 10])  # unrolled row blocks; a loop over them
-def test_mec_row_blocks_of_one_image(blocks, rng):
+@pytest.mark.parametrize("blocks, unrolled_bytes", [
+    (3, None),  # unrolled row blocks
+    (10, None),  # more than MAX_UNROLLED: a loop over them
+    (3, 1),  # more than UNROLLED_BYTES in all: a loop
+])
+def test_mec_row_blocks_of_one_image(blocks, unrolled_bytes, rng, monkeypatch):
+    if unrolled_bytes is not None:
+        monkeypatch.setattr(mec, "UNROLLED_BYTES", unrolled_bytes)
     x = rng.normal(size=(1, 20, 9, 4))
     k = rng.normal(size=(3, 2, 4, 5))
     cfg = ConvConfig(stride=(2, 1), padding=((1, 2), (0, 1)), dilation=(2, 1))

@@ -17,15 +17,14 @@ on a row no tap reads. Groups batch the GEMM over ``G``.
 The batch is processed in chunks of whole images (or, for an image larger than a chunk, of
 output rows), each at most :data:`CHUNK_BYTES` of ``P`` and ``Z``, so the working set stays near
 the cache. Chunks are unrolled while the whole batch's ``P`` and ``Z`` stay under
-:data:`UNROLLED_BYTES` (as a loop, forward + backward ran 1.5-3x slower on small problems);
-beyond it the image chunks run as a checkpointed ``lax.map``, each chunk sliced and zero-padded
-inside the loop, so the program's temporary memory is about one chunk. That is what matters on
-XLA:CPU: a program's temporaries are allocated on every call, and above glibc's mmap threshold
-(32 MiB) that allocation is fresh pages, faulted in at ~0.3 ms per MiB. Unrolled, XLA:CPU keeps
-most chunks' buffers live: a 128x32x32x24 3x3 problem took 52 MiB of temporaries and ran 3x
-slower than XLA's convolution; as a loop, 17 MiB and as fast (the table in
-``docs/algorithms.md``). Row blocks of one large image unroll up to :data:`MAX_UNROLLED` and loop
-beyond.
+:data:`UNROLLED_BYTES` and there are at most :data:`MAX_UNROLLED` of them (as a loop, forward +
+backward ran 1.5-3x slower on small problems); beyond that they run as a checkpointed
+``lax.map`` (image chunks sliced and zero-padded inside the loop), so the program's temporary
+memory is about one chunk. That is what matters on XLA:CPU: a program's temporaries are
+allocated on every call, and above glibc's mmap threshold (32 MiB) that allocation is fresh
+pages, faulted in at ~0.3 ms per MiB. Unrolled, XLA:CPU keeps most chunks' buffers live: a
+128x32x32x24 3x3 problem took 52 MiB of temporaries and ran 3x slower than XLA's convolution;
+as a loop, 17 MiB and as fast (the table in ``docs/algorithms.md``).
 
 The gradients are GEMMs too: each phase is a ``jax.custom_jvp`` whose tangent halves are
 written as transposes of the backward functions we want, so reverse mode runs them: ``dZ`` is
@@ -61,8 +60,8 @@ from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
 CHUNK_BYTES = 10 * 2**20
 #: Most chunks unrolled; more run as a ``lax.map`` over the chunks (bounded memory).
 MAX_UNROLLED = 8
-#: Largest ``P`` and ``Z`` of the whole batch (float32 bytes) whose image chunks are unrolled;
-#: beyond it they run as a loop.
+#: Largest ``P`` and ``Z`` of the whole batch (float32 bytes) whose chunks are unrolled; beyond
+#: it they run as a loop.
 UNROLLED_BYTES = 24 * 2**20
 
 
@@ -316,8 +315,8 @@ def conv_mec(x, kernel, config: ConvConfig, *, chunk_bytes: int | None = None):
     groups, blocks = math.ceil(n / nb), math.ceil(ho / rows)
     whole = n * ho * _row_bytes(x.shape, kernel.shape, config)
 
-    if groups * blocks == 1 or (groups * blocks <= MAX_UNROLLED and (
-            blocks > 1 or whole <= UNROLLED_BYTES)):  # exact chunks, unrolled
+    if groups * blocks == 1 or (groups * blocks <= MAX_UNROLLED
+                                and whole <= UNROLLED_BYTES):  # exact chunks, unrolled
         xp = jnp.pad(x, ((0, 0), *config.padding, (0, 0)))
         parts = []
         for b in range(0, n, nb):
