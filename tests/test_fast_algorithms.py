@@ -275,6 +275,47 @@ def test_depthwise_tap_chunks_match_direct(max_fused_taps, monkeypatch, rng):
         np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize(("xs", "ks", "config"), [
+    # 5 images, 2 a chunk: a loop over two chunks, the fifth image after it
+    ((5, 9, 8, 3), (3, 3, 1, 3), ConvConfig(stride=(2, 2), padding=((1, 1), (1, 1)), groups=3)),
+    # a channel multiplier, unequal strides and dilation, padding at the end only
+    ((4, 8, 7, 2), (3, 2, 1, 4), ConvConfig(stride=(2, 1), padding=((0, 2), (1, 0)),
+                                            dilation=(1, 2), groups=2)),
+], ids=["remainder", "multiplier"])
+def test_depthwise_batch_loop_matches_direct(xs, ks, config, monkeypatch, rng):
+    """A strided layer over LOOP_BYTES runs as a loop over chunks of images: values and both
+    gradients as direct's, under vmap as well."""
+    per_image = 8 * (np.prod(xs[1:]) + np.prod(config.output_hw(xs[1:3], ks[:2])) * ks[-1])
+    monkeypatch.setattr(depthwise, "LOOP_BYTES", 0)
+    monkeypatch.setattr(depthwise, "CHUNK_BYTES", 2 * per_image)
+    assert depthwise.batch_chunk(xs, ks, config, 8) == 2
+    x, k = jnp.asarray(rng.normal(size=xs)), jnp.asarray(rng.normal(size=ks))
+    y, want = _values_and_direct(depthwise.conv_depthwise, x, k, config, rng)
+    np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+    ks2 = jnp.stack([k, 2 * k])
+    got = jax.jit(jax.vmap(lambda k: depthwise.conv_depthwise(x, k, config)))(ks2)
+    np.testing.assert_allclose(got[1], 2 * want, rtol=1e-12, atol=1e-12)
+
+
+def test_depthwise_batch_loop_bounds_the_working_memory():
+    """A large strided layer loops over its images: the compiled temporaries stay near one
+    chunk, not the padded input of the whole batch (47 MiB here), forward and backward."""
+    xs, ks = (16, 69, 69, 152), (3, 3, 1, 152)
+    assert depthwise.batch_chunk(xs, ks, ConvConfig(stride=(2, 2), padding=((1, 1), (1, 1)),
+                                                    groups=152)) == 2
+
+    def conv(x, k):
+        return jaxconv.conv2d(x, k, stride=2, padding="SAME", groups=152, algorithm="depthwise")
+
+    args = (jax.ShapeDtypeStruct(xs, jnp.float32), jax.ShapeDtypeStruct(ks, jnp.float32))
+    x_bytes = 4 * np.prod(xs)
+    temp = jax.jit(conv).lower(*args).compile().memory_analysis().temp_size_in_bytes
+    assert temp < x_bytes / 2, (temp, x_bytes)
+    grad = jax.jit(jax.grad(lambda x, k: jnp.sum(conv(x, k) ** 2), argnums=(0, 1)))
+    temp = grad.lower(*args).compile().memory_analysis().temp_size_in_bytes
+    assert temp < 1.5 * x_bytes, (temp, x_bytes)
+
+
 # Strided, padded at the end only: the forward reads its taps from x itself, each tap padded at
 # its end (MobileNet's SAME stride 2 on even sizes; a dilated tap wholly past the end; a
 # channel multiplier; VALID at stride 3).
