@@ -132,6 +132,52 @@ def test_gradients_match_direct(kwargs, rng):
         assert_close(a, np.asarray(b), algorithm="fft")
 
 
+@pytest.mark.parametrize(("xs", "ks", "kwargs"), [
+    ((5, 9, 8, 3), (3, 3, 3, 4), {"stride": 2, "padding": "SAME"}),  # 2 a chunk, 1 after
+    ((4, 40, 3), (5, 3, 2), {"padding": 2, "dilation": 2}),  # 1-D, overlap-save blocks
+], ids=["2-D remainder", "1-D"])
+def test_batch_loop_matches_direct(xs, ks, kwargs, monkeypatch, rng):
+    """A batch whose spectra pass LOOP_BYTES runs as a loop over chunks of images: values and
+    both gradients as direct's (direct's float64 result; fft's tolerance)."""
+    cfg = jaxconv.conv1d if len(xs) == 3 else jaxconv.conv2d
+    canon = ConvConfig(stride=(2, 2), padding=((0, 1), (0, 1))) if len(xs) == 4 else ConvConfig(
+        padding=((2, 2),), dilation=(2,))
+    def spectra(n):
+        return fft.fft_model_terms((n, *xs[1:]), ks, canon)["byte"]
+
+    per_image = spectra(2) - spectra(1)
+    monkeypatch.setattr(fft, "LOOP_BYTES", spectra(1) - per_image)  # the kernel's spectrum
+    monkeypatch.setattr(fft, "CHUNK_BYTES", 2 * per_image)
+    assert fft.batch_chunk(xs, ks, canon) == 2
+    x, k = jnp.asarray(rng.standard_normal(xs)), jnp.asarray(rng.standard_normal(ks))
+    w = jnp.asarray(rng.standard_normal(cfg(x, k, **kwargs).shape))
+
+    def loss(algorithm):
+        return lambda x, k: jnp.sum(w * cfg(x, k, algorithm=algorithm, **kwargs))
+
+    @jax.jit
+    def both(x, k):
+        return (cfg(x, k, algorithm="fft", **kwargs), cfg(x, k, algorithm="direct", **kwargs),
+                jax.grad(loss("fft"), argnums=(0, 1))(x, k),
+                jax.grad(loss("direct"), argnums=(0, 1))(x, k))
+
+    y, want, grads, wanted = both(x, k)
+    assert_close(y, np.asarray(want), algorithm="fft")
+    for a, b in zip(grads, wanted, strict=True):
+        assert_close(a, np.asarray(b), algorithm="fft")
+
+
+def test_batch_loop_bounds_the_working_memory():
+    """Large batches loop over chunks of images: the compiled temporaries stay near a chunk's
+    spectra, not the whole batch's (81 MiB here, whole)."""
+    xs, ks = (8, 128, 128, 3), (7, 7, 3, 32)
+    assert fft.batch_chunk(xs, ks, ConvConfig(stride=(2, 2), padding=((3, 3), (3, 3)))) == 2
+    f = jax.jit(lambda x, k: jaxconv.conv2d(x, k, stride=2, padding=3, algorithm="fft"))
+    temp = f.lower(jax.ShapeDtypeStruct(xs, jnp.float32), jax.ShapeDtypeStruct(
+        ks, jnp.float32)).compile().memory_analysis().temp_size_in_bytes
+    assert temp < 32 * 2**20, temp
+
+
 def test_check_grads_tiny():
     x = jnp.arange(2 * 5 * 6 * 2, dtype=jnp.float64).reshape(2, 5, 6, 2) / 10
     k = jnp.linspace(-1.0, 1.0, 2 * 3 * 2 * 3).reshape(2, 3, 2, 3)

@@ -20,6 +20,8 @@ For images much larger than the kernel the input is cut into overlap-save blocks
 one such correlation: the kernel spectrum shrinks to the block size and the GEMMs get more rows
 (measured 2-3x faster than one whole-image FFT for the layer case with k <= 11).
 
+Batches whose spectra are large run as a loop over chunks of images (:func:`batch_chunk`).
+
 The inverse ``irfft2`` is cropped to the valid region; ``stride > 1`` keeps every ``s``-th output
 of the stride-1 result (the transforms cost the same as stride 1: for large strides ``direct`` or
 ``im2col`` are cheaper), dilation is exact (phases ``exp(2 pi i u a d / L)``), ``groups`` become a
@@ -49,6 +51,7 @@ from __future__ import annotations
 import functools
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -363,6 +366,20 @@ def conv_fft(x, kernel, config: ConvConfig, *, tiles="auto"):
     ``None`` (one FFT of the whole padded input) or overlap-save block sizes, one per spatial
     axis (each must exceed the effective kernel).
     """
+    nb = batch_chunk(x.shape, kernel.shape, config) if tiles == "auto" else x.shape[0]
+    if nb < x.shape[0]:
+        # A loop over chunks of nb images (the rest after it), each rebuilt in the backward
+        # pass rather than stored: the spectra stay about one chunk (see batch_chunk).
+        full = x.shape[0] // nb
+
+        def images(i):
+            return conv_fft(lax.dynamic_slice_in_dim(x, i * nb, nb, axis=0), kernel, config)
+
+        y = lax.map(jax.checkpoint(images), jnp.arange(full))
+        y = y.reshape(full * nb, *y.shape[2:])
+        if full * nb < x.shape[0]:
+            y = jnp.concatenate([y, conv_fft(x[full * nb:], kernel, config)])
+        return y
     if tiles == "auto":
         tiles = choose_tiles(x.shape, kernel.shape, config)
     size, ksize = x.shape[1:-1], kernel.shape[:-2]
@@ -383,6 +400,35 @@ def conv_fft(x, kernel, config: ConvConfig, *, tiles="auto"):
         return y
 
     return spectral_call(x, kernel, config, correlate)
+
+
+#: Spectra bytes (:func:`fft_model_terms`' ``byte``) of a batch above which it runs as a loop.
+LOOP_BYTES = 16 * 2**20
+#: Spectra bytes of one chunk of that loop.
+CHUNK_BYTES = 8 * 2**20
+
+
+def batch_chunk(x_shape, kernel_shape, config: ConvConfig) -> int:
+    """Images per chunk: the whole batch while its spectra take at most :data:`LOOP_BYTES`
+    (or the kernel's spectrum alone more than that: a loop over images would not shrink it),
+    else as many as fit in :data:`CHUNK_BYTES` (at least one).
+
+    XLA:CPU allocates a program's temporaries on every call, above glibc's mmap threshold
+    (32 MiB) as fresh pages faulted in; the whole batch's spectra took 40-100 MiB of
+    temporaries on 8-16 images (1.3-2.7x these estimates). As a loop: 1.2-2.1x faster forward,
+    0.93-1.6x in training (the table in ``docs/algorithms.md``).
+    """
+    n = x_shape[0]
+    if n < 2:
+        return n
+    def spectra(images: int) -> float:
+        return fft_model_terms((images, *x_shape[1:]), kernel_shape, config)["byte"]
+
+    per_image = spectra(2) - spectra(1)
+    kernel_bytes = spectra(1) - per_image
+    if spectra(n) <= LOOP_BYTES or kernel_bytes > LOOP_BYTES:
+        return n
+    return int(max(1, min(n, CHUNK_BYTES // per_image)))
 
 
 def spectral_call(x, kernel, config: ConvConfig, correlate):
