@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import jax.test_util
 import numpy as np
 import pytest
+from compositions import composed
 from ref_conv import conv2d_ref
 from tolerances import assert_close
 
@@ -127,22 +128,11 @@ def test_composed_transformations(name, rng):
     k = rng.normal(size=(3, 3, 2, 3))
     kw = dict(padding="SAME", dilation=2)
 
-    def loss(x, k, a):
-        return jnp.sum(jnp.sin(jaxconv.conv2d(x, k, algorithm=a, **kw)))
+    def conv(x, k, a):
+        return jaxconv.conv2d(x, k, algorithm=a, **kw)
 
-    def grad_of_vmap(a):
-        return jax.grad(lambda xx, kk: jnp.sum(jax.vmap(lambda xi: loss(xi, kk, a))(xx)),
-                        argnums=(0, 1))(x, k)
-
-    def vmap_of_grad(a):
-        return jax.vmap(lambda xi: jax.grad(loss, argnums=(0, 1))(xi, k, a))(x)
-
-    def jvp_of_vmap(a):
-        return jax.jvp(lambda kk: jax.vmap(
-            lambda xi: jaxconv.conv2d(xi, kk, algorithm=a, **kw))(x), (k,), (0.1 * k,))
-
-    for composed in (grad_of_vmap, vmap_of_grad, jvp_of_vmap):
-        run = jax.jit(composed, static_argnums=0)
+    for transformed in composed(conv, lambda y: jnp.sum(jnp.sin(y)), x, k):
+        run = jax.jit(transformed, static_argnums=0)
         for got, want in zip(jax.tree.leaves(run(name)), jax.tree.leaves(run("direct")),
                              strict=True):
             assert_close(got, np.asarray(want), algorithm=name)
