@@ -65,6 +65,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._args import accumulation_dtype
+from ._batching import over_images
 from ._registry import Algorithm, ConvConfig, not_2d_reason, register
 from .direct import zero_result
 
@@ -337,19 +338,9 @@ def conv_depthwise(x, kernel, config: ConvConfig):
     nb = batch_chunk(x.shape, kernel.shape, config, jnp.dtype(acc).itemsize)
     if nb >= x.shape[0]:
         return depthwise_core(x.astype(acc), k, config, m).astype(dtype)
-    # A loop over chunks of nb images (the rest after it), each rebuilt in the backward pass
-    # rather than stored: the program's temporaries stay about one chunk (module docstring).
-    full = x.shape[0] // nb
-
-    def images(i):
-        xs = lax.dynamic_slice_in_dim(x, i * nb, nb, axis=0)
-        return depthwise_core(xs.astype(acc), k, config, m)
-
-    y = lax.map(jax.checkpoint(images), jnp.arange(full))
-    y = y.reshape(full * nb, *y.shape[2:])
-    if full * nb < x.shape[0]:
-        y = jnp.concatenate([y, depthwise_core(x[full * nb:].astype(acc), k, config, m)])
-    return y.astype(dtype)
+    # The padded input of a strided layer, one chunk at a time (module docstring).
+    return over_images(lambda xs: depthwise_core(xs.astype(acc), k, config, m), x,
+                       nb).astype(dtype)
 
 
 #: Input and output bytes above which the batch runs as a loop over chunks of images.

@@ -51,12 +51,12 @@ from __future__ import annotations
 import functools
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
 from .._args import accumulation_dtype
+from ._batching import over_images
 from ._registry import Algorithm, ConvConfig, Shape, register
 from .direct import zero_result
 
@@ -367,19 +367,8 @@ def conv_fft(x, kernel, config: ConvConfig, *, tiles="auto"):
     axis (each must exceed the effective kernel).
     """
     nb = batch_chunk(x.shape, kernel.shape, config) if tiles == "auto" else x.shape[0]
-    if nb < x.shape[0]:
-        # A loop over chunks of nb images (the rest after it), each rebuilt in the backward
-        # pass rather than stored: the spectra stay about one chunk (see batch_chunk).
-        full = x.shape[0] // nb
-
-        def images(i):
-            return conv_fft(lax.dynamic_slice_in_dim(x, i * nb, nb, axis=0), kernel, config)
-
-        y = lax.map(jax.checkpoint(images), jnp.arange(full))
-        y = y.reshape(full * nb, *y.shape[2:])
-        if full * nb < x.shape[0]:
-            y = jnp.concatenate([y, conv_fft(x[full * nb:], kernel, config)])
-        return y
+    if nb < x.shape[0]:  # the spectra one chunk at a time (batch_chunk)
+        return over_images(lambda xs: conv_fft(xs, kernel, config), x, nb)
     if tiles == "auto":
         tiles = choose_tiles(x.shape, kernel.shape, config)
     size, ksize = x.shape[1:-1], kernel.shape[:-2]

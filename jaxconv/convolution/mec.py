@@ -52,6 +52,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._args import accumulation_dtype
+from ._batching import over_images
 from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
 
 #: Largest chunk, in bytes of ``P`` and ``Z`` together (float32): 8-12 MiB measured fastest on
@@ -315,58 +316,42 @@ def conv_mec(x, kernel, config: ConvConfig, *, chunk_bytes: int | None = None):
     groups, blocks = math.ceil(n / nb), math.ceil(ho / rows)
     whole = n * ho * _row_bytes(x.shape, kernel.shape, config)
 
+    def pad(a):
+        return jnp.pad(a, ((0, 0), *config.padding, (0, 0)))
+
     if groups * blocks == 1 or (groups * blocks <= MAX_UNROLLED
                                 and whole <= UNROLLED_BYTES):  # exact chunks, unrolled
-        xp = jnp.pad(x, ((0, 0), *config.padding, (0, 0)))
+        xp = pad(x)
         parts = []
         for b in range(0, n, nb):
-            row_parts = [_rows(xp[b:b + nb, p0 * sh:p0 * sh + (min(rows, ho - p0) - 1) * sh + eh],
-                               kernel, config, min(rows, ho - p0), wo, acc)
-                         for p0 in range(0, ho, rows)]
+            row_parts = []
+            for p0 in range(0, ho, rows):
+                r = min(rows, ho - p0)
+                slab = xp[b:b + nb, p0 * sh:p0 * sh + (r - 1) * sh + eh]
+                row_parts.append(_rows(slab, kernel, config, r, wo, acc))
             parts.append(jnp.concatenate(row_parts, axis=1) if blocks > 1 else row_parts[0])
         y = jnp.concatenate(parts, axis=0) if groups > 1 else parts[0]
         return y.astype(dtype)
 
-    if blocks == 1:  # whole images: a loop over the full chunks, the rest after it
-        full = n // nb
-
-        def images(i):
-            xs = lax.dynamic_slice_in_dim(x, i * nb, nb, axis=0)
-            return _rows(_padded_rows(xs, config.padding, 0, (ho - 1) * sh + eh), kernel, config,
-                         ho, wo, acc)
-
-        # checkpoint: the backward pass rebuilds each chunk's P instead of storing all of them
-        y = lax.map(jax.checkpoint(images), jnp.arange(full)).reshape(full * nb, ho, wo, o)
-        if full * nb < n:
-            rest = _padded_rows(x[full * nb:], config.padding, 0, (ho - 1) * sh + eh)
-            y = jnp.concatenate([y, _rows(rest, kernel, config, ho, wo, acc)])
-        return y.astype(dtype)
+    if blocks == 1:  # whole images: each chunk padded inside the loop
+        return over_images(lambda xs: _rows(pad(xs), kernel, config, ho, wo, acc), x,
+                           nb).astype(dtype)
 
     # A loop over equal row blocks of equal image groups: the input padded to whole ones.
     span = (rows - 1) * sh + eh  # input rows under one block of output rows
     need = (blocks * rows - 1) * sh + eh
-    xp = jnp.pad(x, ((0, groups * nb - n), *config.padding, (0, 0)))
-    xp = jnp.pad(xp, ((0, 0), (0, max(0, need - xp.shape[1])), (0, 0), (0, 0)))
+    xp = pad(x)
+    xp = jnp.pad(xp, ((0, groups * nb - n), (0, max(0, need - xp.shape[1])), (0, 0), (0, 0)))
 
     def chunk(i):  # image group i // blocks, row block i % blocks
         start = (i // blocks * nb, i % blocks * rows * sh, 0, 0)
         return _rows(lax.dynamic_slice(xp, start, (nb, span, *xp.shape[2:])), kernel, config,
                      rows, wo, acc)
 
+    # checkpoint: the backward pass rebuilds each chunk's P instead of storing all of them
     y = lax.map(jax.checkpoint(chunk), jnp.arange(groups * blocks))  # (chunks, nb, rows, wo, O)
     y = y.reshape(groups, blocks, nb, rows, wo, o).transpose(0, 2, 1, 3, 4, 5)
     return y.reshape(groups * nb, blocks * rows, wo, o)[:n, :ho].astype(dtype)
-
-
-def _padded_rows(x, padding, start: int, size: int):
-    """Rows ``start:start + size`` of ``x`` zero-padded by ``padding`` ((top, bottom), (left,
-    right)), padded here rather than copied whole: only this slab's rows are written."""
-    (top, _), (left, right) = padding
-    h = x.shape[1]
-    lo, hi = start - top, start - top + size  # the rows in x's coordinates
-    rows = lax.slice_in_dim(x, min(max(lo, 0), h), min(max(hi, 0), h), axis=1)
-    above = min(max(-lo, 0), size)
-    return jnp.pad(rows, ((0, 0), (above, size - above - rows.shape[1]), (left, right), (0, 0)))
 
 
 MEC = register(
