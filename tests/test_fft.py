@@ -14,7 +14,7 @@ from ref_conv import conv2d_ref
 from tolerances import assert_close
 
 import jaxconv
-from jaxconv.convolution import _registry, fft
+from jaxconv.convolution import _batching, _registry, fft
 from jaxconv.convolution._registry import ConvConfig
 from jaxconv.convolution.direct import conv_direct
 
@@ -176,6 +176,28 @@ def test_batch_loop_bounds_the_working_memory():
     temp = f.lower(jax.ShapeDtypeStruct(xs, jnp.float32), jax.ShapeDtypeStruct(
         ks, jnp.float32)).compile().memory_analysis().temp_size_in_bytes
     assert temp < 32 * 2**20, temp
+
+
+@pytest.mark.parametrize(("xs", "ks", "config", "faults"), [
+    ((1, 320, 400, 3), (7, 7, 3, 8), ConvConfig(), False),  # the cat: ~12 MiB
+    ((8, 128, 128, 3), (7, 7, 3, 32), ConvConfig(stride=(2, 2), padding=((3, 3), (3, 3))),
+     False),  # 81 MiB whole, a loop over 2 images
+    ((2, 32, 32, 32, 16), (3, 3, 3, 16, 16), ConvConfig((1, 1, 1), ((1, 1),) * 3, (1, 1, 1)), True),
+    ((1, 14, 14, 256), (3, 3, 256, 256), ConvConfig(padding=((1, 1), (1, 1))), True),
+], ids=["image", "looped batch", "volume", "deep kernel"])
+def test_fault_term_is_the_temporaries_of_the_program_that_runs(xs, ks, config, faults):
+    """``fault_byte`` prices temporaries past glibc's mmap threshold: zero below it (a loop
+    over chunks of images keeps a large batch below it), the whole estimate above it (a
+    volume's or a deep layer's kernel spectra, which no loop over images shrinks). The
+    estimate is within 1.7x of what XLA compiles."""
+    est = fft.temporaries(xs, ks, config)
+    terms = fft.fft_model_terms(xs, ks, config)
+    assert terms["fault_byte"] == (est if faults else 0.0)
+    assert (est > _batching.MMAP_THRESHOLD) == faults
+    f = jax.jit(lambda x, k: fft.conv_fft(x, k, config))
+    temp = f.lower(jax.ShapeDtypeStruct(xs, jnp.float32), jax.ShapeDtypeStruct(
+        ks, jnp.float32)).compile().memory_analysis().temp_size_in_bytes
+    assert 1 / 1.7 < est / temp < 1.7, (est / 2**20, temp / 2**20)
 
 
 def test_check_grads_tiny():

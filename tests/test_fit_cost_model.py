@@ -28,10 +28,24 @@ def fit_cost_model():
     return fit_cost_model
 
 
-def test_hedge_is_none_when_the_estimates_rank_right(fit_cost_model):
-    # {algorithm: (estimate, measured)}: the lower estimate is the faster algorithm every time
+def test_the_grid_draws_extra_cnn_layers_from_the_fit_split(fit_cost_model):
+    """The round-robin draws first (so a smaller ``--problems`` keeps its problems), then the
+    extra ``cnn`` draws: fit split only, no problem twice."""
+    from jaxconv.convolution import cases
+    drawn = fit_cost_model.drawn_problems(16, seed=3)
+    assert drawn[:16] == cases.sample(16, seed=3, split="fit")
+    extra = drawn[16:]
+    assert 0 < len(extra) <= round(16 * fit_cost_model.EXTRA_DRAWS["cnn"])
+    assert all(cases.family(p) == "cnn" and cases.split_of(p) == "fit" for p in extra)
+    keys = [(p.x_shape, p.kernel_shape, p.stride, p.padding, p.dilation, p.groups) for p in drawn]
+    assert len(set(keys)) == len(keys)
+
+
+def test_hedge_lets_through_what_the_estimates_rank_right(fit_cost_model):
+    # {algorithm: (estimate, measured)}: the lower estimate is the faster algorithm every time,
+    # so the hedge must let an estimate 5% below direct's through; of those, the most cautious
     problems = [{"direct": (1.0, 1.0), "fft": (0.95, 0.9)}, {"direct": (1.0, 1.0), "fft": (2.0, 3.0)}]
-    assert fit_cost_model.choose_hedge(problems) == 1.0
+    assert fit_cost_model.choose_hedge(problems) == 0.975
 
 
 def test_hedge_keeps_direct_where_near_ties_go_wrong(fit_cost_model):
@@ -41,7 +55,28 @@ def test_hedge_keeps_direct_where_near_ties_go_wrong(fit_cost_model):
         {"direct": (1.0, 1.0), "fft": (0.5, 0.5)}]
     h = fit_cost_model.choose_hedge(problems)
     assert 0.5 < h <= 0.9
-    assert h == max(x for x in fit_cost_model.HEDGES if x <= 0.9)  # the least hedging that works
+    assert h == min(fit_cost_model.HEDGES)  # of hedges that work equally, the most cautious
+
+
+def test_named_and_drawn_problems_weigh_half_each(fit_cost_model):
+    # leaving direct for fft loses 2x on three drawn problems and wins 2x on one named one
+    drawn = {"direct": (1.0, 1.0), "fft": (0.8, 2.0)}
+    named = {"direct": (1.0, 1.0), "fft": (0.8, 0.5)}
+    weighted = fit_cost_model.hedge_regrets([drawn] * 3 + [named], [False] * 3 + [True])
+    assert weighted[1.0] == pytest.approx(math.log(2) / 2)  # fft everywhere: drawn lose
+    assert weighted[0.6] == pytest.approx(math.log(2) / 2)  # direct everywhere: named loses
+    plain = fit_cost_model.hedge_regrets([drawn] * 3 + [named])
+    assert plain[1.0] == pytest.approx(0.75 * math.log(2))
+    assert plain[0.6] == pytest.approx(0.25 * math.log(2))
+
+
+def test_cross_validation_folds_are_reshuffled_per_repeat(fit_cost_model):
+    keys = [f"p{i}" for i in range(10)]
+    assignments = [fit_cost_model.folds(keys, r) for r in range(3)]
+    for fold in assignments:
+        assert sorted(fold) == sorted(keys)
+        assert sorted(list(fold.values()).count(f) for f in range(3)) == [3, 3, 4]
+    assert assignments[0] != assignments[1] and assignments[0] == fit_cost_model.folds(keys, 0)
 
 
 def test_training_picks_carry_the_forward_picks_forward(fit_cost_model):

@@ -15,6 +15,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+#: glibc's largest mmap threshold: a temporary allocation above it is always fresh pages.
+MMAP_THRESHOLD = 32 * 2**20
+
 
 def over_images(fn: Callable, x, nb: int):
     """``fn(x)`` computed ``nb`` images at a time: a ``lax.map`` over the full chunks, the rest

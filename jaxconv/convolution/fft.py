@@ -56,7 +56,7 @@ import numpy as np
 from jax import lax
 
 from .._args import accumulation_dtype
-from ._batching import over_images
+from ._batching import MMAP_THRESHOLD, over_images
 from ._registry import Algorithm, ConvConfig, Shape, register
 from .direct import zero_result
 
@@ -411,7 +411,7 @@ def batch_chunk(x_shape, kernel_shape, config: ConvConfig) -> int:
     if n < 2:
         return n
     def spectra(images: int) -> float:
-        return fft_model_terms((images, *x_shape[1:]), kernel_shape, config)["byte"]
+        return _spectra_bytes((images, *x_shape[1:]), kernel_shape, config)
 
     per_image = spectra(2) - spectra(1)
     kernel_bytes = spectra(1) - per_image
@@ -489,11 +489,11 @@ def _nonfinite_mask(finite, kernel_shape, config: ConvConfig):
     return jnp.repeat(bad > 0, o // g, axis=-1)
 
 
-def fft_model_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> dict[str, float]:
-    """Cost-model terms of ``fft``, counted from the plan :func:`conv_fft` runs (fast lengths,
-    overlap-save blocks), for channels-last shapes of any rank."""
-    n, c = x_shape[0], x_shape[-1]
-    ksize, (cg, o) = kernel_shape[:-2], kernel_shape[-2:]
+def _plan(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> tuple[int, int, int]:
+    """``(points, freqs, blocks)`` of the plan :func:`conv_fft` runs: points and frequencies of
+    one transform (fast lengths or overlap-save tiles) and the number of transformed blocks."""
+    n = x_shape[0]
+    ksize = kernel_shape[:-2]
     padded = [s + lo + hi for s, (lo, hi) in zip(x_shape[1:-1], config.padding, strict=True)]
     tiles = choose_tiles(x_shape, kernel_shape, config)
     if tiles is None:
@@ -505,11 +505,40 @@ def fft_model_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> 
             -(-(p - e + 1) // (t - e + 1))
             for p, t, e in zip(padded, tiles, config.effective_kernel(ksize), strict=True)
         )
-    points = math.prod(lengths)
-    freqs = math.prod(lengths[:-1]) * (lengths[-1] // 2 + 1)
+    return math.prod(lengths), math.prod(lengths[:-1]) * (lengths[-1] // 2 + 1), blocks
+
+
+def _spectra_bytes(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> float:
+    """Bytes of the complex64 spectra of the input, output and kernel."""
+    _, freqs, blocks = _plan(x_shape, kernel_shape, config)
+    c, (cg, o) = x_shape[-1], kernel_shape[-2:]
+    return 8.0 * freqs * (blocks * (c + o) + cg * o)
+
+
+def temporaries(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> float:
+    """Estimated bytes of temporaries XLA:CPU allocates for one call of :func:`conv_fft`'s
+    program, forward: one chunk's (:func:`batch_chunk`) output spectra about 2.3 times (the
+    GEMM's real result, the complex spectrum, the inverse transform's input) and the kernel's
+    about 1.2 times, 1.9 times for a 3-D kernel (its transform passes through more complex
+    intermediates); the input's are consumed as they are made. Fitted to the compiled
+    programs' ``memory_analysis()`` over the cost model's grid."""
+    chunk = (batch_chunk(x_shape, kernel_shape, config), *x_shape[1:])
+    _, freqs, blocks = _plan(chunk, kernel_shape, config)
+    cg, o = kernel_shape[-2:]
+    kernel_copies = 1.9 if len(kernel_shape) == 5 else 1.2
+    return 8.0 * freqs * (2.3 * blocks * o + kernel_copies * cg * o)
+
+
+def fft_model_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> dict[str, float]:
+    """Cost-model terms of ``fft``, counted from the plan :func:`conv_fft` runs (fast lengths,
+    overlap-save blocks, the batch loop), for channels-last shapes of any rank."""
+    c = x_shape[-1]
+    ksize, (cg, o) = kernel_shape[:-2], kernel_shape[-2:]
+    points, freqs, blocks = _plan(x_shape, kernel_shape, config)
     per_fft = 2.5 * points * math.log2(max(points, 2))
     contraction = 8.0 * freqs * blocks * cg * o
     gemm = cg * (o // config.groups) > ELEMENTWISE_MAX_CO
+    temps = temporaries(x_shape, kernel_shape, config)
     return {
         "call": 1.0,
         # XLA:CPU's 3-D transforms run at ~3x the time per flop of its 1-D and 2-D ones
@@ -523,7 +552,9 @@ def fft_model_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> 
         "gemm_weight": contraction / blocks if gemm else 0.0,
         "ew_flop": 0.0 if gemm else contraction,
         "kernel_flop": 2.0 * cg * o * freqs * sum(ksize),
-        "byte": 8.0 * freqs * (blocks * (c + o) + cg * o),
+        "byte": _spectra_bytes(x_shape, kernel_shape, config),
+        # temporaries past glibc's mmap threshold are fresh pages on every call
+        "fault_byte": temps if temps > MMAP_THRESHOLD else 0.0,
     }
 
 
