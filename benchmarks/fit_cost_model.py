@@ -196,8 +196,19 @@ def _amounts(name: str, problem: Problem, mode: str) -> dict[str, float]:
     return cost_model.cost_terms(name, canon.x_shape, canon.kernel_shape, canon.config, mode)
 
 
+def _key(row: dict) -> str:
+    return json.dumps(row["problem"], sort_keys=True)
+
+
+@functools.cache
+def _row_amounts(name: str, problem_key: str, mode: str) -> dict[str, float]:
+    """:func:`_amounts` of a row's problem (its JSON key), counted once: the repeated
+    cross-validation asks for each row's terms a few dozen times."""
+    return _amounts(name, _problem(json.loads(problem_key)), mode)
+
+
 def _solve(rows: list[dict], name: str, terms: list[str]) -> dict[str, float]:
-    amounts = [_amounts(name, _problem(r["problem"]), r["mode"]) for r in rows]
+    amounts = [_row_amounts(name, _key(r), r["mode"]) for r in rows]
     a = np.array([[amt.get(t, 0.0) / r["seconds"] for t in terms]
                   for amt, r in zip(amounts, rows, strict=True)])
     scale = np.maximum(a.max(axis=0), 1e-300)  # column scaling: terms span 1 to 1e12 units
@@ -205,18 +216,10 @@ def _solve(rows: list[dict], name: str, terms: list[str]) -> dict[str, float]:
     return {t: float(c / s) for t, c, s in zip(terms, coef, scale, strict=True)}
 
 
-def _estimate(consts: dict[str, float], name: str, problem: Problem, mode: str) -> float:
-    return sum(consts[t] * v for t, v in _amounts(name, problem, mode).items())
-
-
 #: Fold assignments the 3-fold cross-validation is repeated over: one assignment's regret
 #: curve moved by +-0.015 (its best hedge from 0.75 to 0.875) from one shuffle of the problems
 #: to the next; the mean of eight varies a few times less.
 CV_REPEATS = 8
-
-
-def _key(row: dict) -> str:
-    return json.dumps(row["problem"], sort_keys=True)
 
 
 def folds(keys: list[str], repeat: int) -> dict[str, int]:
@@ -244,7 +247,7 @@ def fit(rows: list[dict]) -> tuple[dict, dict, dict]:
             mine = [r for r in rows if r["alg"] == name and r["mode"] == mode]
             if not mine:
                 continue
-            terms = sorted({t for r in mine for t in _amounts(name, _problem(r["problem"]), mode)})
+            terms = sorted({t for r in mine for t in _row_amounts(name, _key(r), mode)})
             constants[mode][name] = _solve(mine, name, terms)
             own = []
             for fold, out in zip(assignments, held, strict=True):
@@ -255,7 +258,8 @@ def fit(rows: list[dict]) -> tuple[dict, dict, dict]:
                         continue
                     consts = _solve(train, name, terms)
                     for r in test:
-                        est = max(_estimate(consts, name, _problem(r["problem"]), mode), 1e-12)
+                        amounts = _row_amounts(name, _key(r), mode)
+                        est = max(sum(consts[t] * v for t, v in amounts.items()), 1e-12)
                         own.append(max(est / r["seconds"], r["seconds"] / est))
                         out[mode].setdefault(_key(r), {})[name] = (est, r["seconds"])
             if own:
