@@ -134,7 +134,6 @@ def plot(rows: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
 
     from jaxconv import _io
 
@@ -146,8 +145,12 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set_xticks(range(len(fams)), fams)
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+    # a log axis spanning less than a decade gets no labelled tick above 1 by default
+    lo, hi = ax.get_ylim()
+    ticks = [t for t in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.5, 2, 3, 5, 10, 20, 50)
+             if lo <= t <= hi]
+    ax.minorticks_off()
+    ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_ylabel("auto time / fastest algorithm's")
     ax.set_title(f"auto on {len(rows)} held-out problems (forward, float32)")
     _io.save_figure(fig, path)
