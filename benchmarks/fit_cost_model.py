@@ -191,20 +191,16 @@ def _problem(d: dict[str, Any]) -> Problem:
                    padding, d["dilation"], d["groups"])
 
 
-def _amounts(name: str, problem: Problem, mode: str) -> dict[str, float]:
-    canon = problem.canonical()
-    return cost_model.cost_terms(name, canon.x_shape, canon.kernel_shape, canon.config, mode)
-
-
 def _key(row: dict) -> str:
     return json.dumps(row["problem"], sort_keys=True)
 
 
 @functools.cache
 def _row_amounts(name: str, problem_key: str, mode: str) -> dict[str, float]:
-    """:func:`_amounts` of a row's problem (its JSON key), counted once: the repeated
+    """The cost terms of a row's problem (its JSON key), counted once: the repeated
     cross-validation asks for each row's terms a few dozen times."""
-    return _amounts(name, _problem(json.loads(problem_key)), mode)
+    canon = _problem(json.loads(problem_key)).canonical()
+    return cost_model.cost_terms(name, canon.x_shape, canon.kernel_shape, canon.config, mode)
 
 
 def _solve(rows: list[dict], name: str, terms: list[str]) -> dict[str, float]:

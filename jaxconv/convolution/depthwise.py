@@ -43,10 +43,9 @@ max-pool took 28 ms instead of 1 + 0.3, MobileNetV2's 8x56x56x144 layer 35 ms in
 (``lax.optimization_barrier`` does not stop it on CPU; a conditional's branches are fused on
 their own).
 
-Large strided layers run as a loop over chunks of images (:func:`batch_chunk`, a checkpointed
-``lax.map``): XLA:CPU materializes a strided layer's padded input, and a program's temporaries
-are allocated on every call, above glibc's mmap threshold (32 MiB) as fresh pages faulted in at
-~0.3 ms per MiB. As a loop the temporaries stay about one chunk: forward 1.3-3.3x and forward +
+Large strided layers run as a loop over chunks of images (:func:`batch_chunk`, through
+``_batching``, which says why): XLA:CPU materializes a strided layer's padded input. As a loop
+the temporaries stay about one chunk: forward 1.3-3.3x and forward +
 backward 1.5-2.7x faster on 8-64 images of 32x32 to 112x112 with 96-368 channels (the table in
 ``docs/algorithms.md``). Stride-1 layers, whose padding XLA fuses into the tap loop, ran
 1.1-2.6x slower as a loop and stay whole.
@@ -65,7 +64,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._args import accumulation_dtype
-from ._batching import over_images
+from ._batching import MMAP_THRESHOLD, over_images
 from ._registry import Algorithm, ConvConfig, not_2d_reason, register
 from .direct import zero_result
 
@@ -344,7 +343,7 @@ def conv_depthwise(x, kernel, config: ConvConfig):
 
 
 #: Input and output bytes above which the batch runs as a loop over chunks of images.
-LOOP_BYTES = 32 * 2**20
+LOOP_BYTES = MMAP_THRESHOLD
 #: Input and output bytes of one chunk of that loop.
 CHUNK_BYTES = 8 * 2**20
 

@@ -402,9 +402,8 @@ def batch_chunk(x_shape, kernel_shape, config: ConvConfig) -> int:
     (or the kernel's spectrum alone more than that: a loop over images would not shrink it),
     else as many as fit in :data:`CHUNK_BYTES` (at least one).
 
-    XLA:CPU allocates a program's temporaries on every call, above glibc's mmap threshold
-    (32 MiB) as fresh pages faulted in; the whole batch's spectra took 40-100 MiB of
-    temporaries on 8-16 images (1.3-2.7x these estimates). As a loop: 1.2-2.1x faster forward,
+    The whole batch's spectra took 40-100 MiB of temporaries on 8-16 images, past the mmap
+    threshold (``_batching``). As a loop: 1.2-2.1x faster forward,
     0.93-1.6x in training (the table in ``docs/algorithms.md``).
     """
     n = x_shape[0]

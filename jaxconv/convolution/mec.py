@@ -20,9 +20,8 @@ the cache. Chunks are unrolled while the whole batch's ``P`` and ``Z`` stay unde
 :data:`UNROLLED_BYTES` and there are at most :data:`MAX_UNROLLED` of them (as a loop, forward +
 backward ran 1.5-3x slower on small problems); beyond that they run as a checkpointed
 ``lax.map`` (image chunks sliced and zero-padded inside the loop), so the program's temporary
-memory is about one chunk. That is what matters on XLA:CPU: a program's temporaries are
-allocated on every call, and above glibc's mmap threshold (32 MiB) that allocation is fresh
-pages, faulted in at ~0.3 ms per MiB. Unrolled, XLA:CPU keeps most chunks' buffers live: a
+memory is about one chunk (why that matters on XLA:CPU: ``_batching``). Unrolled, XLA:CPU
+keeps most chunks' buffers live: a
 128x32x32x24 3x3 problem took 52 MiB of temporaries and ran 3x slower than XLA's convolution;
 as a loop, 17 MiB and as fast (the table in ``docs/algorithms.md``).
 
