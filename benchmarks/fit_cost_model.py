@@ -9,7 +9,7 @@ The only writer of ``jaxconv/convolution/cost_model.json``. One command measures
     python benchmarks/fit_cost_model.py --load a.json b.json --save ab.json   # merge two runs
     python benchmarks/fit_cost_model.py --algorithms new direct --save c.json --dry-run
         # a new or changed algorithm (and direct, beside it) only; then --load with the rest,
-        # whose rows of that algorithm it replaces
+        # whose rows of that algorithm it replaces on the problems it timed
 
 The timings behind the bundled ``cost_model.json`` are ``benchmarks/cost_model_timings.json``
 (written by ``--save``): ``--load benchmarks/cost_model_timings.json`` refits them to the
@@ -401,7 +401,8 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Raw timing files of one machine as one: rows of the same problem, algorithm and mode
     become one row at the geometric mean of their medians (more rounds, less noise; a problem
     timed in one run only keeps its row). The algorithms of a run of some (``--algorithms``)
-    were re-measured: their rows in the runs of every algorithm are dropped. Training rows come only from the runs of the newest
+    were re-measured on the problems it timed: their rows of those problems in the runs of
+    every algorithm are dropped. Training rows come only from the runs of the newest
     ``training_revision`` (:data:`~jaxconv.convolution.cost_model.TRAINING_REVISION`): older
     ones timed other gradients."""
     if len(runs) == 1:
@@ -416,9 +417,12 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if len(full) < len(runs):
         reference = merge_runs(full)
         partial = [_anchored(r, reference) for r in runs if r.get("algorithms")]
-        # a run of some algorithms re-measures them (new, or changed): it replaces their rows
-        remeasured = {a for r in partial for a in r["algorithms"]} - {"direct"}
-        full = [{**r, "rows": [row for row in r["rows"] if row["alg"] not in remeasured]}
+        # a run of some algorithms re-measures them (new, or changed) on the problems it timed:
+        # it replaces their rows there
+        remeasured = {(json.dumps(row["problem"], sort_keys=True), row["alg"])
+                      for r in partial for row in r["rows"] if row["alg"] != "direct"}
+        full = [{**r, "rows": [row for row in r["rows"] if (
+                    json.dumps(row["problem"], sort_keys=True), row["alg"]) not in remeasured]}
                 for r in full]
         runs = full + partial
     newest = max(map(_revision, runs))

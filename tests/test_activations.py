@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import FULL
 from jax.test_util import check_grads
 from tolerances import DTYPES, assert_close
 
@@ -118,19 +119,37 @@ def _away_from_kinks(rng, n=12):
     return np.where(near, x + 0.1, x).reshape(3, -1)
 
 
-@pytest.mark.parametrize("name", list(FORMULAS))
-def test_check_grads(name, rng):
-    x = _away_from_kinks(rng)
-    check_grads(jax.jit(jaxconv.activation(name)), (x,), order=2, modes=("fwd", "rev"))
+# (name, kwargs): every activation with its defaults, then the non-default arguments
+GRAD_CASES = [(name, {}) for name in FORMULAS] + [(n, k) for n, k, _ in VARIANTS[:5]]
 
 
-@pytest.mark.parametrize(("name", "kwargs", "formula"), VARIANTS[:5],
-                         ids=[f"{n}-{k}" for n, k, _ in VARIANTS[:5]])
-def test_check_grads_with_arguments(name, kwargs, formula, rng):
-    del formula
+def _check_grads_each(cases, x):
+    for name, kwargs in cases:
+        try:
+            check_grads(jax.jit(lambda x, n=name, k=kwargs: jaxconv.activation(n)(x, **k)), (x,),
+                        order=2, modes=("fwd", "rev"))
+        except AssertionError as e:
+            raise AssertionError(f"{name} {kwargs}: {e}") from None
+
+
+def test_check_grads(rng):
+    """Second order, both modes, every activation and argument variant. The default tier checks
+    them as one program (one compilation per derivative instead of 20); on a failure, or with
+    ``JAXCONV_FULL_TESTS=1``, each is checked alone, so the message names the activation."""
     x = _away_from_kinks(rng)
-    check_grads(jax.jit(lambda x: jaxconv.activation(name)(x, **kwargs)), (x,), order=2,
-                modes=("fwd", "rev"))
+    if FULL:
+        _check_grads_each(GRAD_CASES, x)
+        return
+
+    @jax.jit
+    def every(x):
+        return [jaxconv.activation(name)(x, **kwargs) for name, kwargs in GRAD_CASES]
+
+    try:
+        check_grads(every, (x,), order=2, modes=("fwd", "rev"))
+    except AssertionError:
+        _check_grads_each(GRAD_CASES, x)  # raises, naming the activation
+        raise
 
 
 # Gradients at the kinks follow PyTorch: 0 at and beyond the bounds of the flat pieces, the

@@ -171,7 +171,7 @@ def test_batch_loop_bounds_the_working_memory():
     """Large batches loop over chunks of images: the compiled temporaries stay near a chunk's
     spectra, not the whole batch's (81 MiB here, whole)."""
     xs, ks = (8, 128, 128, 3), (7, 7, 3, 32)
-    assert fft.batch_chunk(xs, ks, ConvConfig(stride=(2, 2), padding=((3, 3), (3, 3)))) == 2
+    assert 1 <= fft.batch_chunk(xs, ks, ConvConfig(stride=(2, 2), padding=((3, 3), (3, 3)))) < 8
     f = jax.jit(lambda x, k: jaxconv.conv2d(x, k, stride=2, padding=3, algorithm="fft"))
     temp = f.lower(jax.ShapeDtypeStruct(xs, jnp.float32), jax.ShapeDtypeStruct(
         ks, jnp.float32)).compile().memory_analysis().temp_size_in_bytes
@@ -181,7 +181,7 @@ def test_batch_loop_bounds_the_working_memory():
 @pytest.mark.parametrize(("xs", "ks", "config", "faults"), [
     ((1, 320, 400, 3), (7, 7, 3, 8), ConvConfig(), False),  # the cat: ~12 MiB
     ((8, 128, 128, 3), (7, 7, 3, 32), ConvConfig(stride=(2, 2), padding=((3, 3), (3, 3))),
-     False),  # 81 MiB whole, a loop over 2 images
+     False),  # 81 MiB whole, a loop over chunks of images
     ((2, 32, 32, 32, 16), (3, 3, 3, 16, 16), ConvConfig((1, 1, 1), ((1, 1),) * 3, (1, 1, 1)), True),
     ((1, 14, 14, 256), (3, 3, 256, 256), ConvConfig(padding=((1, 1), (1, 1))), True),
 ], ids=["image", "looped batch", "volume", "deep kernel"])
@@ -221,7 +221,8 @@ def test_jit_and_vmap(rng):
 
 @pytest.mark.parametrize(("x_shape", "k_shape", "tiles"), [
     ((1, 320, 400, 3), (10, 10, 3, 3), (64, 64)),  # the cat: blocks cover 1.2-1.3x, kept
-    ((1, 512, 512, 3), (5, 5, 3, 8), (24, 24)),
+    ((1, 512, 512, 3), (5, 5, 3, 8), (64, 64)),  # RGB: the elementwise contraction's blocks
+    ((1, 512, 512, 16), (5, 5, 16, 16), (24, 24)),  # 16 x 16 channels: the GEMMs' blocks
     ((8, 64, 64, 32), (11, 11, 32, 32), None),  # 2 blocks of 48 for 64 points: one FFT
     ((8, 64, 64, 32), (7, 7, 32, 32), None),  # 3 blocks of 32 for 64 points
     ((2, 96, 320, 16), (13, 13, 16, 16), (96, 64)),  # per axis: H whole, W in blocks

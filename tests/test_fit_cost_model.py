@@ -92,8 +92,8 @@ def test_training_picks_carry_the_forward_picks_forward(fit_cost_model):
 
 def test_a_run_of_some_algorithms_merges_on_the_others_scale(fit_cost_model):
     """A run of a new or changed algorithm (``--algorithms``) is scaled by direct's drift
-    against the other runs and replaces that algorithm's rows; its own direct rows do not
-    merge."""
+    against the other runs and replaces that algorithm's rows on the problems it timed; its
+    own direct rows do not merge."""
     def row(problem, alg, mode, seconds):
         return {"problem": {"label": problem}, "alg": alg, "mode": mode, "seconds": seconds}
 
@@ -111,6 +111,13 @@ def test_a_run_of_some_algorithms_merges_on_the_others_scale(fit_cost_model):
     assert got[("a", "new", "forward")] == pytest.approx(1.0)  # 2.0 at half speed; 5.0 gone
     assert sum(r["alg"] == "new" for r in merged["rows"]) == 4
     assert got[("b", "direct", "train")] == 1.0  # the partial run's direct is only the anchor
+    # re-timed on one problem only (its plan changed there): the other problem keeps its rows
+    only_a = run([row("a", a, m, 2.0) for m in ("forward", "train") for a in ("direct", "new")],
+                 ["new", "direct"])
+    got = {(r["problem"]["label"], r["alg"], r["mode"]): r["seconds"]
+           for r in fit_cost_model.merge_runs([full, only_a])["rows"]}
+    assert got[("a", "new", "train")] == pytest.approx(1.0)
+    assert got[("b", "new", "train")] == pytest.approx(5.0)
     with pytest.raises(SystemExit, match="one run of every algorithm"):
         fit_cost_model.merge_runs([part, part])
     with pytest.raises(SystemExit, match="must time direct"):

@@ -12,7 +12,8 @@ by one contraction per frequency:
 * many channels: a batched real GEMM ``(F, N, 2 C) @ (F, 2 C, 2 O)`` over the ``F`` frequencies,
   the complex product written in real block form ``[Xr, Xi] @ [[Kr, Ki], [-Ki, Kr]]`` (XLA's
   CPU complex batched dot is ~3x slower than the real one of twice the size);
-* few channels (``C/groups * O/groups <= 16``, e.g. RGB): a fused broadcast-multiply-sum with the
+* few channels (either ``C/groups`` or ``O/groups`` at most 4, or their product at most 64, e.g.
+  RGB; :func:`elementwise_contraction`): a fused broadcast-multiply-sum with the
   frequencies on the minor axis, which needs no transposes and vectorizes over frequencies.
 
 For images much larger than the kernel the input is cut into overlap-save blocks
@@ -62,8 +63,10 @@ from .direct import zero_result
 
 # Radices XLA's CPU FFT (ducc) handles natively and fast.
 FAST_RADICES = (2, 3, 5, 7)
-# Per-group ``Cg * Og`` at or below which the contraction is a fused elementwise multiply-sum.
-ELEMENTWISE_MAX_CO = 16
+# The contraction is a fused elementwise multiply-sum when either per-group channel count is at
+# most ELEMENTWISE_MAX_SIDE or their product at most ELEMENTWISE_MAX_CO (elementwise_contraction).
+ELEMENTWISE_MAX_SIDE = 4
+ELEMENTWISE_MAX_CO = 64
 
 
 def next_fast_len(n: int, radices: tuple[int, ...] = FAST_RADICES) -> int:
@@ -92,6 +95,23 @@ def next_fast_len(n: int, radices: tuple[int, ...] = FAST_RADICES) -> int:
                 seen.add(q)
                 stack.append(q)
     return int(best)
+
+
+def elementwise_contraction(cg: int, og: int) -> bool:
+    """Whether ``fft`` mixes ``cg`` input into ``og`` output channels (per group) by a fused
+    multiply-sum over the frequencies rather than by one real GEMM per frequency.
+
+    The GEMMs contract over ``cg`` into ``og`` columns, a ``(2 N, cg) @ (cg, og)`` product per
+    frequency, and pay two transposes of the spectra to put the frequencies major; when either
+    side is thin the multiply-sum, which needs neither, is faster (on the 2-core CPU, RGB images
+    through 4-32 filters ran 1.5-3.7x faster elementwise, 32 x 32 channels 1.5-3.3x slower;
+    docs/algorithms.md has the table).
+
+    Examples:
+      >>> elementwise_contraction(3, 32), elementwise_contraction(8, 8), elementwise_contraction(16, 16)
+      (True, True, False)
+    """
+    return min(cg, og) <= ELEMENTWISE_MAX_SIDE or cg * og <= ELEMENTWISE_MAX_CO
 
 
 def fft_lengths(x_shape, kernel_shape, config: ConvConfig) -> tuple[int, ...]:
@@ -167,7 +187,7 @@ def _correlate_valid(x, kernel, dilation, groups: int, precision, lengths):
     xf = jnp.fft.rfft2(jnp.transpose(x, (0, 3, 1, 2)), s=(lh, lw))  # (N, C, Lh, Wf)
     kr, ki = _kernel_spectrum(kernel, lh, lw, dilation)  # (Lh, Wf, Cg, O) each: conj spectrum
 
-    if cg * og <= ELEMENTWISE_MAX_CO:
+    if elementwise_contraction(cg, og):
         # Frequencies minor: X (N, G, Cg, 1, Lh, Wf) * K (1, G, Cg, Og, Lh, Wf), summed over Cg.
         kg = lax.complex(kr, ki).reshape(lh, wf, cg, g, og)
         kg = jnp.transpose(kg, (3, 2, 4, 0, 1))[None]
@@ -228,7 +248,7 @@ def choose_tiles(x_shape, kernel_shape, config: ConvConfig):
     spatial = len(x_shape) - 2
     cg, o = kernel_shape[-2:]
     og = o // config.groups
-    path = "elementwise" if cg * og <= ELEMENTWISE_MAX_CO else "gemm"
+    path = "elementwise" if elementwise_contraction(cg, og) else "gemm"
     sizes = [s + lo + hi for s, (lo, hi) in zip(x_shape[1:-1], config.padding, strict=True)]
     candidates, min_tile = (_TILES, _MIN_TILE[path]) if spatial == 2 else (_TILES_ND, _MIN_TILE_ND)
     tiles = []
@@ -301,7 +321,7 @@ def _correlate_valid_nd(x, kernel, dilation, groups: int, precision, lengths):
         k = lax.pad(k, zero, ((0, 0, 0), (0, 0, 0), *((0, 0, d - 1) for d in dilation)))
     kf = jnp.conj(jnp.fft.rfftn(k, s=lengths, axes=axes)).reshape(cg, g, og, f)
 
-    if cg * og <= ELEMENTWISE_MAX_CO:
+    if elementwise_contraction(cg, og):
         kg = jnp.transpose(kf, (1, 0, 2, 3))[None]  # (1, G, Cg, Og, F)
         yf = jnp.sum(xf.reshape(n, g, cg, 1, f) * kg, axis=2).reshape(n, o, *fshape)
     else:
@@ -536,7 +556,7 @@ def fft_model_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> 
     points, freqs, blocks = _plan(x_shape, kernel_shape, config)
     per_fft = 2.5 * points * math.log2(max(points, 2))
     contraction = 8.0 * freqs * blocks * cg * o
-    gemm = cg * (o // config.groups) > ELEMENTWISE_MAX_CO
+    gemm = not elementwise_contraction(cg, o // config.groups)
     temps = temporaries(x_shape, kernel_shape, config)
     return {
         "call": 1.0,
