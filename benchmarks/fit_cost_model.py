@@ -348,7 +348,7 @@ def hedge_of(scores: dict[float, float]) -> float:
 def record(rows: list[dict], constants, hedge, error, args, machine: str, measured_at: str,
            training_measured_at: str) -> dict:
     families: dict[str, int] = {}
-    for p in {json.dumps(r["problem"], sort_keys=True): r["family"] for r in rows}.values():
+    for p in {_key(r): r["family"] for r in rows}.values():
         families[p] = families.get(p, 0) + 1
     return {
         "constants": {m: {a: {t: float(f"{v:.4g}") for t, v in c.items()}
@@ -377,8 +377,7 @@ def print_choices(rows: list[dict], model: cost_model.CostModel) -> None:
     """The picks of the new constants on every timed problem against the measured best."""
     by_problem: dict[tuple[str, str], dict[str, float]] = {}
     for r in rows:
-        by_problem.setdefault((json.dumps(r["problem"], sort_keys=True), r["mode"]), {})[
-            r["alg"]] = r["seconds"]
+        by_problem.setdefault((_key(r), r["mode"]), {})[r["alg"]] = r["seconds"]
     regrets = {m: [] for m in cost_model.MODES}
     for (key, mode), times in by_problem.items():
         canon = _problem(json.loads(key)).canonical()
@@ -419,10 +418,9 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
         partial = [_anchored(r, reference) for r in runs if r.get("algorithms")]
         # a run of some algorithms re-measures them (new, or changed) on the problems it timed:
         # it replaces their rows there
-        remeasured = {(json.dumps(row["problem"], sort_keys=True), row["alg"])
-                      for r in partial for row in r["rows"] if row["alg"] != "direct"}
-        full = [{**r, "rows": [row for row in r["rows"] if (
-                    json.dumps(row["problem"], sort_keys=True), row["alg"]) not in remeasured]}
+        remeasured = {(_key(row), row["alg"]) for r in partial for row in r["rows"]
+                      if row["alg"] != "direct"}
+        full = [{**r, "rows": [row for row in r["rows"] if (_key(row), row["alg"]) not in remeasured]}
                 for r in full]
         runs = full + partial
     newest = max(map(_revision, runs))
@@ -431,7 +429,7 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
         for row in run["rows"]:
             if row["mode"] == "train" and _revision(run) < newest:
                 continue
-            key = (json.dumps(row["problem"], sort_keys=True), row["alg"], row["mode"])
+            key = (_key(row), row["alg"], row["mode"])
             groups.setdefault(key, []).append(row)
     rows = [{**rs[0], "seconds": float(np.exp(np.mean([np.log(r["seconds"]) for r in rs])))}
             for rs in groups.values()]
@@ -454,8 +452,7 @@ def run_to_run(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, floa
     def table(run):
         t: dict[tuple[str, str], dict[str, float]] = {}
         for r in run["rows"]:
-            t.setdefault((json.dumps(r["problem"], sort_keys=True), r["mode"]), {})[r["alg"]] = (
-                r["seconds"])
+            t.setdefault((_key(r), r["mode"]), {})[r["alg"]] = r["seconds"]
         return t
 
     ta, tb = table(a), table(b)
@@ -480,7 +477,8 @@ def _anchored(partial: dict[str, Any], reference: dict[str, Any]) -> dict[str, A
     ``reference`` runs: per mode, its rows times the geometric mean of ``direct``'s reference
     time over its own on the problems both timed (the machine drifts between runs: the same
     problems took ~10% more or less on another day), ``direct``'s own rows dropped."""
-    key = lambda r: (json.dumps(r["problem"], sort_keys=True), r["mode"])  # noqa: E731
+    def key(r):
+        return _key(r), r["mode"]
     ref = {key(r): r["seconds"] for r in reference["rows"] if r["alg"] == "direct"}
     scale = {}
     for mode in cost_model.MODES:

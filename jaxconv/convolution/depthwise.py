@@ -45,8 +45,8 @@ their own).
 
 Large strided layers run as a loop over chunks of images (:func:`batch_chunk`, through
 ``_batching``, which says why): XLA:CPU materializes a strided layer's padded input. As a loop
-the temporaries stay about one chunk: forward 1.3-3.3x and forward +
-backward 1.5-2.7x faster on 8-64 images of 32x32 to 112x112 with 96-368 channels (the table in
+the temporaries stay about one chunk: forward 1.3-3.3x and forward + backward 1.5-2.7x faster
+on 8-64 images of 32x32 to 112x112 with 96-368 channels (the table in
 ``docs/algorithms.md``). Stride-1 layers, whose padding XLA fuses into the tap loop, ran
 1.1-2.6x slower as a loop and stay whole.
 

@@ -21,9 +21,9 @@ the cache. Chunks are unrolled while the whole batch's ``P`` and ``Z`` stay unde
 backward ran 1.5-3x slower on small problems); beyond that they run as a checkpointed
 ``lax.map`` (image chunks sliced and zero-padded inside the loop), so the program's temporary
 memory is about one chunk (why that matters on XLA:CPU: ``_batching``). Unrolled, XLA:CPU
-keeps most chunks' buffers live: a
-128x32x32x24 3x3 problem took 52 MiB of temporaries and ran 3x slower than XLA's convolution;
-as a loop, 17 MiB and as fast (the table in ``docs/algorithms.md``).
+keeps most chunks' buffers live: a 128x32x32x24 3x3 problem took 52 MiB of temporaries and
+ran 3x slower than XLA's convolution; as a loop, 17 MiB and as fast (the table in
+``docs/algorithms.md``).
 
 The gradients are GEMMs too: each phase is a ``jax.custom_jvp`` whose tangent halves are
 written as transposes of the backward functions we want, so reverse mode runs them: ``dZ`` is
