@@ -400,8 +400,8 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Raw timing files of one machine as one: rows of the same problem, algorithm and mode
     become one row at the geometric mean of their medians (more rounds, less noise; a problem
     timed in one run only keeps its row). The algorithms of a run of some (``--algorithms``)
-    were re-measured on the problems it timed: their rows of those problems in the runs of
-    every algorithm are dropped. Training rows come only from the runs of the newest
+    were re-measured on the problems and modes it timed: their rows of those problems and modes
+    in the runs of every algorithm are dropped. Training rows come only from the runs of the newest
     ``training_revision`` (:data:`~jaxconv.convolution.cost_model.TRAINING_REVISION`): older
     ones timed other gradients."""
     if len(runs) == 1:
@@ -416,11 +416,12 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if len(full) < len(runs):
         reference = merge_runs(full)
         partial = [_anchored(r, reference) for r in runs if r.get("algorithms")]
-        # a run of some algorithms re-measures them (new, or changed) on the problems it timed:
-        # it replaces their rows there
-        remeasured = {(_key(row), row["alg"]) for r in partial for row in r["rows"]
+        # a run of some algorithms re-measures them (new, or changed) on the problems and modes
+        # it timed (a changed gradient: training only): it replaces their rows there
+        remeasured = {(_key(row), row["alg"], row["mode"]) for r in partial for row in r["rows"]
                       if row["alg"] != "direct"}
-        full = [{**r, "rows": [row for row in r["rows"] if (_key(row), row["alg"]) not in remeasured]}
+        full = [{**r, "rows": [row for row in r["rows"]
+                               if (_key(row), row["alg"], row["mode"]) not in remeasured]}
                 for r in full]
         runs = full + partial
     newest = max(map(_revision, runs))

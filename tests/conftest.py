@@ -128,6 +128,30 @@ def pairwise_cases(factors: dict[str, list], build: Callable[[dict[str, int]], T
     return cases, infeasible
 
 
+def check_grads_together(named: dict[str, Callable], check: Callable[[Callable], None]) -> None:
+    """Run ``check(f)`` (``jax.test_util.check_grads`` calls on ``f``) once for all of ``named``
+    (functions of the same arguments): ``f`` is one jitted program returning every function's
+    output, so each derivative compiles once instead of once per function. On a failure, and
+    with ``JAXCONV_FULL_TESTS=1``, each function is checked alone and the message names it."""
+
+    def each() -> None:
+        for name, fn in named.items():
+            try:
+                check(jax.jit(fn))
+            except AssertionError as e:
+                raise AssertionError(f"{name}: {e}") from None
+
+    if FULL or len(named) == 1:
+        each()
+        return
+    fns = list(named.values())
+    try:
+        check(jax.jit(lambda *args: [fn(*args) for fn in fns]))
+    except AssertionError:
+        each()  # raises, naming the function
+        raise
+
+
 def pytest_unconfigure(config):
     """Remove the run's compilation cache, in the process that made it (xdist's controller)."""
     if _OWN_COMPILE_CACHE:

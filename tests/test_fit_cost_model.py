@@ -3,6 +3,7 @@ runs, and the training-only terms it fits."""
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 import jaxconv
-from jaxconv.convolution import cost_model
+from jaxconv.convolution import _registry, cost_model
 from jaxconv.convolution._registry import ConvConfig
 
 _BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -118,6 +119,13 @@ def test_a_run_of_some_algorithms_merges_on_the_others_scale(fit_cost_model):
            for r in fit_cost_model.merge_runs([full, only_a])["rows"]}
     assert got[("a", "new", "train")] == pytest.approx(1.0)
     assert got[("b", "new", "train")] == pytest.approx(5.0)
+    # re-timed in training only (its gradient changed): its forward rows stay
+    train_only = run([row(p, "direct", m, 2.0) for p in "ab" for m in ("forward", "train")]
+                     + [row(p, "new", "train", 2.0) for p in "ab"], ["new", "direct"])
+    got = {(r["problem"]["label"], r["alg"], r["mode"]): r["seconds"]
+           for r in fit_cost_model.merge_runs([full, train_only])["rows"]}
+    assert got[("a", "new", "forward")] == pytest.approx(5.0)
+    assert got[("a", "new", "train")] == pytest.approx(1.0)
     with pytest.raises(SystemExit, match="one run of every algorithm"):
         fit_cost_model.merge_runs([part, part])
     with pytest.raises(SystemExit, match="must time direct"):
@@ -228,6 +236,53 @@ def test_gemm_gradients_kernel_gradient_path_and_terms():
         want = jax.grad(loss)(kv, "direct")
         for alg in ("im2col", "winograd"):
             np.testing.assert_allclose(jax.grad(loss)(kv, alg), want, rtol=2e-4, atol=2e-4)
+
+
+def test_winograd_input_gradient_is_its_own_convolution(rng):
+    """Stride 1, padding up to k - 1 per side, 48 input channels per group or more: the input
+    gradient is the algorithm's own convolution of the output gradient (the kernel flipped,
+    channels swapped per group; no XLA convolution in its program), priced by the algorithm's
+    terms of that problem (``dx_own_*``); otherwise XLA's transposed convolution and direct's
+    terms."""
+    from jaxconv.convolution import im2col
+
+    xs, ks = (2, 7, 6, 96), (3, 3, 48, 6)
+    cfg = ConvConfig(padding=((2, 0), (1, 1)), groups=2)
+    assert im2col.input_gradient_path(ks, cfg) == "own"
+    assert im2col.input_gradient_problem(xs, ks, cfg) == (
+        (2, 7, 6, 6), (3, 3, 3, 96), ConvConfig(padding=((0, 2), (1, 1)), groups=2))
+    wide = cfg.replace(padding=((3, 0), (1, 1)))
+    for k_shape, config in [(ks, wide), (ks, cfg.replace(stride=(2, 1))),
+                            (ks, cfg.replace(dilation=(1, 2))), ((3, 3, 47, 6), cfg)]:
+        assert im2col.input_gradient_path(k_shape, config) == "xla", (k_shape, config)
+    k = rng.standard_normal((3, 3, 2, 6))
+    kt = np.asarray(im2col.transposed_kernel(jnp.asarray(k), 2))
+    for g in range(2):  # kt[i, j, o, g*2 + c] = k[2 - i, 2 - j, c, g*3 + o]
+        np.testing.assert_array_equal(kt[:, :, :, 2 * g:2 * g + 2],
+                                      k[::-1, ::-1, :, 3 * g:3 * g + 3].transpose(0, 1, 3, 2))
+    x = jnp.asarray(rng.standard_normal(xs), jnp.float32)
+    kv = jnp.asarray(rng.standard_normal(ks), jnp.float32)
+    # an XLA convolution out to the input's 96 channels is XLA's input gradient
+    dx_conv = re.compile(r"f32\[2,\d+,\d+,96\] = conv_general_dilated")
+    for name in ("winograd", "winograd4"):
+        conv = _registry.get(name).fn
+
+        def input_gradient(x, pads, fn=conv):
+            return jax.grad(lambda xx: jnp.sum(jnp.sin(fn(xx, kv, cfg.replace(padding=pads)))))(x)
+        assert not dx_conv.search(str(jax.make_jaxpr(input_gradient, static_argnums=1)(
+            x, cfg.padding))), name
+        # (conv2d itself pads the input by what is wider than the kernel: this is the fallback)
+        assert dx_conv.search(str(jax.make_jaxpr(input_gradient, static_argnums=1)(
+            x, wide.padding))), name
+        terms = cost_model.cost_terms(name, xs, ks, cfg, "train")
+        m = 2 if name == "winograd" else 4
+        tiles = 2 * math.ceil(7 / m) * math.ceil(6 / m)  # over the input's grid
+        assert terms["dx_own_flop"] == 2 * (m + 2) ** 2 * tiles * 3 * 96  # (3, 3, 3, 96) kernel
+        assert not any(t.startswith("dx_flop") for t in terms)
+        fallback = cost_model.cost_terms(name, xs, ks, wide, "train")
+        assert "dx_own_flop" not in fallback and any(t.startswith("dx_flop") for t in fallback)
+    assert not any(t.startswith("dx_own") for t in cost_model.cost_terms(
+        "im2col", xs, ks, cfg, "train"))
 
 
 def test_every_algorithm_prices_output_positions():

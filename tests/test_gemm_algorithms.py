@@ -175,6 +175,38 @@ def test_gradients_match_direct(algorithm, kwargs, rng):
     np.testing.assert_allclose(got_t, want_t, rtol=1e-10)
 
 
+# 48 input channels per group: the input gradient is the Winograd convolution of the output
+# gradient (im2col.input_gradient_path), padding up to 2 per side and groups through it.
+OWN_DX_CASES = [((1, 5, 6, 96), (3, 3, 48, 4), dict(padding=((2, 0), (1, 1)), groups=2)),
+                ((2, 4, 5, 48), (3, 3, 48, 3), dict(padding=((1, 1), (1, 1))))]
+
+
+@pytest.mark.parametrize("algorithm", ["winograd", "winograd4"])
+@pytest.mark.parametrize(("xs", "ks", "kwargs"), OWN_DX_CASES, ids=["groups", "same"])
+def test_own_input_gradient_values_gradients_and_vmap(algorithm, xs, ks, kwargs, rng):
+    from jax.test_util import check_grads
+
+    x, k = rng.normal(size=xs), rng.normal(size=ks)
+    assert im2col.input_gradient_path(ks, ConvConfig(**kwargs)) == "own"
+
+    def f(x, k, algorithm=algorithm):
+        return jaxconv.conv2d(x, k, algorithm=algorithm, **kwargs)
+
+    # bilinear: eps=1 is exact (tests/test_conv.py)
+    check_grads(jax.jit(f), (x, k), order=2, modes=("fwd",), eps=1.0)
+    check_grads(jax.jit(lambda x: f(x, k)), (x,), order=2, modes=("rev",), eps=1.0)
+
+    def loss(x, k, algorithm):
+        return jnp.sum(jnp.sin(f(x, k, algorithm)))
+
+    xb, kb = np.stack([x, 2 * x]), np.stack([k, -k])
+    for g in (jax.vmap(jax.grad(loss, argnums=(0, 1)), in_axes=(0, 0, None)),
+              lambda xb, kb, a: jax.grad(lambda xb, kb: jax.vmap(loss, in_axes=(0, 0, None))(
+                  xb, kb, a).sum(), argnums=(0, 1))(xb, kb)):
+        for got, want in zip(g(xb, kb, algorithm), g(xb, kb, "direct"), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
 def test_cost_terms():
     cfg = ConvConfig()
     t = im2col.im2col_cost_terms((8, 64, 64, 32), (5, 5, 32, 16), cfg)

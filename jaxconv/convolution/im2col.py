@@ -39,7 +39,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._args import accumulation_dtype
-from ._registry import Algorithm, ConvConfig, Shape, not_2d_reason, register
+from ._registry import Algorithm, ConvConfig, Shape, TermsFn, not_2d_reason, register
 from .direct import conv_direct, xla_gradient_terms, zero_result
 
 #: Largest patch chunk, in bytes, built at once on GPU/TPU (bounds working memory there).
@@ -194,17 +194,20 @@ def conv_im2col(x, kernel, config: ConvConfig, *, chunk_bytes: int | None = None
     return y[:, :ho].astype(dtype)
 
 
-def gemm_gradients(fn):
+def gemm_gradients(fn, *, own_input_gradient: bool = False):
     """Wrap ``fn(x, kernel, config)`` so its derivatives are computed the fast way on XLA:CPU.
 
     Convolution is bilinear, so its JVP is ``conv(dx, kernel) + conv(x, dkernel)``. The ``dx``
     term is written as XLA's convolution, whose transpose (the input gradient) is XLA's
     transposed convolution: the transpose of the im2col form is a col2im scatter-add, measured up
-    to 2x *slower* on the ``layer`` case (2-core CPU). The ``dkernel`` term follows
-    :func:`kernel_gradient_path`: XLA's convolution (its transpose, XLA's kernel-gradient
-    convolution), or, for unpadded stride-1 problems with many channels, an im2col GEMM, whose
-    transpose ``P^T @ dy`` is accumulated chunk by chunk. Forward mode, ``vmap`` and higher
-    orders work as for any ``custom_jvp``.
+    to 2x *slower* on the ``layer`` case (2-core CPU). With ``own_input_gradient`` (Winograd),
+    where :func:`input_gradient_path` says so, the input gradient is ``fn`` itself on the
+    output gradient (:func:`input_gradient_problem`): the ``dx`` term is the transpose of that
+    forward call, so its transpose in reverse mode is the call. The ``dkernel`` term follows :func:`kernel_gradient_path`:
+    XLA's convolution (its transpose, XLA's kernel-gradient convolution), or, for unpadded
+    stride-1 problems with many channels, an im2col GEMM, whose transpose ``P^T @ dy`` is
+    accumulated chunk by chunk. Forward mode, ``vmap`` and higher orders work as for any
+    ``custom_jvp``.
     """
 
     @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
@@ -214,12 +217,66 @@ def gemm_gradients(fn):
     @conv.defjvp
     def conv_jvp(config, primals, tangents):
         (x, kernel), (dx, dkernel) = primals, tangents
+        y = conv(x, kernel, config)
+        if not own_input_gradient or input_gradient_path(kernel.shape, config) == "xla":
+            dx_term = conv_direct(dx, kernel, config)
+        else:
+            k_t = transposed_kernel(kernel, config.groups)
+            _, _, config_t = input_gradient_problem(x.shape, kernel.shape, config)
+            (dx_term,) = jax.linear_transpose(lambda ct: fn(ct, k_t, config_t),
+                                              jax.ShapeDtypeStruct(y.shape, y.dtype))(dx)
         xla = kernel_gradient_path(kernel.shape, config) == "xla"
         dkernel_conv = conv_direct if xla else conv_im2col
-        dy = conv_direct(dx, kernel, config) + dkernel_conv(x, dkernel, config)
-        return conv(x, kernel, config), dy
+        return y, dx_term + dkernel_conv(x, dkernel, config)
 
     return functools.wraps(fn)(conv)
+
+
+def input_gradient_problem(x_shape: Shape, kernel_shape: Shape,
+                           config: ConvConfig) -> tuple[Shape, Shape, ConvConfig]:
+    """The input gradient of a stride-1, undilated convolution padded by at most ``k - 1`` per
+    side (where :func:`input_gradient_path` is ``"own"``) as a forward one: the output gradient
+    ``(N, *out, O)`` correlated with :func:`transposed_kernel` ``(*k, O / G, C)`` under
+    ``(k - 1 - lo, k - 1 - hi)`` zero padding per axis."""
+    *k, cg, o = kernel_shape
+    pads = tuple((kk - 1 - lo, kk - 1 - hi) for kk, (lo, hi) in zip(k, config.padding, strict=True))
+    out = config.output_hw(tuple(x_shape[1:-1]), tuple(k))
+    return ((x_shape[0], *out, o), (*k, o // config.groups, cg * config.groups),
+            config.replace(padding=pads))
+
+
+#: Input channels per group from which a Winograd algorithm's input gradient is its own
+#: convolution of the output gradient (:func:`input_gradient_path`).
+OWN_INPUT_GRADIENT_CHANNELS = 48
+
+
+def input_gradient_path(kernel_shape: Shape, config: ConvConfig) -> str:
+    """How :func:`gemm_gradients` computes the input gradient of an algorithm wrapped with
+    ``own_input_gradient``: ``"own"`` (the algorithm on :func:`input_gradient_problem`) for
+    stride 1, no dilation, padding up to ``k - 1`` per side and at least
+    :data:`OWN_INPUT_GRADIENT_CHANNELS` input channels per group, else ``"xla"`` (XLA's
+    transposed convolution).
+
+    Measured on 3x3 layers (``benchmarks/input_gradient.py``, two runs, ``docs/algorithms.md``):
+    with 48 to 512 channels Winograd's input gradient took 0.5-1.0x the time of XLA's (F(4x4)
+    on 4x4 images 1.5-2x, which the selector weighs); with 3 to 32 channels, whose gradient has
+    as few output channels, 0.9-6x. ``kernel_shape`` is ``(*k, C / G, O)``.
+    """
+    if any(s != 1 for s in config.stride) or any(d != 1 for d in config.dilation):
+        return "xla"
+    *k, cg, _ = kernel_shape
+    if any(p > kk - 1 for kk, pads in zip(k, config.padding, strict=True) for p in pads):
+        return "xla"
+    return "own" if cg >= OWN_INPUT_GRADIENT_CHANNELS else "xla"
+
+
+def transposed_kernel(kernel, groups: int):
+    """``(*k, C / G, O)`` -> ``(*k, O / G, C)``: flipped, input and output channels swapped within
+    each group (the kernel of :func:`input_gradient_problem`)."""
+    *k, cg, o = kernel.shape
+    spatial = tuple(range(len(k)))
+    flipped = jnp.flip(kernel, spatial).reshape(*k, cg, groups, o // groups)
+    return jnp.moveaxis(flipped, (-3, -1), (-1, -3)).reshape(*k, o // groups, groups * cg)
 
 
 #: Input channels per group from which an unpadded stride-1 problem's kernel gradient runs as
@@ -242,18 +299,25 @@ def kernel_gradient_path(kernel_shape: Shape, config: ConvConfig) -> str:
     return "im2col" if dense and kernel_shape[-2] >= GEMM_KERNEL_GRADIENT_CHANNELS else "xla"
 
 
-def gradient_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> dict[str, float]:
+def gradient_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig,
+                   own_input_gradient: TermsFn | None = None) -> dict[str, float]:
     """The cost terms :func:`gemm_gradients` adds in training, ``dx_*`` and ``dk_*`` (training
     only, :func:`~jaxconv.convolution.cost_model.cost_terms`).
 
     ``dx_*``: the input gradient is XLA's transposed convolution, which runs as fast or as slow
     as ``direct``'s path for the problem (a strided 1x1 layer's input gradient took 3-9x what
-    the GEMMs did): ``direct``'s flops per path and its ``dx_flop_dilated``. ``dk_*``: the
-    kernel gradient, by :func:`kernel_gradient_path`: XLA's flops per path (``dk_flop_*``), or
-    the GEMMs' flops, patch bytes and chunks (``dk_gemm_*``).
+    the GEMMs did): ``direct``'s flops per path and its ``dx_flop_dilated``; or, given
+    ``own_input_gradient`` (the algorithm's forward terms) where :func:`input_gradient_path`
+    is ``"own"``, those terms of :func:`input_gradient_problem` (``dx_own_*``).
+    ``dk_*``: the kernel gradient, by :func:`kernel_gradient_path`: XLA's flops per path
+    (``dk_flop_*``), or the GEMMs' flops, patch bytes and chunks (``dk_gemm_*``).
     """
     xla = xla_gradient_terms(x_shape, kernel_shape, config)
-    terms = {k: v for k, v in xla.items() if k.startswith("dx_")}
+    if own_input_gradient is None or input_gradient_path(kernel_shape, config) == "xla":
+        terms = {k: v for k, v in xla.items() if k.startswith("dx_")}
+    else:
+        problem = input_gradient_problem(x_shape, kernel_shape, config)
+        terms = {"dx_own_" + k: v for k, v in own_input_gradient(*problem).items()}
     if kernel_gradient_path(kernel_shape, config) == "xla":
         terms.update({k: v for k, v in xla.items() if k.startswith("dk_")})
     else:

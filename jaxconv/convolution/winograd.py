@@ -32,10 +32,14 @@ CPU a larger one ran 2-5x slower (F(2x2) on ResNet-50's 8x56x56x64 3x3 layer: 20
 whole), while F(4x4) on the ResNet layer (14 MiB) ran faster whole. A single image is never
 split.
 
-Gradients (:func:`jaxconv.convolution.im2col.gemm_gradients`): the input gradient is XLA's
-transposed convolution, the kernel gradient XLA's or an im2col GEMM
+Gradients (:func:`jaxconv.convolution.im2col.gemm_gradients`): the input gradient is the same
+Winograd convolution, of the output gradient with the kernel flipped and its channels swapped
+(``2 - p`` zero padding where the forward had ``p``; XLA's transposed convolution where a side
+was padded by more than 2), the kernel gradient XLA's or an im2col GEMM
 (:func:`~jaxconv.convolution.im2col.kernel_gradient_path`); differentiating through the
-transforms was measured 2x slower than ``direct``'s gradient.
+transforms was measured 2x slower than ``direct``'s gradient. The Winograd input gradient is
+taken from 48 input channels per group (:func:`~jaxconv.convolution.im2col.input_gradient_path`;
+measured in ``docs/algorithms.md``).
 
 References:
   A. Lavin, S. Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016,
@@ -218,20 +222,26 @@ def _winograd(x, kernel, config: ConvConfig, m: int):
     return y[:, :ho, :wo].astype(dtype)
 
 
+def _forward_terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig,
+                   m: int) -> dict[str, float]:
+    t = winograd_cost_terms(x_shape, kernel_shape, config, itemsize=4, m=m)
+    return {
+        "call": 1.0,
+        "chunk": float(x_shape[0] // plan_chunks(x_shape, kernel_shape, config, m)),
+        "flop": float(t["flops"]),
+        # per transformed point, whatever C (slow for few channels)
+        "tile": float((m + 2) ** 2 * t["tiles"]),
+        "transform_byte": float(t["transformed_bytes"]),
+        "kernel_byte": float(t["kernel_bytes"]),
+    }
+
+
 def _model_terms(m: int):
     def terms(x_shape: Shape, kernel_shape: Shape, config: ConvConfig) -> dict[str, float]:
-        t = winograd_cost_terms(x_shape, kernel_shape, config, itemsize=4, m=m)
-        n = x_shape[0]
-        return {
-            "call": 1.0,
-            "chunk": float(n // plan_chunks(x_shape, kernel_shape, config, m)),
-            "flop": float(t["flops"]),
-            # per transformed point, whatever C (slow for few channels)
-            "tile": float((m + 2) ** 2 * t["tiles"]),
-            "transform_byte": float(t["transformed_bytes"]),
-            "kernel_byte": float(t["kernel_bytes"]),
-            **gradient_terms(x_shape, kernel_shape, config),
-        }
+        forward = functools.partial(_forward_terms, m=m)
+        # the input gradient is F(m x m, 3x3) too, on the output gradient (gemm_gradients)
+        return {**forward(x_shape, kernel_shape, config),
+                **gradient_terms(x_shape, kernel_shape, config, own_input_gradient=forward)}
 
     terms.__doc__ = f"Cost-model terms of F({m}x{m}, 3x3), from :func:`winograd_cost_terms`."
     return terms
@@ -243,7 +253,7 @@ winograd_model_terms = _model_terms(2)
 WINOGRAD = register(
     Algorithm(
         name="winograd",
-        fn=gemm_gradients(conv_winograd),
+        fn=gemm_gradients(conv_winograd, own_input_gradient=True),
         serves="3x3 kernels, stride 1, dilation 1, any padding and groups (F(2x2, 3x3))",
         check=check,
         cost_terms=winograd_model_terms,
@@ -257,7 +267,8 @@ WINOGRAD = register(
 WINOGRAD4 = register(
     Algorithm(
         name="winograd4",
-        fn=gemm_gradients(functools.partial(conv_winograd, m=4)),
+        fn=gemm_gradients(functools.partial(conv_winograd, m=4),
+                          own_input_gradient=True),
         serves="3x3 kernels, stride 1, dilation 1, any padding and groups (F(4x4, 3x3))",
         check=check,
         cost_terms=_model_terms(4),
