@@ -3,13 +3,16 @@
     python benchmarks/heldout.py                 # 36 held-out draws, 5 rounds, forward
     python benchmarks/heldout.py 48 7 --seed 3   # N draws, rounds, another draw
     python benchmarks/heldout.py 24 5 --json out.json --plot regret.png
+    python benchmarks/heldout.py 24 5 --train    # forward + backward, auto's training choice
 
 Draws ``N`` problems of the "heldout" split of ``jaxconv.convolution.cases.sample`` (disjoint from what
 ``benchmarks/fit_cost_model.py`` fits on, by construction) and times, on each, every applicable
 registered algorithm, ``auto`` (``jaxconv.conv`` as a user calls it), XLA
 (``lax.conv_general_dilated`` in channels-last layout) and, when it is installed, torch
 (``torch.nn.functional.conv1d/2d/3d``, 2 threads), in interleaved rounds in a fresh random order
-(``jaxconv.convolution.tuning.interleaved_medians``), float32, forward. Names that compile to
+(``jaxconv.convolution.tuning.interleaved_medians``), float32, forward; with ``--train`` the
+forward and backward pass (the gradients of ``tuning.timing_loss`` w.r.t. input and kernel;
+torch's ``backward`` of the same loss) and ``auto``'s training choice. Names that compile to
 the same XLA program are timed once, as one (``auto`` and the algorithm it picks; ``pointwise``,
 ``im2col`` and ``mec`` on a stride-1 1x1 layer; ``direct`` and XLA): timed apart, copies of one
 program differed by up to 1.7x in 7-round medians, noise that the fastest of several copies
@@ -39,8 +42,9 @@ HELDOUT_SEED = 7
 MAX_BUFFER_BYTES = 2e9
 
 
-def _torch_fn(problem, x, k):
-    """A zero-argument torch call of the same convolution, or ``None`` without torch."""
+def _torch_fn(problem, x, k, mode: str = "forward"):
+    """A zero-argument torch call of the same convolution (``mode="train"``: with the backward
+    pass of ``sum(y * y) / 2``), or ``None`` without torch."""
     try:
         import torch
         import torch.nn.functional as F
@@ -54,16 +58,37 @@ def _torch_fn(problem, x, k):
     pads = [v for lo_hi in reversed(canon.config.padding) for v in lo_hi]
     conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[spatial]
 
+    def forward(xt, kt):
+        xp = F.pad(xt, pads) if any(pads) else xt
+        return conv(xp, kt, stride=canon.config.stride, dilation=canon.config.dilation,
+                    groups=canon.config.groups)
+
+    if mode == "train":
+        xg, kg = xt.requires_grad_(), kt.requires_grad_()
+
+        def train():
+            xg.grad = kg.grad = None
+            y = forward(xg, kg)
+            (y * y).sum().div(2).backward()
+            return xg.grad, kg.grad
+
+        return train
+
     def run():
         with torch.no_grad():
-            xp = F.pad(xt, pads) if any(pads) else xt
-            return conv(xp, kt, stride=canon.config.stride, dilation=canon.config.dilation,
-                        groups=canon.config.groups)
+            return forward(xt, kt)
 
     return run
 
 
-def time_problem(problem, rounds: int, seed: int) -> dict:
+def _jitted(conv, mode: str):
+    """``conv(x, kernel)`` jitted, or with ``mode="train"`` its gradients as ``auto`` times them."""
+    if mode == "train":
+        return jax.jit(jax.grad(lambda a, b: tuning.timing_loss(conv(a, b)), argnums=(0, 1)))
+    return jax.jit(conv)
+
+
+def time_problem(problem, rounds: int, seed: int, mode: str = "forward") -> dict:
     canon = problem.canonical()
     rng = np.random.default_rng(seed)
     x = jnp.asarray(rng.standard_normal(canon.x_shape), jnp.float32)
@@ -76,24 +101,24 @@ def time_problem(problem, rounds: int, seed: int) -> dict:
                     name, canon.x_shape, canon.kernel_shape, canon.config).items() if "byte" in t):
             skipped.append(name)
             continue
-        programs[name], _ = tuning.compile_timed(name, x, k, canon.config)
+        programs[name], _ = tuning.compile_timed(name, x, k, canon.config, mode)
     kwargs = problem.conv_kwargs()
-    programs["auto"] = jax.jit(lambda a, b: jaxconv.conv(a, b, **kwargs)).lower(x, k).compile()
+    programs["auto"] = _jitted(lambda a, b: jaxconv.conv(a, b, **kwargs), mode).lower(x, k).compile()
     spec = "NWC WIO NWC" if len(canon.x_shape) == 3 else (
         "NHWC HWIO NHWC" if len(canon.x_shape) == 4 else "NDHWC DHWIO NDHWC")
-    programs["xla"] = jax.jit(lambda a, b: jax.lax.conv_general_dilated(
+    programs["xla"] = _jitted(lambda a, b: jax.lax.conv_general_dilated(
         a, b, canon.config.stride, canon.config.padding, rhs_dilation=canon.config.dilation,
-        dimension_numbers=tuple(spec.split()), feature_group_count=canon.config.groups)
+        dimension_numbers=tuple(spec.split()), feature_group_count=canon.config.groups), mode
     ).lower(x, k).compile()
     fns = {name: functools.partial(compiled, x, k) for name, compiled in programs.items()}
-    torch_fn = _torch_fn(problem, x, k)
+    torch_fn = _torch_fn(problem, x, k, mode)
     if torch_fn is not None:
         fns["torch"] = torch_fn
     # Names that compile to one program (auto and its pick, 1x1 GEMMs under three names, direct
     # and XLA) are timed once and share the timing.
     medians = tuning.interleaved_medians(fns, rounds, budget_s=20.0, seed=seed, programs=programs)
     picked = select.select(canon.x_shape, canon.kernel_shape, canon.dtype, canon.config,
-                           use_cache=False).algorithm
+                           use_cache=False, mode=mode).algorithm
     algs = {n: t for n, t in medians.items() if n not in ("auto", "xla", "torch")}
     best = min(algs, key=algs.get)
     return {"label": problem.label, "family": cases.family(problem), "picked": picked,
@@ -129,7 +154,7 @@ def summarize(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, mode: str = "forward") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,7 +177,8 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.minorticks_off()
     ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_ylabel("auto time / fastest algorithm's")
-    ax.set_title(f"auto on {len(rows)} held-out problems (forward, float32)")
+    what = "forward + backward" if mode == "train" else "forward"
+    ax.set_title(f"auto on {len(rows)} held-out problems ({what}, float32)")
     _io.save_figure(fig, path)
 
 
@@ -163,13 +189,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=HELDOUT_SEED)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path)
+    ap.add_argument("--train", action="store_true",
+                    help="time forward + backward and auto's training choice")
     args = ap.parse_args(argv)
+    mode = "train" if args.train else "forward"
     problems = cases.sample(args.n, seed=args.seed, split="heldout")
     rows = []
     print(f"{'problem':<28} {'picked':>14} {'fastest':>14} {'auto/best':>9} {'xla/auto':>8} "
           f"{'torch/auto':>10}", flush=True)
     for i, p in enumerate(problems):
-        r = time_problem(p, args.rounds, seed=i)
+        r = time_problem(p, args.rounds, seed=i, mode=mode)
         ms = r["ms"]
         torch_ratio = f"{ms['torch'] / ms['auto']:10.2f}" if "torch" in ms else f"{'-':>10}"
         print(f"{r['label'][:28]:<28} {r['picked']:>14} {r['fastest']:>14} "
@@ -181,9 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         from jaxconv import _io
 
         _io.write_json_atomic(args.json, {"jax": jax.__version__, "seed": args.seed,
-                                          "rounds": args.rounds, "rows": rows})
+                                          "rounds": args.rounds, "mode": mode, "rows": rows})
     if args.plot:
-        plot(rows, args.plot)
+        plot(rows, args.plot, mode)
     return 0
 
 

@@ -5,6 +5,7 @@ Timings are never asserted: only the structure of what the sweep writes.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -429,3 +430,20 @@ def test_heldout_times_one_program_once():
     ms = row["ms"]
     assert ms["pointwise"] == ms["im2col"] == ms["mec"]
     assert ms["auto"] == ms[row["picked"]] and row["fastest"] in ms
+
+
+def test_heldout_train_mode_times_forward_and_backward():
+    """``benchmarks/heldout.py --train``: every algorithm's forward + backward, auto's training
+    choice (its program is its pick's), torch's backward when installed."""
+    import heldout
+
+    from jaxconv.convolution import select
+
+    problem = Problem("3x3", (2, 8, 8, 4), (3, 3, 4, 4), padding="SAME")
+    row = heldout.time_problem(problem, 1, 0, mode="train")
+    canon = problem.canonical()
+    assert row["picked"] == select.select(canon.x_shape, canon.kernel_shape, canon.dtype,
+                                          canon.config, use_cache=False, mode="train").algorithm
+    assert row["ms"]["auto"] == row["ms"][row["picked"]] and row["fastest"] in row["ms"]
+    assert "xla" in row["ms"]
+    assert ("torch" in row["ms"]) == (importlib.util.find_spec("torch") is not None)
