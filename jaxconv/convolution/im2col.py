@@ -203,11 +203,11 @@ def gemm_gradients(fn, *, own_input_gradient: bool = False):
     to 2x *slower* on the ``layer`` case (2-core CPU). With ``own_input_gradient`` (Winograd),
     where :func:`input_gradient_path` says so, the input gradient is ``fn`` itself on the
     output gradient (:func:`input_gradient_problem`): the ``dx`` term is the transpose of that
-    forward call, so its transpose in reverse mode is the call. The ``dkernel`` term follows :func:`kernel_gradient_path`:
-    XLA's convolution (its transpose, XLA's kernel-gradient convolution), or, for unpadded
-    stride-1 problems with many channels, an im2col GEMM, whose transpose ``P^T @ dy`` is
-    accumulated chunk by chunk. Forward mode, ``vmap`` and higher orders work as for any
-    ``custom_jvp``.
+    forward call, so its transpose in reverse mode is the call. The ``dkernel`` term follows
+    :func:`kernel_gradient_path`: XLA's convolution (its transpose, XLA's kernel-gradient
+    convolution), or, for unpadded stride-1 problems with many channels, an im2col GEMM, whose
+    transpose ``P^T @ dy`` is accumulated chunk by chunk. Forward mode, ``vmap`` and higher
+    orders work as for any ``custom_jvp``.
     """
 
     @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
