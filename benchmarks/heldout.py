@@ -81,13 +81,6 @@ def _torch_fn(problem, x, k, mode: str = "forward"):
     return run
 
 
-def _jitted(conv, mode: str):
-    """``conv(x, kernel)`` jitted, or with ``mode="train"`` its gradients as ``auto`` times them."""
-    if mode == "train":
-        return jax.jit(jax.grad(lambda a, b: tuning.timing_loss(conv(a, b)), argnums=(0, 1)))
-    return jax.jit(conv)
-
-
 def time_problem(problem, rounds: int, seed: int, mode: str = "forward") -> dict:
     canon = problem.canonical()
     rng = np.random.default_rng(seed)
@@ -103,10 +96,11 @@ def time_problem(problem, rounds: int, seed: int, mode: str = "forward") -> dict
             continue
         programs[name], _ = tuning.compile_timed(name, x, k, canon.config, mode)
     kwargs = problem.conv_kwargs()
-    programs["auto"] = _jitted(lambda a, b: jaxconv.conv(a, b, **kwargs), mode).lower(x, k).compile()
+    programs["auto"] = tuning.timed(lambda a, b: jaxconv.conv(a, b, **kwargs), mode).lower(
+        x, k).compile()
     spec = "NWC WIO NWC" if len(canon.x_shape) == 3 else (
         "NHWC HWIO NHWC" if len(canon.x_shape) == 4 else "NDHWC DHWIO NDHWC")
-    programs["xla"] = _jitted(lambda a, b: jax.lax.conv_general_dilated(
+    programs["xla"] = tuning.timed(lambda a, b: jax.lax.conv_general_dilated(
         a, b, canon.config.stride, canon.config.padding, rhs_dilation=canon.config.dilation,
         dimension_numbers=tuple(spec.split()), feature_group_count=canon.config.groups), mode
     ).lower(x, k).compile()

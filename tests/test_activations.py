@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import FULL
+from conftest import check_grads_together
 from jax.test_util import check_grads
 from tolerances import DTYPES, assert_close
 
@@ -123,33 +124,14 @@ def _away_from_kinks(rng, n=12):
 GRAD_CASES = [(name, {}) for name in FORMULAS] + [(n, k) for n, k, _ in VARIANTS[:5]]
 
 
-def _check_grads_each(cases, x):
-    for name, kwargs in cases:
-        try:
-            check_grads(jax.jit(lambda x, n=name, k=kwargs: jaxconv.activation(n)(x, **k)), (x,),
-                        order=2, modes=("fwd", "rev"))
-        except AssertionError as e:
-            raise AssertionError(f"{name} {kwargs}: {e}") from None
-
-
 def test_check_grads(rng):
     """Second order, both modes, every activation and argument variant. The default tier checks
     them as one program (one compilation per derivative instead of 20); on a failure, or with
     ``JAXCONV_FULL_TESTS=1``, each is checked alone, so the message names the activation."""
     x = _away_from_kinks(rng)
-    if FULL:
-        _check_grads_each(GRAD_CASES, x)
-        return
-
-    @jax.jit
-    def every(x):
-        return [jaxconv.activation(name)(x, **kwargs) for name, kwargs in GRAD_CASES]
-
-    try:
-        check_grads(every, (x,), order=2, modes=("fwd", "rev"))
-    except AssertionError:
-        _check_grads_each(GRAD_CASES, x)  # raises, naming the activation
-        raise
+    named = {f"{name} {kwargs}": functools.partial(jaxconv.activation(name), **kwargs)
+             for name, kwargs in GRAD_CASES}
+    check_grads_together(named, lambda f: check_grads(f, (x,), order=2, modes=("fwd", "rev")))
 
 
 # Gradients at the kinks follow PyTorch: 0 at and beyond the bounds of the flat pieces, the

@@ -93,13 +93,18 @@ def timing_loss(y):
     return 0.5 * (y * y).sum()
 
 
-def timed_function(name: str, config: ConvConfig, mode: str = "forward"):
-    """The jitted computation timed for ``name``: the convolution, or with ``mode="train"`` its
+def timed(conv, mode: str = "forward"):
+    """``conv(x, kernel)`` jitted as it is timed: the convolution, or with ``mode="train"`` its
     forward and backward pass (the gradients of :func:`timing_loss` w.r.t. x and kernel)."""
-    fn = _registry.get(name).fn
     if mode == "train":
-        return jax.jit(jax.grad(lambda a, b: timing_loss(fn(a, b, config)), argnums=(0, 1)))
-    return jax.jit(lambda a, b: fn(a, b, config))
+        return jax.jit(jax.grad(lambda a, b: timing_loss(conv(a, b)), argnums=(0, 1)))
+    return jax.jit(conv)
+
+
+def timed_function(name: str, config: ConvConfig, mode: str = "forward"):
+    """:func:`timed` of the registered algorithm ``name`` under ``config``."""
+    fn = _registry.get(name).fn
+    return timed(lambda a, b: fn(a, b, config), mode)
 
 
 def compile_timed(name: str, x, kernel, config: ConvConfig, mode: str = "forward"):
