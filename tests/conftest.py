@@ -45,6 +45,9 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 T = TypeVar("T")
 
+# ``pytest --compile-report[=N]``: the programs each test compiled and JAX's seconds per stage.
+pytest_plugins = ["compile_report"]
+
 # A long end-to-end test whose lines a cheaper default-tier test also runs: full tier only.
 full_only = pytest.mark.skipif(not FULL, reason="full tier only (JAXCONV_FULL_TESTS=1)")
 
