@@ -8,8 +8,6 @@ whole, compiled as users compile them.
 
 import os
 import random
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -24,17 +22,6 @@ FAST_COMPILE = ("--xla_backend_optimization_level=0 --xla_llvm_disable_expensive
                 "--xla_cpu_use_fusion_emitters=false")
 if not FULL and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
-
-# One XLA compilation cache for the whole run, shared by the xdist workers (and the CLI
-# subprocesses some tests start), in a folder made for it and removed at the end: the tests
-# compile the same programs many times over (references, conversions, the same problem under
-# several tests), and a program compiled once is loaded after that. Every program is cached,
-# however quick its compile. A run that names its own cache folder keeps it.
-_OWN_COMPILE_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
-if _OWN_COMPILE_CACHE:
-    os.environ.update(JAX_COMPILATION_CACHE_DIR=tempfile.mkdtemp(prefix="jaxconv-tests-xla-"),
-                      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -153,12 +140,6 @@ def check_grads_together(named: dict[str, Callable], check: Callable[[Callable],
     except AssertionError:
         each()  # raises, naming the function
         raise
-
-
-def pytest_unconfigure(config):
-    """Remove the run's compilation cache, in the process that made it (xdist's controller)."""
-    if _OWN_COMPILE_CACHE:
-        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture

@@ -119,8 +119,9 @@ def test_two_processes_train_the_same_parameters_as_one(tmp_path):
     """``jaxconv train --distributed`` in two processes (one CPU device each, gloo all-reduce)
     against one process on one device: the same checkpoint up to float32 summation order."""
     pytest.importorskip("sklearn")
-    # Each process compiles its own programs, outside the run's shared compilation cache (with
-    # it, one of four runs timed out in the first all-gather, one worker 30 s behind the other).
+    # Each process compiles its own programs, outside any persistent compilation cache the run
+    # was given (with a shared one, one of four runs timed out in the first all-gather, one
+    # worker 30 s behind the other).
     cache_vars = ("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE")
     env = {k: v for k, v in os.environ.items()
            if k not in ("XLA_FLAGS", "JAX_ENABLE_X64") and not k.startswith(cache_vars)}
