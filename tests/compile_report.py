@@ -20,8 +20,10 @@ EVENTS = {
     "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower_s",
     "/jax/core/compile/backend_compile_duration": "compile_s",
 }
-COLUMNS = ("programs", "trace_s", "lower_s", "compile_s")
-PROPERTY = "jax_compile"
+PROPERTY = "jax_compile"  # the name of the report's user property that carries the counts
+_RECORDER = pytest.StashKey["_Recorder"]()
+# Filled on the process that reports (the xdist controller, or the single process).
+_reports: dict[str, collections.Counter] = {}
 
 
 class _Recorder:
@@ -41,7 +43,7 @@ class _Recorder:
 
 def summarize(stats: dict[str, dict[str, float]], top: int) -> list[str]:
     """The report's lines: the run's totals, then the ``top`` tests by trace + lower + compile
-    seconds (``stats``: test id -> the :data:`COLUMNS` it spent)."""
+    seconds (``stats``: test id -> ``programs`` and the seconds of each column of :data:`EVENTS`)."""
     total = collections.Counter()
     for s in stats.values():
         total.update(s)
@@ -74,11 +76,6 @@ def pytest_configure(config: pytest.Config) -> None:
     recorder = _Recorder()
     monitoring.register_event_duration_secs_listener(recorder)
     config.stash[_RECORDER] = recorder
-    config.stash[_STATS] = {}
-
-
-_RECORDER = pytest.StashKey[_Recorder]()
-_STATS = pytest.StashKey[dict]()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -106,10 +103,6 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     for name, value in report.user_properties:
         if name == PROPERTY:
             _reports.setdefault(report.nodeid, collections.Counter()).update(value)
-
-
-# Filled on the process that reports (the xdist controller, or the single process).
-_reports: dict[str, collections.Counter] = {}
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
