@@ -247,16 +247,13 @@ def _model_terms(m: int):
     return terms
 
 
-winograd_model_terms = _model_terms(2)
-
-
 WINOGRAD = register(
     Algorithm(
         name="winograd",
         fn=gemm_gradients(conv_winograd, own_input_gradient=True),
         serves="3x3 kernels, stride 1, dilation 1, any padding and groups (F(2x2, 3x3))",
         check=check,
-        cost_terms=winograd_model_terms,
+        cost_terms=_model_terms(2),
         # Its transforms mix each 4x4 tile; they only add, subtract and halve, so the float32
         # error was measured <= direct's (<= 3.3e-7 * max|y| at C=256), and the default
         # tolerances apply.
